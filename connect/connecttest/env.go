@@ -1,0 +1,47 @@
+// Package connecttest helps test connectors and the runtime: it finds the real test services
+// started by scripts/testenv, and holds checks every connector should pass.
+package connecttest
+
+import (
+	"os"
+	"testing"
+)
+
+// Environment variables written to .testenv/env by scripts/testenv.
+const (
+	EnvKafka         = "SLUICE_TEST_KAFKA"
+	EnvKafkaBrokers  = "SLUICE_TEST_KAFKA_BROKERS"
+	EnvPostgres      = "SLUICE_TEST_POSTGRES"
+	EnvMQTT          = "SLUICE_TEST_MQTT"
+	EnvMQTTTLS       = "SLUICE_TEST_MQTT_TLS"
+	EnvMQTTTLSCA     = "SLUICE_TEST_MQTT_TLS_CA"
+	EnvMQTTTLSCert   = "SLUICE_TEST_MQTT_TLS_CERT"
+	EnvMQTTTLSKey    = "SLUICE_TEST_MQTT_TLS_KEY"
+	EnvMongoDB       = "SLUICE_TEST_MONGODB"
+	EnvPrometheus    = "SLUICE_TEST_PROMETHEUS"
+	EnvPrometheusSD  = "SLUICE_TEST_PROMETHEUS_SD_DIR"
+	EnvTestenvDir    = "SLUICE_TEST_ENV_DIR"
+	EnvTestenvScript = "SLUICE_TEST_ENV_SCRIPT"
+)
+
+// Env returns the value of the named test-service variable, or skips the test, naming the
+// variable, when it is not set. Integration tests call it first, so that plain `go test ./...`
+// passes anywhere and `make test` runs them against the real services.
+func Env(t testing.TB, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Skipf("integration test skipped: %s is not set (run `make test`, or `scripts/testenv up` and source .testenv/env)", name)
+	}
+	return v
+}
+
+// Envs is Env for several variables at once, returned in the same order.
+func Envs(t testing.TB, names ...string) []string {
+	t.Helper()
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = Env(t, n)
+	}
+	return out
+}

@@ -1,0 +1,251 @@
+package smoke
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/jackc/pgx/v5"
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/sluicehq/sluice/connect/connecttest"
+)
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func unique(prefix string) string { return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()) }
+
+func TestKafkaProduceConsumeAndCompactedTopic(t *testing.T) {
+	bootstrap := connecttest.Env(t, connecttest.EnvKafka)
+	ctx := ctxT(t, time.Minute)
+
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	topic := unique("smoke-compacted")
+	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{
+		Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
+		Config: map[string]string{"cleanup.policy": "compact"},
+	}})
+	if err != nil || res[0].Error.Code() != kafka.ErrNoError {
+		t.Fatalf("create compacted topic: %v %v", err, res)
+	}
+	desc, err := admin.DescribeConfigs(ctx, []kafka.ConfigResource{{Type: kafka.ResourceTopic, Name: topic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := desc[0].Config["cleanup.policy"].Value; got != "compact" {
+		t.Fatalf("cleanup.policy = %q, want compact", got)
+	}
+
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.idempotence": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	done := make(chan kafka.Event, 1)
+	err = p.Produce(&kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+		Key:            []byte("k"), Value: []byte("hello"),
+	}, done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := (<-done).(*kafka.Message); m.TopicPartition.Error != nil {
+		t.Fatalf("delivery: %v", m.TopicPartition.Error)
+	}
+
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{
+		"bootstrap.servers": bootstrap, "group.id": unique("smoke"), "auto.offset.reset": "earliest",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Subscribe(topic, nil); err != nil {
+		t.Fatal(err)
+	}
+	for ctx.Err() == nil {
+		m, err := c.ReadMessage(time.Second)
+		if err != nil {
+			continue
+		}
+		if string(m.Key) != "k" || string(m.Value) != "hello" {
+			t.Fatalf("read %q=%q, want k=hello", m.Key, m.Value)
+		}
+		return
+	}
+	t.Fatal("no record read back within a minute")
+}
+
+func TestPostgresRoundTrip(t *testing.T) {
+	dsn := connecttest.Env(t, connecttest.EnvPostgres)
+	ctx := ctxT(t, 30*time.Second)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	table := strings.ReplaceAll(unique("smoke"), "-", "_")
+	if _, err := conn.Exec(ctx, "CREATE TABLE "+table+" (id int PRIMARY KEY, v text)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP TABLE "+table) })
+	if _, err := conn.Exec(ctx, "INSERT INTO "+table+" VALUES ($1, $2)", 7, "seven"); err != nil {
+		t.Fatal(err)
+	}
+	var v string
+	if err := conn.QueryRow(ctx, "SELECT v FROM "+table+" WHERE id = $1", 7).Scan(&v); err != nil || v != "seven" {
+		t.Fatalf("read back %q, %v; want seven", v, err)
+	}
+}
+
+// mqttClient connects an MQTT v5 client to a tcp:// or ssl:// URL.
+func mqttClient(ctx context.Context, rawURL string, tlsConf *tls.Config, onMsg func(*paho.Publish)) (*paho.Client, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	var conn net.Conn
+	if u.Scheme == "ssl" || u.Scheme == "tls" {
+		conn, err = (&tls.Dialer{Config: tlsConf}).DialContext(ctx, "tcp", u.Host)
+	} else {
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := paho.NewClient(paho.ClientConfig{
+		Conn: conn,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			onMsg(pr.Packet)
+			return true, nil
+		}},
+	})
+	ca, err := c.Connect(ctx, &paho.Connect{ClientID: unique("smoke"), KeepAlive: 30, CleanStart: true})
+	if err != nil {
+		return nil, err
+	}
+	if ca.ReasonCode != 0 {
+		return nil, fmt.Errorf("connack reason %d", ca.ReasonCode)
+	}
+	return c, nil
+}
+
+func mqttRoundTrip(t *testing.T, rawURL string, tlsConf *tls.Config) {
+	ctx := ctxT(t, 30*time.Second)
+	got := make(chan string, 1)
+	c, err := mqttClient(ctx, rawURL, tlsConf, func(p *paho.Publish) { got <- string(p.Payload) })
+	if err != nil {
+		t.Fatalf("connect %s: %v", rawURL, err)
+	}
+	defer func() { _ = c.Disconnect(&paho.Disconnect{}) }()
+	topic := "smoke/" + unique("t")
+	if _, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte("reading")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case v := <-got:
+		if v != "reading" {
+			t.Fatalf("got %q, want reading", v)
+		}
+	case <-ctx.Done():
+		t.Fatal("message not received")
+	}
+}
+
+func TestMQTTv5Plain(t *testing.T) {
+	mqttRoundTrip(t, connecttest.Env(t, connecttest.EnvMQTT), nil)
+}
+
+func TestMQTTv5MutualTLS(t *testing.T) {
+	env := connecttest.Envs(t, connecttest.EnvMQTTTLS, connecttest.EnvMQTTTLSCA, connecttest.EnvMQTTTLSCert, connecttest.EnvMQTTTLSKey)
+	caPEM, err := os.ReadFile(env[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("no CA certificate in " + env[1])
+	}
+	cert, err := tls.LoadX509KeyPair(env[2], env[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("with client certificate", func(t *testing.T) {
+		mqttRoundTrip(t, env[0], &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}})
+	})
+	t.Run("refused without client certificate", func(t *testing.T) {
+		ctx := ctxT(t, 10*time.Second)
+		c, err := mqttClient(ctx, env[0], &tls.Config{RootCAs: pool}, func(*paho.Publish) {})
+		if err == nil {
+			_ = c.Disconnect(&paho.Disconnect{})
+			t.Fatal("connected without a client certificate; the TLS listener must require one")
+		}
+	})
+}
+
+func TestMongoDBInsertFind(t *testing.T) {
+	uri := connecttest.Env(t, connecttest.EnvMongoDB)
+	ctx := ctxT(t, 30*time.Second)
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = client.Disconnect(context.Background()) }()
+	coll := client.Database("smoke").Collection(unique("c"))
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "dev-1"}, {Key: "temperature", Value: 21.5}}); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		ID          string  `bson:"_id"`
+		Temperature float64 `bson:"temperature"`
+	}
+	if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: "dev-1"}}).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Temperature != 21.5 {
+		t.Fatalf("temperature %v, want 21.5", doc.Temperature)
+	}
+}
+
+func TestPrometheusQuery(t *testing.T) {
+	addr := connecttest.Env(t, connecttest.EnvPrometheus)
+	ctx := ctxT(t, 30*time.Second)
+	client, err := promapi.NewClient(promapi.Config{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := promv1.NewAPI(client)
+	// The query is evaluated by the server, so a right answer proves its API and engine work.
+	for ctx.Err() == nil {
+		v, _, _, err := api.Query(ctx, "vector(1) + 41", time.Now())
+		if err == nil && strings.Contains(v.String(), "42") {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatal("Prometheus did not answer a query")
+}

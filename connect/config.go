@@ -222,6 +222,8 @@ func (s *Spec) Key(name string) (ConfigKey, bool) {
 }
 
 // Merge returns a Spec with the keys of s followed by those of other that s does not have.
+// The result lists and checks keys one by one; the config structs' own Validate rules are not
+// part of it, so validate with each Spec for those.
 func (s *Spec) Merge(other *Spec) *Spec {
 	keys := slices.Clone(s.keys)
 	for _, k := range other.keys {
@@ -229,9 +231,7 @@ func (s *Spec) Merge(other *Spec) *Spec {
 			keys = append(keys, k)
 		}
 	}
-	m := NewSpec(keys...)
-	m.typ = s.typ
-	return m
+	return NewSpec(keys...)
 }
 
 // Validate checks cfg against the declaration: required keys present, values of the right type,

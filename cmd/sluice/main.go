@@ -93,7 +93,3 @@ func runDev(_ context.Context, _ []string, stdout, _ io.Writer) error {
 	fmt.Fprintln(stdout, "sluice dev: the one-command demo pipeline is not built yet (see the end-to-end issue).")
 	return nil
 }
-
-func runWorker(_ context.Context, _ []string, _, _ io.Writer) error {
-	return fmt.Errorf("the worker is not built yet")
-}

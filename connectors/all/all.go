@@ -1,3 +1,7 @@
 // Package all imports every connector the standard sluice binary contains. Adding a connector
 // to the binary is one blank import here.
 package all
+
+import _ "github.com/sluicehq/sluice/connectors/datagen"
+import _ "github.com/sluicehq/sluice/connectors/file"
+import _ "github.com/sluicehq/sluice/connectors/file-source"

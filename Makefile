@@ -1,0 +1,56 @@
+# Sluice developer entry points.
+#
+#   make test      start the test servers (scripts/testenv up), run go vet and the race-enabled
+#                  test suite against them, stop the servers again (always, pass or fail) and
+#                  exit with the tests' status.
+#                  TESTENV_ARGS is passed to `scripts/testenv up` (e.g. --brokers 3),
+#                  GOTEST_FLAGS to `go test` (e.g. -run TestX -v), PKGS picks the packages.
+#   make build     bin/sluice
+#   make dev       run Sluice's single-process dev mode
+#   make testenv-up / testenv-down / testenv-status
+#                  manage the test servers by hand; then `source .testenv/env` and `go test`.
+
+SHELL := /bin/bash
+GO ?= go
+TESTENV := scripts/testenv
+TESTENV_ARGS ?=
+GOTEST_FLAGS ?=
+PKGS ?= ./...
+
+.PHONY: all test vet build dev testenv-up testenv-down testenv-status clean
+
+all: build
+
+# One shell for the whole recipe, so the EXIT trap stops the servers whatever happens
+# (failing tests, failing `up`, Ctrl-C), and the exit status is the tests' own.
+test:
+	@set -uo pipefail; \
+	trap '$(TESTENV) down' EXIT; \
+	trap 'exit 130' INT; trap 'exit 143' TERM; \
+	$(TESTENV) up $(TESTENV_ARGS) || exit $$?; \
+	source .testenv/env || exit $$?; \
+	echo "go vet $(PKGS)"; \
+	$(GO) vet $(PKGS) || exit $$?; \
+	echo "go test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $(PKGS)"; \
+	$(GO) test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+build:
+	$(GO) build -o bin/sluice ./cmd/sluice
+
+dev:
+	$(GO) run ./cmd/sluice dev
+
+testenv-up:
+	$(TESTENV) up $(TESTENV_ARGS)
+
+testenv-down:
+	$(TESTENV) down
+
+testenv-status:
+	$(TESTENV) status
+
+clean:
+	rm -rf bin

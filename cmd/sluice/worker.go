@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	_ "github.com/sluicehq/sluice/connectors/all" // the standard connectors
+	"github.com/sluicehq/sluice/rest"
+	"github.com/sluicehq/sluice/runtime"
+)
+
+// settingsFlag collects --set key=value flags.
+type settingsFlag map[string]string
+
+func (s settingsFlag) String() string { return fmt.Sprint(map[string]string(s)) }
+func (s settingsFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want key=value, got %q", v)
+	}
+	s[strings.TrimSpace(k)] = strings.TrimSpace(val)
+	return nil
+}
+
+func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "worker settings file (Kafka Connect's worker.properties format)")
+	logLevel := fs.String("log-level", "INFO", "log level: DEBUG, INFO, WARN, ERROR")
+	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	overrides := settingsFlag{}
+	fs.Var(overrides, "set", "a worker setting, key=value; repeatable; wins over the file and SLUICE_* variables")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	settings, err := runtime.LoadWorkerSettings(*configPath, os.Environ(), overrides)
+	if err != nil {
+		return err
+	}
+	cfg, err := runtime.ParseWorkerConfig(settings)
+	if err != nil {
+		return err
+	}
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+	if *logJSON {
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+	}
+	levels := runtime.NewLogLevels(handler, slog.LevelInfo)
+	if _, err := levels.Set("root", *logLevel); err != nil {
+		return err
+	}
+	log := levels.Logger("sluice")
+	slog.SetDefault(log)
+
+	lis, err := listen(cfg.Listeners[0])
+	if err != nil {
+		return err
+	}
+	w, err := runtime.NewWorker(cfg, runtime.Options{Levels: levels, Version: buildVersion()})
+	if err != nil {
+		return err
+	}
+	if cfg.AdvertisedPort == 0 {
+		w.SetAdvertisedPort(lis.Addr().(*net.TCPAddr).Port)
+	}
+	var metrics http.Handler
+	if cfg.MetricsEnable {
+		metrics = promhttp.HandlerFor(w.Metrics(), promhttp.HandlerOpts{})
+	}
+	srv := &http.Server{Handler: rest.New(w, rest.Options{Logger: levels.Logger("sluice.rest"), Metrics: metrics}), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(lis) }()
+	fmt.Fprintf(stdout, "sluice worker %s: REST API at %s\n", w.ID(), w.URL())
+
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	err = w.Start(startCtx)
+	cancel()
+	if err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("starting the worker: %w", err)
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	log.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdown)
+	w.Stop()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// listen opens a REST listener given as a URL like http://:8083.
+func listen(listener string) (net.Listener, error) {
+	u, err := url.Parse(listener)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("listeners: %q is not a URL like http://:8083", listener)
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("listeners: %q: only http listeners are supported so far", listener)
+	}
+	l, err := net.Listen("tcp", u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", listener, err)
+	}
+	return l, nil
+}

@@ -1,0 +1,58 @@
+// Package filesource is a source connector that reads a text file line by line, as the file
+// sink's counterpart and for simple imports and demos.
+//
+// Each line becomes a record whose value is the line as a string. The source partition is
+// {"file": path} and the offset {"position": n}, the byte position after the line, so a
+// restarted task continues after the last line Kafka acknowledged (at least once). The task
+// follows the file as it grows, like tail -F, and emits a line only once it ends in a newline.
+// When the file gets shorter than what was read (truncated), or the path names a new file
+// (rotated), reading starts over at the beginning of the file the path names; lines appended
+// to a rotated file after the task reached its end are not read.
+package filesource
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	"github.com/sluicehq/sluice/connect"
+)
+
+// Name is the plugin's registered name.
+const Name = "file-source"
+
+func init() {
+	connect.Register(connect.Plugin{
+		Name: Name,
+		Doc: "Reads a text file line by line into a topic, following it as it grows: each line ending in a " +
+			"newline becomes a record with the line as its string value. The offset is the byte position " +
+			"after the line, so a restarted task continues after the last acknowledged line (at least " +
+			"once). A file that is truncated, or replaced under its path (rotated), is read again from its " +
+			"start. One task reads the file.",
+		Config: Config{},
+		New:    func() connect.Connector { return &Connector{} },
+	})
+}
+
+// Connector checks the configuration and plans a single task: a file has one reader.
+type Connector struct{ connect.Base }
+
+// Start fails on an invalid configuration, so that it shows on the connector rather than on
+// the task.
+func (c *Connector) Start(ctx context.Context, cfg connect.Config, cc connect.ConnectorContext) error {
+	if _, err := connect.Decode[Config](cfg); err != nil {
+		return fmt.Errorf("file-source: invalid configuration: %w", err)
+	}
+	return c.Base.Start(ctx, cfg, cc)
+}
+
+// TaskConfigs returns one task configuration, whatever tasks.max allows.
+func (c *Connector) TaskConfigs(maxTasks int) ([]connect.Config, error) {
+	if maxTasks < 1 {
+		return nil, nil
+	}
+	return []connect.Config{maps.Clone(c.Config)}, nil
+}
+
+// NewTask returns a task that reads the file.
+func (*Connector) NewTask() connect.SourceTask { return &Task{} }

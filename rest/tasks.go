@@ -1,0 +1,57 @@
+package rest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/sluicehq/sluice/runtime"
+)
+
+// taskConfigs answers GET /connectors/{connector}/tasks: [{id:{connector,task}, config}].
+func (a *api) taskConfigs(w http.ResponseWriter, r *http.Request) error {
+	name := pathParam(r, "connector")
+	tasks, err := call(a, r, fmt.Sprintf("reading the tasks of connector %q", name), func(ctx context.Context) ([]runtime.TaskInfo, error) {
+		return a.w.TaskConfigs(ctx, name)
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, normalizeTaskInfos(tasks))
+	return nil
+}
+
+// taskStatus answers GET /connectors/{connector}/tasks/{task}/status.
+func (a *api) taskStatus(w http.ResponseWriter, r *http.Request) error {
+	name := pathParam(r, "connector")
+	task, err := taskParam(r)
+	if err != nil {
+		return err
+	}
+	st, err := call(a, r, fmt.Sprintf("reading the status of task %d of connector %q", task, name), func(ctx context.Context) (runtime.TaskState, error) {
+		return a.w.TaskStatus(ctx, name, task)
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+// restartTask answers POST /connectors/{connector}/tasks/{task}/restart: 204. The worker
+// that owns the task runs it; others forward.
+func (a *api) restartTask(w http.ResponseWriter, r *http.Request) error {
+	name := pathParam(r, "connector")
+	task, err := taskParam(r)
+	if err != nil {
+		return err
+	}
+	err = call0(a, r, fmt.Sprintf("restarting task %d of connector %q", task, name), func(ctx context.Context) error {
+		return a.w.RestartTask(ctx, name, task)
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,127 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// clientFactory builds Kafka clients with the worker's settings: bootstrap servers, the
+// security settings every client shares, then the producer./consumer./admin. settings, then
+// the settings the caller gives (a connector's overrides, the runtime's own needs).
+type clientFactory struct {
+	bootstrap string
+	client    ClientSettings
+	clientID  string
+}
+
+func newClientFactory(cfg *WorkerConfig, clientID string) *clientFactory {
+	return &clientFactory{bootstrap: cfg.BootstrapServers, client: cfg.Client, clientID: clientID}
+}
+
+func (f *clientFactory) configMap(kind map[string]string, extra ...map[string]string) *kafka.ConfigMap {
+	m := kafka.ConfigMap{"bootstrap.servers": f.bootstrap, "client.id": f.clientID}
+	set := func(src map[string]string) {
+		for k, v := range src {
+			m[k] = goTyped(k, v)
+		}
+	}
+	set(f.client.Common)
+	set(kind)
+	for _, e := range extra {
+		set(e)
+	}
+	return &m
+}
+
+func (f *clientFactory) producer(extra ...map[string]string) (*kafka.Producer, error) {
+	// murmur2_random partitions keyed records as Kafka's Java clients do, so a record lands
+	// where Kafka Connect would put it.
+	base := map[string]string{"partitioner": "murmur2_random", "go.logs.channel.enable": "false"}
+	return kafka.NewProducer(f.configMap(f.client.Producer, append([]map[string]string{base}, extra...)...))
+}
+
+func (f *clientFactory) consumer(extra ...map[string]string) (*kafka.Consumer, error) {
+	return kafka.NewConsumer(f.configMap(f.client.Consumer, extra...))
+}
+
+func (f *clientFactory) admin(extra ...map[string]string) (*kafka.AdminClient, error) {
+	return kafka.NewAdminClient(f.configMap(f.client.Admin, extra...))
+}
+
+// topicSpec describes an internal or connector topic the worker makes sure exists.
+type topicSpec struct {
+	name        string
+	partitions  int
+	replication int
+	compact     bool
+	// exactPartitions refuses an existing topic with another partition count.
+	exactPartitions bool
+	configs         map[string]string
+}
+
+// ensureTopic creates the topic when it is missing and checks an existing one: internal
+// topics must be compacted, and the config topic must have exactly one partition.
+func ensureTopic(ctx context.Context, admin *kafka.AdminClient, spec topicSpec) error {
+	cfg := maps.Clone(spec.configs)
+	if cfg == nil {
+		cfg = map[string]string{}
+	}
+	if spec.compact {
+		cfg["cleanup.policy"] = "compact"
+	}
+	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{
+		Topic: spec.name, NumPartitions: spec.partitions, ReplicationFactor: spec.replication, Config: cfg,
+	}})
+	if err != nil {
+		return fmt.Errorf("create topic %s: %w", spec.name, err)
+	}
+	switch code := res[0].Error.Code(); code {
+	case kafka.ErrNoError:
+		return nil
+	case kafka.ErrTopicAlreadyExists:
+	case kafka.ErrInvalidReplicationFactor, kafka.ErrPolicyViolation:
+		return fmt.Errorf("create topic %s with replication factor %d: %v (set the replication factor setting, -1 uses the broker default)", spec.name, spec.replication, res[0].Error)
+	default:
+		return fmt.Errorf("create topic %s: %v", spec.name, res[0].Error)
+	}
+	// It exists: check it.
+	md, err := admin.GetMetadata(&spec.name, false, timeoutMs(ctx, 10e9))
+	if err != nil {
+		return fmt.Errorf("describe topic %s: %w", spec.name, err)
+	}
+	if n := len(md.Topics[spec.name].Partitions); spec.exactPartitions && n != spec.partitions {
+		return fmt.Errorf("topic %s has %d partitions; it must have exactly %d", spec.name, n, spec.partitions)
+	}
+	if spec.compact {
+		desc, err := admin.DescribeConfigs(ctx, []kafka.ConfigResource{{Type: kafka.ResourceTopic, Name: spec.name}})
+		if err != nil {
+			return fmt.Errorf("describe topic %s: %w", spec.name, err)
+		}
+		if policy := desc[0].Config["cleanup.policy"].Value; !strings.Contains(policy, "compact") {
+			return fmt.Errorf("topic %s has cleanup.policy=%s; it must be compact, or configs, offsets and statuses would be deleted", spec.name, policy)
+		}
+	}
+	return nil
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// goTyped gives the Go client's own go.* settings the types it insists on; librdkafka's
+// settings take strings.
+func goTyped(key, v string) kafka.ConfigValue {
+	if !strings.HasPrefix(key, "go.") {
+		return v
+	}
+	if b, err := strconv.ParseBool(v); err == nil {
+		return b
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		return n
+	}
+	return v
+}

@@ -1,0 +1,148 @@
+package runtime_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/sluicehq/sluice/runtime"
+)
+
+func header(m *kafka.Message, key string) (string, bool) {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+func TestBadRecordsGoToDeadLetterTopic(t *testing.T) {
+	c := newCluster(t)
+	w := c.startWorker(nil)
+	topic, dlq := uniqueName("raw"), uniqueName("dlq")
+	produce(t, c.bootstrap, topic,
+		&kafka.Message{Value: []byte(`{"n":1}`)},
+		&kafka.Message{Key: []byte("dev-7"), Value: []byte(`not json{`)},
+		&kafka.Message{Value: []byte(`{"n":2}`)},
+	)
+	call(t, "POST", w.url+"/connectors", map[string]any{"name": "tolerant", "config": map[string]string{
+		"connector.class": "probe-sink", "topics": topic, "errors.tolerance": "all",
+		"errors.deadletterqueue.topic.name": dlq, "errors.deadletterqueue.topic.replication.factor": "-1",
+		"errors.deadletterqueue.context.headers.enable": "true", "errors.log.enable": "true"}}, nil)
+	eventually(t, 60*time.Second, "the good records written", func() (bool, string) {
+		v := collectedValues("tolerant")
+		return len(v) == 2, fmt.Sprint(v)
+	})
+	got := consumeAll(t, c.bootstrap, dlq, 1, 30*time.Second)
+	if len(got) != 1 || string(got[0].Value) != "not json{" || string(got[0].Key) != "dev-7" {
+		t.Fatalf("dead-letter topic holds %v, want the bad record with its original key and value", got)
+	}
+	for k, want := range map[string]string{
+		"__connect.errors.topic": topic, "__connect.errors.partition": "0", "__connect.errors.offset": "1",
+		"__connect.errors.connector.name": "tolerant", "__connect.errors.task.id": "0",
+		"__connect.errors.stage": "VALUE_CONVERTER",
+	} {
+		if v, ok := header(got[0], k); !ok || v != want {
+			t.Errorf("header %s = %q, want %q", k, v, want)
+		}
+	}
+	if v, _ := header(got[0], "__connect.errors.exception.message"); v == "" {
+		t.Error("no exception message header")
+	}
+	waitState(t, w.url, "tolerant", runtime.StateRunning, 1)
+
+	// Without tolerance the task fails, and its trace says where the bad record is.
+	call(t, "POST", w.url+"/connectors", map[string]any{"name": "strict", "config": map[string]string{
+		"connector.class": "probe-sink", "topics": topic}}, nil)
+	var st runtime.ConnectorStatus
+	eventually(t, 60*time.Second, "the strict task FAILED", func() (bool, string) {
+		call(t, "GET", w.url+"/connectors/strict/status", nil, &st)
+		return len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateFailed, fmt.Sprintf("%+v", st)
+	})
+	for _, want := range []string{"Tolerance exceeded", "topic " + topic, "partition 0", "offset 1"} {
+		if !strings.Contains(st.Tasks[0].Trace, want) {
+			t.Errorf("trace %q does not say %q", st.Tasks[0].Trace, want)
+		}
+	}
+}
+
+func TestRetriablePutRedeliversTheSameBatch(t *testing.T) {
+	c := newCluster(t)
+	w := c.startWorker(nil)
+	topic := uniqueName("flaky")
+	var msgs []*kafka.Message
+	for i := 0; i < 20; i++ {
+		msgs = append(msgs, &kafka.Message{Value: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+	}
+	produce(t, c.bootstrap, topic, msgs...)
+	call(t, "POST", w.url+"/connectors", map[string]any{"name": "flaky", "config": map[string]string{
+		"connector.class": "probe-sink", "topics": topic, "mode": "flaky", "flaky.failures": "3"}}, nil)
+	eventually(t, 60*time.Second, "all 20 records written once", func() (bool, string) {
+		v := collectedValues("flaky")
+		return len(v) == 20, fmt.Sprint(len(v))
+	})
+	seen := map[string]bool{}
+	for _, v := range collectedValues("flaky") {
+		k := fmt.Sprint(v)
+		if seen[k] {
+			t.Errorf("record %v written twice", v)
+		}
+		seen[k] = true
+	}
+}
+
+func TestSecretsNeverLeakResolved(t *testing.T) {
+	const secret = "s3cr3t-Pa55word-9137"
+	t.Setenv("SLUICE_IT_SECRET", secret)
+	c := newCluster(t)
+	w := c.startWorker(nil)
+	topic := uniqueName("sec")
+	cfg := map[string]string{"connector.class": "probe-sink", "topics": topic, "mode": "leak", "password": "${env:SLUICE_IT_SECRET}"}
+	var info runtime.ConnectorInfo
+	if code := call(t, "POST", w.url+"/connectors", map[string]any{"name": "leaky", "config": cfg}, &info); code != 201 {
+		t.Fatalf("create: %d", code)
+	}
+	var st runtime.ConnectorStatus
+	eventually(t, 60*time.Second, "the leaking task FAILED", func() (bool, string) {
+		call(t, "GET", w.url+"/connectors/leaky/status", nil, &st)
+		return len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateFailed, fmt.Sprintf("%+v", st)
+	})
+	if !strings.Contains(st.Tasks[0].Trace, "cannot log in") || strings.Contains(st.Tasks[0].Trace, secret) {
+		t.Errorf("status trace must keep the message but hide the secret: %q", st.Tasks[0].Trace)
+	}
+	// A literal secret is hidden by the API too.
+	const literal = "literal-Pa55word-4411"
+	call(t, "POST", w.url+"/connectors", map[string]any{"name": "literal", "config": map[string]string{
+		"connector.class": "probe-sink", "topics": topic, "password": literal}}, nil)
+
+	var api strings.Builder
+	for _, path := range []string{"/connectors/leaky", "/connectors/leaky/config", "/connectors/leaky/tasks", "/connectors/leaky/status",
+		"/connectors/literal", "/connectors/literal/config", "/connectors/literal/tasks", "/connectors?expand=info&expand=status"} {
+		var v any
+		call(t, "GET", w.url+path, nil, &v)
+		fmt.Fprintf(&api, "%s %v\n", path, v)
+	}
+	if strings.Contains(api.String(), secret) || strings.Contains(api.String(), literal) {
+		t.Errorf("the API returned a secret:\n%s", api.String())
+	}
+	if !strings.Contains(api.String(), "${env:SLUICE_IT_SECRET}") {
+		t.Errorf("the API should show the placeholder:\n%s", api.String())
+	}
+	var stored strings.Builder
+	for _, m := range consumeAll(t, c.bootstrap, c.prefix+"-configs", 100, 5*time.Second) {
+		fmt.Fprintf(&stored, "%s=%s\n", m.Key, m.Value)
+	}
+	if strings.Contains(stored.String(), secret) || !strings.Contains(stored.String(), "${env:SLUICE_IT_SECRET}") {
+		t.Errorf("the config topic must hold the placeholder, never the resolved secret:\n%s", stored.String())
+	}
+	if strings.Contains(c.logs.String(), secret) {
+		t.Errorf("the logs hold the secret")
+	}
+	if !strings.Contains(c.logs.String(), "cannot log in") {
+		t.Errorf("the logs should report the task failure")
+	}
+}

@@ -1,0 +1,90 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/sluicehq/sluice/connect"
+)
+
+// Test plugins: sinks that fail, panic, retry or leak a secret on purpose.
+
+type probeConfig struct {
+	Password string `config:"password" secret:"true" doc:"A secret, to check it never leaks."`
+	Mode     string `config:"mode" default:"ok" enum:"ok,fail,panic,flaky,leak" doc:"How the sink misbehaves."`
+	Flaky    int    `config:"flaky.failures" default:"3" doc:"Retriable failures before puts succeed."`
+	FailTask int    `config:"fail.task" default:"-1" doc:"In fail and panic modes, the task that fails on its first record; -1 fails any task on a record {\"poison\": true}."`
+}
+
+type probeConnector struct{ connect.Base }
+
+func (*probeConnector) NewTask() connect.SinkTask { return &probeTask{} }
+
+// collected holds what probe sinks wrote, by connector name.
+var collected = struct {
+	sync.Mutex
+	values map[string][]any
+}{values: map[string][]any{}}
+
+func collectedValues(name string) []any {
+	collected.Lock()
+	defer collected.Unlock()
+	return append([]any(nil), collected.values[name]...)
+}
+
+type probeTask struct {
+	cfg      probeConfig
+	tc       connect.SinkTaskContext
+	failures int
+}
+
+func (p *probeTask) Start(_ context.Context, cfg connect.Config, tc connect.SinkTaskContext) error {
+	c, err := connect.Decode[probeConfig](cfg)
+	if err != nil {
+		return err
+	}
+	p.cfg, p.tc = c, tc
+	if c.Mode == "leak" {
+		// A careless connector putting its secret into an error: the runtime must scrub it.
+		return fmt.Errorf("cannot log in with password %s", c.Password)
+	}
+	return nil
+}
+
+func (p *probeTask) Put(_ context.Context, batch []connect.Record) error {
+	for _, r := range batch {
+		m, _ := r.Value.(map[string]any)
+		poisoned := m["poison"] == true
+		if p.cfg.FailTask >= 0 {
+			poisoned = p.tc.TaskID() == p.cfg.FailTask
+		}
+		switch {
+		case p.cfg.Mode == "fail" && poisoned:
+			return connect.BadField("poison", m["poison"], "boom at %s", r.Position())
+		case p.cfg.Mode == "panic" && poisoned:
+			panic("boom")
+		}
+	}
+	if p.cfg.Mode == "flaky" && p.failures < p.cfg.Flaky {
+		p.failures++
+		return connect.Retriable(errors.New("database unavailable"))
+	}
+	collected.Lock()
+	for _, r := range batch {
+		collected.values[p.tc.Connector()] = append(collected.values[p.tc.Connector()], r.Value)
+	}
+	collected.Unlock()
+	return nil
+}
+
+func (p *probeTask) PreCommit(_ context.Context, o connect.Offsets) (connect.Offsets, error) {
+	return o, nil
+}
+func (p *probeTask) Stop() error { return nil }
+
+func registerTestPlugins(r *connect.Registry) {
+	r.Register(connect.Plugin{Name: "probe-sink", Doc: "A sink for tests.", Config: probeConfig{},
+		New: func() connect.Connector { return &probeConnector{} }})
+}

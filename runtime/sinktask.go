@@ -1,0 +1,474 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/sluicehq/sluice/connect"
+)
+
+// sinkLoop runs a sink task: consume the connector's topics in the group connect-<name>,
+// convert and transform under the error policy, put batches, and commit the offsets PreCommit
+// says are safe, on the flush interval, when asked, on revocation and at the end.
+type sinkLoop struct {
+	w        *Worker
+	setup    *taskSetup
+	common   *SinkCommonConfig
+	task     connect.SinkTask
+	consumer *kafka.Consumer
+	policy   *errorPolicy
+	gate     *pauseGate
+	aware    connect.PartitionAware
+	ctx      context.Context
+
+	// Touched only by the loop goroutine (the rebalance callback runs inside Poll).
+	assigned map[connect.TopicPartition]bool
+	current  connect.Offsets // next offset per partition of what was handed to Put
+	seeks    map[connect.TopicPartition]int64
+	paused   bool // all partitions paused for a retriable put
+	openErr  error
+
+	mu            sync.Mutex
+	rawBatch      map[connect.TopicPartition]map[int64]*kafka.Message
+	commitWanted  bool
+	pendingSeeks  map[connect.TopicPartition]int64
+	pendingPauses []pauseReq
+}
+
+type pauseReq struct {
+	tps   []connect.TopicPartition
+	pause bool
+}
+
+// sinkContext is the SinkTaskContext a sink task gets.
+type sinkContext struct {
+	taskContext
+	loop *sinkLoop
+}
+
+func (c *sinkContext) Report(ctx context.Context, rec connect.Record, reason error) error {
+	raw := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &rec.Topic, Partition: rec.KafkaPartition, Offset: kafka.Offset(rec.KafkaOffset)}}
+	if orig, ok := c.loop.rawOf(rec); ok {
+		raw = orig
+	}
+	return c.loop.policy.failed(ctx, stageTaskPut, &rec, raw, reason)
+}
+
+func (c *sinkContext) Assignment() []connect.TopicPartition {
+	out := make([]connect.TopicPartition, 0, len(c.loop.assigned))
+	for tp := range c.loop.assigned {
+		out = append(out, tp)
+	}
+	return out
+}
+
+func (c *sinkContext) Seek(tp connect.TopicPartition, offset int64) {
+	c.loop.mu.Lock()
+	defer c.loop.mu.Unlock()
+	c.loop.pendingSeeks[tp] = offset
+}
+
+func (c *sinkContext) Pause(tps ...connect.TopicPartition) {
+	c.loop.mu.Lock()
+	defer c.loop.mu.Unlock()
+	c.loop.pendingPauses = append(c.loop.pendingPauses, pauseReq{tps, true})
+}
+
+func (c *sinkContext) Resume(tps ...connect.TopicPartition) {
+	c.loop.mu.Lock()
+	defer c.loop.mu.Unlock()
+	c.loop.pendingPauses = append(c.loop.pendingPauses, pauseReq{tps, false})
+}
+
+func (c *sinkContext) RequestCommit() {
+	c.loop.mu.Lock()
+	defer c.loop.mu.Unlock()
+	c.loop.commitWanted = true
+}
+
+// rawOf finds the Kafka message behind a record of the batch in Put, so a reported record
+// goes to the dead-letter topic with its original bytes.
+func (l *sinkLoop) rawOf(rec connect.Record) (*kafka.Message, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m, ok := l.rawBatch[connect.TopicPartition{Topic: rec.Topic, Partition: rec.KafkaPartition}][rec.KafkaOffset]
+	return m, ok
+}
+
+func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
+	l.ctx = ctx
+	l.assigned = map[connect.TopicPartition]bool{}
+	l.current = connect.Offsets{}
+	l.seeks = map[connect.TopicPartition]int64{}
+	if err := safely("start", func() error { return l.task.Start(ctx, l.setup.task, tc) }); err != nil {
+		l.consumer.Close()
+		return fmt.Errorf("starting the task: %w", err)
+	}
+	if err := l.subscribe(); err != nil {
+		_ = safely("stop", l.task.Stop)
+		l.consumer.Close()
+		return err
+	}
+	err := l.loop(ctx)
+	// Stop: commit what was put, close the partitions, stop the task, leave the group.
+	final, cancel := context.WithTimeout(context.Background(), l.w.cfg.OffsetFlushTimeout)
+	if err == nil {
+		l.commit(final, nil)
+	}
+	cancel()
+	if l.aware != nil && len(l.assigned) > 0 {
+		_ = safely("close", func() error { return l.aware.Close(context.Background(), keys(l.assigned)) })
+	}
+	if serr := safely("stop", l.task.Stop); serr != nil && err == nil {
+		err = fmt.Errorf("stop: %w", serr)
+	}
+	l.consumer.Close()
+	return err
+}
+
+func (l *sinkLoop) subscribe() error {
+	if l.common.TopicsRegex != "" {
+		if _, err := regexp.Compile(l.common.TopicsRegex); err != nil {
+			return fmt.Errorf("topics.regex %q: %w", l.common.TopicsRegex, err)
+		}
+		return l.consumer.Subscribe("^"+l.common.TopicsRegex, l.rebalance)
+	}
+	return l.consumer.SubscribeTopics(l.common.Topics, l.rebalance)
+}
+
+func (l *sinkLoop) loop(ctx context.Context) error {
+	flushEvery := l.w.cfg.OffsetFlushInterval
+	nextCommit := time.Now().Add(flushEvery)
+	var batch []connect.Record
+	var raws []*kafka.Message
+	retry := backoff{initial: 300 * time.Millisecond, max: 10 * time.Second}
+	for ctx.Err() == nil {
+		if l.openErr != nil {
+			return l.openErr
+		}
+		l.applyRequests()
+		l.mu.Lock()
+		wanted := l.commitWanted
+		l.commitWanted = false
+		l.mu.Unlock()
+		if wanted || time.Now().After(nextCommit) {
+			l.commit(ctx, nil)
+			nextCommit = time.Now().Add(flushEvery)
+		}
+		if userPaused, changed := l.gate.state(); userPaused {
+			l.setPausedAll(true)
+			l.consumer.Poll(0) // serve rebalances
+			select {
+			case <-changed:
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		} else if l.paused && len(batch) == 0 {
+			l.setPausedAll(false)
+		}
+		if len(batch) == 0 {
+			var err error
+			if batch, raws, err = l.read(ctx); err != nil {
+				return err
+			}
+			if len(batch) == 0 {
+				continue
+			}
+		}
+		err := l.put(ctx, batch, raws)
+		switch {
+		case err == nil:
+			retry.reset()
+			for _, m := range raws {
+				tp := connect.TopicPartition{Topic: *m.TopicPartition.Topic, Partition: m.TopicPartition.Partition}
+				if l.assigned[tp] {
+					l.current[tp] = int64(m.TopicPartition.Offset) + 1
+				}
+			}
+			batch, raws = nil, nil
+		case connect.IsRetriable(err):
+			// Keep the batch, stop fetching, and hand the same records to Put again.
+			l.setup.log.Warn("put failed; retrying the same batch", "records", len(batch), "err", scrub(err.Error(), l.setup.secrets))
+			l.setPausedAll(true)
+			if sleepCtx(ctx, retry.wait()) != nil {
+				return nil
+			}
+			l.consumer.Poll(0) // serve rebalances; paused partitions return nothing
+			batch, raws = l.dropRevoked(batch, raws)
+		default:
+			return fmt.Errorf("put: %w", err)
+		}
+	}
+	return nil
+}
+
+// read collects up to a batch of records, waiting a little for the first.
+func (l *sinkLoop) read(ctx context.Context) ([]connect.Record, []*kafka.Message, error) {
+	max := l.common.MaxBatch
+	var batch []connect.Record
+	var raws []*kafka.Message
+	timeout := 100
+	for len(raws) < max {
+		ev := l.consumer.Poll(timeout)
+		if ev == nil {
+			break
+		}
+		timeout = 0
+		switch e := ev.(type) {
+		case *kafka.Message:
+			if e.TopicPartition.Error != nil {
+				l.setup.log.Warn("consumer error", "err", e.TopicPartition.Error)
+				continue
+			}
+			l.setup.metrics.read.Inc()
+			rec, err := l.convert(ctx, e)
+			if err != nil {
+				return nil, nil, err
+			}
+			tp := connect.TopicPartition{Topic: *e.TopicPartition.Topic, Partition: e.TopicPartition.Partition}
+			if rec == nil { // skipped: its offset still moves on
+				if l.assigned[tp] {
+					l.current[tp] = int64(e.TopicPartition.Offset) + 1
+				}
+				continue
+			}
+			batch = append(batch, *rec)
+			raws = append(raws, e)
+		case kafka.Error:
+			if e.IsFatal() {
+				return nil, nil, fmt.Errorf("consumer: %w", e)
+			}
+			l.setup.log.Debug("consumer error", "err", e)
+		}
+	}
+	return batch, raws, nil
+}
+
+// convert turns a Kafka message into a record under the error policy; nil means skipped.
+func (l *sinkLoop) convert(ctx context.Context, m *kafka.Message) (*connect.Record, error) {
+	topic := *m.TopicPartition.Topic
+	rec := &connect.Record{Topic: topic, KafkaPartition: m.TopicPartition.Partition, KafkaOffset: int64(m.TopicPartition.Offset), Time: m.Timestamp}
+	for _, h := range m.Headers {
+		rec.Headers = append(rec.Headers, connect.Header{Key: h.Key, Value: h.Value})
+	}
+	if err := l.policy.retry(ctx, func() (e error) { rec.Key, rec.KeySchema, e = l.setup.keyConv.FromKafka(topic, m.Key); return }); err != nil {
+		return nil, l.policy.failed(ctx, stageKeyConverter, rec, m, err)
+	}
+	if err := l.policy.retry(ctx, func() (e error) { rec.Value, rec.ValueSchema, e = l.setup.valueConv.FromKafka(topic, m.Value); return }); err != nil {
+		return nil, l.policy.failed(ctx, stageValueConverter, rec, m, err)
+	}
+	if l.setup.chain == nil {
+		return rec, nil
+	}
+	var out *connect.Record
+	if err := l.policy.retry(ctx, func() (e error) { out, e = l.setup.chain.Apply(rec); return }); err != nil {
+		return nil, l.policy.failed(ctx, stageTransform, rec, m, err)
+	}
+	return out, nil
+}
+
+func (l *sinkLoop) put(ctx context.Context, batch []connect.Record, raws []*kafka.Message) error {
+	idx := map[connect.TopicPartition]map[int64]*kafka.Message{}
+	for i, m := range raws {
+		tp := connect.TopicPartition{Topic: batch[i].Topic, Partition: batch[i].KafkaPartition}
+		if idx[tp] == nil {
+			idx[tp] = map[int64]*kafka.Message{}
+		}
+		idx[tp][batch[i].KafkaOffset] = m
+	}
+	l.mu.Lock()
+	l.rawBatch = idx
+	l.mu.Unlock()
+	start := time.Now()
+	err := safely("put", func() error { return l.task.Put(ctx, batch) })
+	l.setup.metrics.putTime.Observe(time.Since(start).Seconds())
+	if err == nil {
+		l.setup.metrics.put.Add(float64(len(batch)))
+	}
+	return err
+}
+
+// commit asks the task which offsets are safe and commits them, for the given partitions or
+// all assigned ones.
+func (l *sinkLoop) commit(ctx context.Context, only []connect.TopicPartition) {
+	offsets := connect.Offsets{}
+	for tp, off := range l.current {
+		if only == nil || contains(only, tp) {
+			offsets[tp] = off
+		}
+	}
+	if len(offsets) == 0 {
+		return
+	}
+	var safe connect.Offsets
+	err := safely("preCommit", func() (e error) { safe, e = l.task.PreCommit(ctx, offsets); return })
+	if err != nil {
+		l.setup.metrics.commitFailed.Inc()
+		l.setup.log.Warn("flushing before the offset commit failed; offsets not committed", "err", scrub(err.Error(), l.setup.secrets))
+		return
+	}
+	var list []kafka.TopicPartition
+	for tp, off := range safe {
+		if !l.assigned[tp] {
+			continue
+		}
+		topic := tp.Topic
+		list = append(list, kafka.TopicPartition{Topic: &topic, Partition: tp.Partition, Offset: kafka.Offset(off)})
+	}
+	if len(list) == 0 {
+		return
+	}
+	if _, err := l.consumer.CommitOffsets(list); err != nil {
+		l.setup.metrics.commitFailed.Inc()
+		l.setup.log.Warn("committing offsets failed; will retry", "err", err)
+		return
+	}
+	l.setup.metrics.commitOK.Inc()
+	l.setup.metrics.lastCommit.SetToCurrentTime()
+}
+
+// rebalance runs inside Poll when the group assigns or revokes partitions.
+func (l *sinkLoop) rebalance(c *kafka.Consumer, ev kafka.Event) error {
+	cooperative := c.GetRebalanceProtocol() == "COOPERATIVE"
+	switch e := ev.(type) {
+	case kafka.AssignedPartitions:
+		tps := fromKafka(e.Partitions)
+		for _, tp := range tps {
+			l.assigned[tp] = true
+			l.w.statuses.topicUsed(l.setup.id, tp.Topic)
+		}
+		if l.aware != nil {
+			if err := safely("open", func() error { return l.aware.Open(l.ctx, tps) }); err != nil {
+				l.openErr = fmt.Errorf("open partitions: %w", err)
+			}
+		}
+		// Seeks the task asked for in Open become the starting offsets.
+		l.mu.Lock()
+		for i := range e.Partitions {
+			if off, ok := l.pendingSeeks[tps[i]]; ok {
+				e.Partitions[i].Offset = kafka.Offset(off)
+				delete(l.pendingSeeks, tps[i])
+			}
+		}
+		l.mu.Unlock()
+		var err error
+		if cooperative {
+			err = c.IncrementalAssign(e.Partitions)
+		} else {
+			err = c.Assign(e.Partitions)
+		}
+		if err == nil && l.paused {
+			_ = c.Pause(e.Partitions)
+		}
+		return err
+	case kafka.RevokedPartitions:
+		tps := fromKafka(e.Partitions)
+		if !c.AssignmentLost() {
+			l.commit(l.ctx, tps)
+		}
+		if l.aware != nil {
+			_ = safely("close", func() error { return l.aware.Close(l.ctx, tps) })
+		}
+		for _, tp := range tps {
+			delete(l.assigned, tp)
+			delete(l.current, tp)
+		}
+		if cooperative {
+			return c.IncrementalUnassign(e.Partitions)
+		}
+		return c.Unassign()
+	}
+	return nil
+}
+
+// applyRequests carries out the seeks and pauses the task asked for outside Open.
+func (l *sinkLoop) applyRequests() {
+	l.mu.Lock()
+	seeks, pauses := l.pendingSeeks, l.pendingPauses
+	l.pendingSeeks, l.pendingPauses = map[connect.TopicPartition]int64{}, nil
+	l.mu.Unlock()
+	for tp, off := range seeks {
+		if !l.assigned[tp] {
+			continue
+		}
+		topic := tp.Topic
+		if err := l.consumer.Seek(kafka.TopicPartition{Topic: &topic, Partition: tp.Partition, Offset: kafka.Offset(off)}, 0); err != nil {
+			l.setup.log.Warn("seek failed", "partition", tp.String(), "offset", off, "err", err)
+		}
+		l.current[tp] = off
+	}
+	for _, p := range pauses {
+		list := toKafka(p.tps)
+		if p.pause {
+			_ = l.consumer.Pause(list)
+		} else {
+			_ = l.consumer.Resume(list)
+		}
+	}
+}
+
+func (l *sinkLoop) setPausedAll(paused bool) {
+	if l.paused == paused {
+		return
+	}
+	l.paused = paused
+	list := toKafka(keys(l.assigned))
+	if paused {
+		_ = l.consumer.Pause(list)
+	} else {
+		_ = l.consumer.Resume(list)
+	}
+}
+
+// dropRevoked removes records of partitions no longer assigned from a batch being retried:
+// their new owner reads them from the last committed offset.
+func (l *sinkLoop) dropRevoked(batch []connect.Record, raws []*kafka.Message) ([]connect.Record, []*kafka.Message) {
+	var b []connect.Record
+	var r []*kafka.Message
+	for i := range batch {
+		if l.assigned[connect.TopicPartition{Topic: batch[i].Topic, Partition: batch[i].KafkaPartition}] {
+			b, r = append(b, batch[i]), append(r, raws[i])
+		}
+	}
+	return b, r
+}
+
+func fromKafka(list []kafka.TopicPartition) []connect.TopicPartition {
+	out := make([]connect.TopicPartition, len(list))
+	for i, p := range list {
+		out[i] = connect.TopicPartition{Topic: *p.Topic, Partition: p.Partition}
+	}
+	return out
+}
+
+func toKafka(list []connect.TopicPartition) []kafka.TopicPartition {
+	out := make([]kafka.TopicPartition, len(list))
+	for i, p := range list {
+		topic := p.Topic
+		out[i] = kafka.TopicPartition{Topic: &topic, Partition: p.Partition}
+	}
+	return out
+}
+
+func keys[K comparable, V any](m map[K]V) []K {
+	out := make([]K, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func contains(list []connect.TopicPartition, tp connect.TopicPartition) bool {
+	for _, x := range list {
+		if x == tp {
+			return true
+		}
+	}
+	return false
+}

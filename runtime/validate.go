@@ -1,0 +1,176 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/runtime/convert"
+	"github.com/sluicehq/sluice/runtime/transform"
+)
+
+// validateConnector checks a connector configuration against its plugin: the common settings,
+// the plugin's declaration, converters and transformations, and the connector's own Validate.
+// It returns the plugin, the errors by key, and errors that belong to no key.
+func (w *Worker) validateConnector(ctx context.Context, config map[string]string) (connect.Plugin, map[string][]string, error) {
+	class := config["connector.class"]
+	if class == "" {
+		return connect.Plugin{}, nil, Errorf(ErrBadRequest, "Connector config %v contains no connector type (connector.class)", keysOf(config))
+	}
+	p, ok := w.registry.Lookup(class)
+	if !ok {
+		return connect.Plugin{}, nil, Errorf(ErrBadRequest, "Failed to find any class that implements Connector and which name matches %s; available connectors are: %s", class, strings.Join(w.pluginNames(), ", "))
+	}
+	res, err := resolveConfig(config)
+	byKey := map[string][]string{}
+	add := func(err error) {
+		fields, other := connect.FieldErrors(err)
+		for k, msgs := range fields {
+			byKey[k] = append(byKey[k], msgs...)
+		}
+		for _, o := range other {
+			byKey["connector.class"] = append(byKey["connector.class"], scrub(o.Error(), res.secrets))
+		}
+	}
+	if err != nil {
+		add(err)
+	}
+	cfg := res.config
+	if p.Type == connect.SinkType {
+		add(sinkCommonSpec.Validate(cfg))
+	} else {
+		add(sourceCommonSpec.Validate(cfg))
+	}
+	add(p.Spec().Validate(cfg))
+	for _, which := range []string{"key.converter", "value.converter"} {
+		if cfg[which] != "" {
+			if _, err := converterFor(which, cfg, nil); err != nil {
+				add(err)
+			}
+		}
+	}
+	if len(splitList(cfg["transforms"])) > 0 || len(splitList(cfg["predicates"])) > 0 {
+		if _, err := transform.NewChain(cfg); err != nil {
+			add(err)
+		}
+	}
+	if v, ok := p.New().(interface {
+		Validate(ctx context.Context, cfg connect.Config) error
+	}); ok && len(byKey) == 0 {
+		add(v.Validate(ctx, connect.Config(cfg)))
+	}
+	return p, byKey, nil
+}
+
+// configInfos renders a validation as Kafka Connect's ConfigInfos.
+func configInfos(p connect.Plugin, config map[string]string, byKey map[string][]string) ConfigInfos {
+	spec := connectorSpec(p)
+	out := ConfigInfos{Name: p.Name, Groups: []string{}, Configs: []ConfigInfo{}}
+	seenGroup := map[string]bool{}
+	count := 0
+	for _, k := range spec.Keys() {
+		if k.Group != "" && !seenGroup[k.Group] {
+			seenGroup[k.Group] = true
+			out.Groups = append(out.Groups, k.Group)
+		}
+		var value *string
+		if v, ok := config[k.Name]; ok {
+			if k.Secret && v != "" && !connect.HasPlaceholder(v) {
+				v = connect.Redacted
+			}
+			value = &v
+		} else if k.HasDefault {
+			d := k.Default
+			value = &d
+		}
+		errs := byKey[k.Name]
+		if errs == nil {
+			errs = []string{}
+		}
+		count += len(errs)
+		out.Configs = append(out.Configs, ConfigInfo{
+			Definition: keyInfo(k),
+			Value:      ConfigValueInfo{Name: k.Name, Value: value, RecommendedValues: nonNil(k.Enum), Errors: errs, Visible: true},
+		})
+	}
+	// Errors on keys the spec does not declare (transforms.x.type, ...).
+	var extra []string
+	for k := range byKey {
+		if _, ok := spec.Key(k); !ok {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	for _, k := range extra {
+		v := config[k]
+		count += len(byKey[k])
+		out.Configs = append(out.Configs, ConfigInfo{
+			Definition: ConfigKeyInfo{Name: k, Type: connect.TypeString, Importance: "HIGH", Width: "NONE", DisplayName: k, Dependents: []string{}},
+			Value:      ConfigValueInfo{Name: k, Value: &v, RecommendedValues: []string{}, Errors: byKey[k], Visible: true},
+		})
+	}
+	out.ErrorCount = count
+	return out
+}
+
+func keyInfo(k connect.ConfigKey) ConfigKeyInfo {
+	var def *string
+	if k.HasDefault {
+		d := k.Default
+		def = &d
+	}
+	var group *string
+	if k.Group != "" {
+		g := k.Group
+		group = &g
+	}
+	display := k.DisplayName
+	if display == "" {
+		display = k.Name
+	}
+	return ConfigKeyInfo{Name: k.Name, Type: k.Type, Required: k.Required && !k.HasDefault, DefaultValue: def, Importance: k.Importance,
+		Documentation: k.Doc, Group: group, OrderInGroup: k.Order, Width: "NONE", DisplayName: display, Dependents: []string{}}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// invalidConfigError joins every error of a validation into one message, as Kafka Connect's
+// 400 answer does, each prefixed with its key.
+func invalidConfigError(plugin string, byKey map[string][]string) error {
+	var lines []string
+	for _, k := range sortedKeys(byKey) {
+		for _, m := range byKey[k] {
+			lines = append(lines, k+": "+m)
+		}
+	}
+	return Errorf(ErrBadRequest, "Connector configuration is invalid and contains the following %d error(s):\n%s\nYou can also find the above list of errors at the endpoint `/connector-plugins/%s/config/validate`",
+		len(lines), strings.Join(lines, "\n"), plugin)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func keysOf(m map[string]string) string { return fmt.Sprint(sortedKeys(m)) }
+
+func (w *Worker) pluginNames() []string {
+	var out []string
+	for _, p := range w.registry.Plugins() {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+var _ = convert.New

@@ -1,0 +1,560 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/connect"
+)
+
+// Options are what a worker needs besides its settings.
+type Options struct {
+	// Registry holds the connector plugins; the default registry when nil.
+	Registry *connect.Registry
+	// Levels gives the worker's named loggers; a text logger on stderr when nil.
+	Levels  *LogLevels
+	Version string
+	Commit  string
+}
+
+// Worker runs connectors and tasks with Kafka Connect's semantics. One worker is a cluster of
+// one: it runs every connector and task; the cluster layer decides the assignment when there
+// are more.
+type Worker struct {
+	cfg      *WorkerConfig
+	opts     Options
+	id       string // host:port, as statuses name it
+	url      string // advertised REST URL
+	log      *slog.Logger
+	levels   *LogLevels
+	registry *connect.Registry
+	metrics  *metrics
+	clients  *clientFactory
+	admin    *kafka.AdminClient
+	configs  *configStore
+	offsets  *offsetStore
+	statuses *statusStore
+
+	clusterID  string
+	generation atomic.Int32
+	started    atomic.Bool
+
+	mu         sync.Mutex
+	connectors map[string]*connectorRun
+	tasks      map[TaskID]*taskRun
+	restarts   map[TaskID]*restartInfo
+	topics     map[string]map[string]bool // connector -> topics it used
+
+	kick     chan struct{}
+	stop     chan struct{}
+	loopDone chan struct{}
+}
+
+// connectorRun is a connector running (or failed) on this worker.
+type connectorRun struct {
+	name    string
+	raw     map[string]string
+	plugin  connect.Plugin
+	conn    connect.Connector
+	target  TargetState
+	state   State
+	trace   string
+	secrets []string
+	res     map[string]string
+	reconf  bool
+}
+
+type restartInfo struct {
+	count int
+	due   time.Time
+	boff  backoff
+}
+
+// NewWorker checks the settings and builds a worker; Start connects it to Kafka.
+func NewWorker(cfg *WorkerConfig, opts Options) (*Worker, error) {
+	if opts.Registry == nil {
+		opts.Registry = connect.Default()
+	}
+	if opts.Levels == nil {
+		opts.Levels = NewLogLevels(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}), slog.LevelInfo)
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	host, port, scheme, err := advertised(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{
+		cfg: cfg, opts: opts, registry: opts.Registry, levels: opts.Levels,
+		id:  net.JoinHostPort(host, strconv.Itoa(port)),
+		url: fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(host, strconv.Itoa(port))),
+		log: opts.Levels.Logger("sluice.worker"), metrics: newMetrics(),
+		connectors: map[string]*connectorRun{}, tasks: map[TaskID]*taskRun{}, restarts: map[TaskID]*restartInfo{},
+		topics: map[string]map[string]bool{},
+		kick:   make(chan struct{}, 1), stop: make(chan struct{}), loopDone: make(chan struct{}),
+	}
+	w.generation.Store(1)
+	w.clients = newClientFactory(cfg, "sluice-"+w.id)
+	return w, nil
+}
+
+// advertised works out the host, port and scheme other workers reach this one's REST API at.
+func advertised(cfg *WorkerConfig) (string, int, string, error) {
+	if len(cfg.Listeners) == 0 {
+		return "", 0, "", errors.New("listeners: at least one REST listener is needed")
+	}
+	u, err := url.Parse(cfg.Listeners[0])
+	if err != nil || u.Host == "" {
+		return "", 0, "", fmt.Errorf("listeners: %q is not a URL like http://:8083", cfg.Listeners[0])
+	}
+	host, portStr, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return "", 0, "", fmt.Errorf("listeners: %q has no port", cfg.Listeners[0])
+	}
+	port, _ := strconv.Atoi(portStr)
+	scheme := u.Scheme
+	if cfg.AdvertisedHost != "" {
+		host = cfg.AdvertisedHost
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	if cfg.AdvertisedPort != 0 {
+		port = cfg.AdvertisedPort
+	}
+	if cfg.AdvertisedListener != "" {
+		scheme = cfg.AdvertisedListener
+	}
+	return host, port, scheme, nil
+}
+
+// SetAdvertisedPort sets the REST port when the listener was bound to port 0 (tests).
+func (w *Worker) SetAdvertisedPort(port int) {
+	host, _, _ := net.SplitHostPort(w.id)
+	w.id = net.JoinHostPort(host, strconv.Itoa(port))
+	u, _ := url.Parse(w.url)
+	w.url = fmt.Sprintf("%s://%s", u.Scheme, w.id)
+}
+
+// ID is the worker's id in statuses: its advertised host:port.
+func (w *Worker) ID() string { return w.id }
+
+// URL is the worker's advertised REST URL.
+func (w *Worker) URL() string { return w.url }
+
+// Metrics returns the worker's Prometheus registry.
+func (w *Worker) Metrics() *prometheus.Registry { return w.metrics.registry }
+
+// Start connects to Kafka, makes sure the internal topics exist, reads them, and starts
+// running connectors.
+func (w *Worker) Start(ctx context.Context) error {
+	admin, err := w.clients.admin()
+	if err != nil {
+		return fmt.Errorf("kafka admin client: %w", err)
+	}
+	w.admin = admin
+	if w.clusterID, err = admin.ClusterID(ctx); err != nil {
+		return fmt.Errorf("reach Kafka at %s: %w", w.cfg.BootstrapServers, err)
+	}
+	for _, spec := range []topicSpec{
+		{name: w.cfg.ConfigTopic, partitions: 1, replication: w.cfg.ConfigReplication, compact: true, exactPartitions: true},
+		{name: w.cfg.OffsetTopic, partitions: w.cfg.OffsetPartitions, replication: w.cfg.OffsetReplication, compact: true},
+		{name: w.cfg.StatusTopic, partitions: w.cfg.StatusPartitions, replication: w.cfg.StatusReplication, compact: true},
+	} {
+		if err := ensureTopic(ctx, admin, spec); err != nil {
+			return err
+		}
+	}
+	if w.offsets, err = newOffsetStore(w.clients, w.cfg.OffsetTopic, w.log); err != nil {
+		return err
+	}
+	if w.statuses, err = newStatusStore(w.clients, w.cfg.StatusTopic, w.log); err != nil {
+		return err
+	}
+	if w.configs, err = newConfigStore(w.clients, w.cfg.ConfigTopic, w.log, w.onConfigEvent); err != nil {
+		return err
+	}
+	for _, l := range []*kafkaLog{w.offsets.log, w.statuses.log, w.configs.log} {
+		if err := l.start(ctx); err != nil {
+			return err
+		}
+	}
+	w.started.Store(true)
+	go w.loop()
+	w.wake()
+	w.log.Info("worker started", "worker_id", w.id, "kafka_cluster_id", w.clusterID, "group_id", w.cfg.GroupID)
+	return nil
+}
+
+// Stop stops every task and connector within task.shutdown.graceful.timeout.ms and closes the
+// worker's clients.
+func (w *Worker) Stop() {
+	if !w.started.Load() {
+		return
+	}
+	close(w.stop)
+	<-w.loopDone
+	w.mu.Lock()
+	ids := keys(w.tasks)
+	w.mu.Unlock()
+	w.stopTasks(ids, false)
+	w.mu.Lock()
+	names := keys(w.connectors)
+	w.mu.Unlock()
+	for _, n := range names {
+		w.stopConnector(n, false)
+	}
+	for _, l := range []*kafkaLog{w.configs.log, w.offsets.log, w.statuses.log} {
+		l.close()
+	}
+	w.admin.Close()
+	w.log.Info("worker stopped", "worker_id", w.id)
+}
+
+func (w *Worker) wake() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Worker) onConfigEvent(ev configEvent) {
+	if ev.kind == "restart" && ev.restart != nil {
+		go w.restartFromRequest(ev.connector, *ev.restart)
+	}
+	if ev.kind == "connector" {
+		w.mu.Lock()
+		if c := w.connectors[ev.connector]; c != nil {
+			c.reconf = true
+		}
+		w.mu.Unlock()
+	}
+	w.wake()
+}
+
+// loop reconciles what runs on this worker with the config topic whenever something changes,
+// and at least every second for scheduled restarts.
+func (w *Worker) loop() {
+	defer close(w.loopDone)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.kick:
+		case <-tick.C:
+		}
+		w.reconcile()
+	}
+}
+
+// reconcile starts, stops, pauses and reconfigures connectors and tasks so that this worker
+// runs what the config topic says.
+func (w *Worker) reconcile() {
+	snap := w.configs.Snapshot()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// Connectors and tasks that are gone or changed stop first.
+	w.mu.Lock()
+	var stopConns []string
+	for name, c := range w.connectors {
+		cfg, ok := snap.Connectors[name]
+		stopped := snap.TargetState(name) == TargetStopped
+		if !ok || !maps.Equal(cfg, c.raw) || stopped != (c.state == StateStopped) {
+			stopConns = append(stopConns, name)
+		}
+	}
+	var stopTasks []TaskID
+	for id, t := range w.tasks {
+		cfg, ok := snap.TaskConfigs[id]
+		if !ok || !maps.Equal(cfg, t.config) || !maps.Equal(snap.Connectors[id.Connector], t.connectorConfig()) {
+			stopTasks = append(stopTasks, id)
+		}
+	}
+	w.mu.Unlock()
+	w.stopTasks(stopTasks, true)
+	for _, name := range stopConns {
+		_, exists := snap.Connectors[name]
+		w.stopConnector(name, exists)
+		if !exists {
+			w.forgetConnector(ctx, name, snap)
+		}
+	}
+
+	for name, cfg := range snap.Connectors {
+		target := snap.TargetState(name)
+		w.mu.Lock()
+		c := w.connectors[name]
+		w.mu.Unlock()
+		if c == nil {
+			c = w.startConnector(ctx, name, cfg, target)
+		}
+		w.mu.Lock()
+		c.target = target
+		reconf := c.reconf
+		c.reconf = false
+		w.mu.Unlock()
+		if c.state == StateFailed {
+			continue
+		}
+		if target == TargetStopped {
+			if snap.TaskCounts[name] > 0 {
+				if err := w.configs.putTaskConfigs(ctx, name, nil); err != nil {
+					w.log.Warn("removing tasks of a stopped connector failed; will retry", "connector", name, "err", err)
+				}
+			}
+			continue
+		}
+		w.setConnectorState(c, connectorStateFor(target), "")
+		if reconf || snap.TaskCounts[name] == 0 && !hasTaskCommit(snap, name) {
+			w.updateTaskConfigs(ctx, c, snap)
+		}
+	}
+
+	// Tasks.
+	now := time.Now()
+	for id, cfg := range snap.TaskConfigs {
+		target := snap.TargetState(id.Connector)
+		w.mu.Lock()
+		t := w.tasks[id]
+		ri := w.restarts[id]
+		w.mu.Unlock()
+		if t != nil {
+			t.paused.set(target == TargetPaused)
+			if st, _ := t.State(); st == StatePaused || st == StateRunning {
+				if target == TargetPaused && st != StatePaused {
+					t.setState(StatePaused, nil)
+					w.writeTaskStatus(id, StatePaused, "", w.restartCount(id))
+				} else if target == TargetStarted && st != StateRunning {
+					t.setState(StateRunning, nil)
+					w.writeTaskStatus(id, StateRunning, "", w.restartCount(id))
+				}
+			}
+			continue
+		}
+		if ri != nil && !ri.due.IsZero() && now.Before(ri.due) {
+			continue // waiting for its automatic restart
+		}
+		w.startTask(id, cfg, snap.Connectors[id.Connector], target)
+	}
+}
+
+func hasTaskCommit(snap ConfigSnapshot, name string) bool {
+	_, ok := snap.TaskCounts[name]
+	return ok
+}
+
+func connectorStateFor(t TargetState) State {
+	switch t {
+	case TargetPaused:
+		return StatePaused
+	case TargetStopped:
+		return StateStopped
+	}
+	return StateRunning
+}
+
+// startConnector starts a connector instance; a failure leaves it FAILED with its trace.
+func (w *Worker) startConnector(ctx context.Context, name string, raw map[string]string, target TargetState) *connectorRun {
+	c := &connectorRun{name: name, raw: raw, target: target, reconf: true}
+	w.mu.Lock()
+	w.connectors[name] = c
+	w.mu.Unlock()
+	if target == TargetStopped {
+		w.setConnectorState(c, StateStopped, "")
+		return c
+	}
+	fail := func(err error) *connectorRun {
+		w.setConnectorState(c, StateFailed, scrub(err.Error(), c.secrets))
+		w.log.Error("connector failed", "connector", name, "err", scrub(err.Error(), c.secrets))
+		return c
+	}
+	p, ok := w.registry.Lookup(raw["connector.class"])
+	if !ok {
+		return fail(fmt.Errorf("connector.class %q is not a known connector plugin", raw["connector.class"]))
+	}
+	c.plugin = p
+	res, err := resolveConfig(raw)
+	c.secrets = res.secrets
+	if err != nil {
+		return fail(err)
+	}
+	c.res = res.config
+	c.conn = p.New()
+	cc := &connectorContext{w: w, name: name, log: w.levels.Logger("sluice.connector." + name)}
+	if err := safely("connector start", func() error { return c.conn.Start(ctx, connect.Config(res.config), cc) }); err != nil {
+		_ = safely("connector stop", c.conn.Stop)
+		c.conn = nil
+		return fail(fmt.Errorf("starting connector %s: %w", name, err))
+	}
+	w.log.Info("connector started", "connector", name, "class", p.Name)
+	return c
+}
+
+// updateTaskConfigs asks the connector for its task configurations and writes them when they
+// differ from the stored ones.
+func (w *Worker) updateTaskConfigs(ctx context.Context, c *connectorRun, snap ConfigSnapshot) {
+	if c.conn == nil {
+		return
+	}
+	maxTasks, _ := strconv.Atoi(c.raw["tasks.max"])
+	if maxTasks < 1 {
+		maxTasks = 1
+	}
+	var cfgs []connect.Config
+	if err := safely("taskConfigs", func() (e error) { cfgs, e = c.conn.TaskConfigs(maxTasks); return }); err != nil {
+		w.setConnectorState(c, StateFailed, scrub(fmt.Sprintf("generating task configurations: %v", err), c.secrets))
+		return
+	}
+	if len(cfgs) > maxTasks {
+		cfgs = cfgs[:maxTasks]
+	}
+	out := make([]map[string]string, len(cfgs))
+	for i, tc := range cfgs {
+		out[i] = maps.Clone(map[string]string(tc))
+	}
+	reverseResolve(c.raw, c.res, out)
+	for i, tc := range out {
+		for k, v := range tc {
+			if scrub(v, c.secrets) != v {
+				w.setConnectorState(c, StateFailed, fmt.Sprintf("task %d's setting %s holds a resolved secret; the connector must pass placeholders through unchanged", i, k))
+				return
+			}
+		}
+	}
+	same := len(out) == snap.TaskCounts[c.name] && hasTaskCommit(snap, c.name)
+	for i := 0; same && i < len(out); i++ {
+		same = maps.Equal(out[i], snap.TaskConfigs[TaskID{c.name, i}])
+	}
+	if same {
+		return
+	}
+	if err := w.configs.putTaskConfigs(ctx, c.name, out); err != nil {
+		w.log.Warn("writing task configurations failed; will retry", "connector", c.name, "err", err)
+		w.mu.Lock()
+		c.reconf = true
+		w.mu.Unlock()
+	}
+}
+
+func (w *Worker) stopConnector(name string, keepStatus bool) {
+	w.mu.Lock()
+	c := w.connectors[name]
+	delete(w.connectors, name)
+	w.mu.Unlock()
+	if c == nil {
+		return
+	}
+	if c.conn != nil {
+		if err := safely("connector stop", c.conn.Stop); err != nil {
+			w.log.Warn("stopping connector failed", "connector", name, "err", scrub(err.Error(), c.secrets))
+		}
+	}
+	_ = keepStatus
+}
+
+// forgetConnector removes a deleted connector's statuses.
+func (w *Worker) forgetConnector(ctx context.Context, name string, snap ConfigSnapshot) {
+	w.statuses.deleteConnector(ctx, name, snap.TaskCounts[name])
+	w.mu.Lock()
+	for id := range w.restarts {
+		if id.Connector == name {
+			delete(w.restarts, id)
+		}
+	}
+	w.mu.Unlock()
+}
+
+func (w *Worker) setConnectorState(c *connectorRun, st State, trace string) {
+	w.mu.Lock()
+	changed := c.state != st || c.trace != trace
+	c.state, c.trace = st, trace
+	w.mu.Unlock()
+	if changed {
+		var tr *string
+		if trace != "" {
+			tr = &trace
+		}
+		w.statuses.putConnector(c.name, statusValue{State: st, Trace: tr, WorkerID: w.id, Generation: w.generation.Load()})
+	}
+}
+
+func (w *Worker) writeTaskStatus(id TaskID, st State, trace string, restarts int) {
+	var tr *string
+	if trace != "" {
+		tr = &trace
+	}
+	w.metrics.setTaskState(id, st)
+	w.statuses.putTask(id, statusValue{State: st, Trace: tr, WorkerID: w.id, Generation: w.generation.Load(), Restarts: restarts})
+}
+
+func (w *Worker) restartCount(id TaskID) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ri := w.restarts[id]; ri != nil {
+		return ri.count
+	}
+	return 0
+}
+
+// connectorContext is the ConnectorContext a connector gets.
+type connectorContext struct {
+	w    *Worker
+	name string
+	log  *slog.Logger
+}
+
+func (c *connectorContext) RequestTaskReconfiguration() {
+	c.w.mu.Lock()
+	if r := c.w.connectors[c.name]; r != nil {
+		r.reconf = true
+	}
+	c.w.mu.Unlock()
+	c.w.wake()
+}
+
+func (c *connectorContext) RaiseError(err error) {
+	c.w.mu.Lock()
+	r := c.w.connectors[c.name]
+	c.w.mu.Unlock()
+	if r != nil {
+		c.w.setConnectorState(r, StateFailed, scrub(err.Error(), r.secrets))
+	}
+}
+
+func (c *connectorContext) Logger() *slog.Logger { return c.log }
+
+// taskLogger names a task's logger.
+func taskLoggerName(id TaskID) string {
+	return "sluice.connector." + id.Connector + ".task" + strconv.Itoa(id.Task)
+}
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+var _ = strings.TrimSpace

@@ -1,0 +1,640 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/runtime/convert"
+	"github.com/sluicehq/sluice/runtime/transform"
+)
+
+// The methods below serve the REST API (package rest). Writes go through the config topic,
+// so every worker sees them, and return once this worker has read them back.
+
+// ServerInfo answers GET /.
+func (w *Worker) ServerInfo(context.Context) ServerInfo {
+	return ServerInfo{Version: w.opts.Version, Commit: w.opts.Commit, KafkaClusterID: w.clusterID, Worker: w.workerInfo()}
+}
+
+func (w *Worker) workerInfo() *WorkerInfo {
+	info := &WorkerInfo{WorkerID: w.id, Leader: true, LeaderURL: w.url, Generation: w.generation.Load(), Connectors: []string{}, Tasks: []TaskID{}}
+	if !w.started.Load() {
+		return info
+	}
+	info.ConfigOffset = w.configs.Snapshot().Offset
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for n := range w.connectors {
+		info.Connectors = append(info.Connectors, n)
+	}
+	for id := range w.tasks {
+		info.Tasks = append(info.Tasks, id)
+	}
+	sort.Strings(info.Connectors)
+	sort.Slice(info.Tasks, func(i, j int) bool { return info.Tasks[i].String() < info.Tasks[j].String() })
+	return info
+}
+
+// Health answers GET /health.
+func (w *Worker) Health(context.Context) Health {
+	if !w.started.Load() {
+		return Health{Status: "starting", Message: "Worker is still starting up."}
+	}
+	return Health{Status: "healthy", Message: "Worker has completed startup and is ready to handle requests.", Worker: w.workerInfo()}
+}
+
+func (w *Worker) snapshotOf(name string) (ConfigSnapshot, error) {
+	snap := w.configs.Snapshot()
+	if _, ok := snap.Connectors[name]; !ok {
+		return snap, Errorf(ErrNotFound, "Connector %s not found", name)
+	}
+	return snap, nil
+}
+
+// Connectors lists the connectors.
+func (w *Worker) Connectors(context.Context) ([]string, error) {
+	names := sortedKeys(w.configs.Snapshot().Connectors)
+	return names, nil
+}
+
+func (w *Worker) redacted(cfg map[string]string) map[string]string {
+	if p, ok := w.registry.Lookup(cfg["connector.class"]); ok {
+		return connectorSpec(p).Redact(cfg)
+	}
+	return maps.Clone(cfg)
+}
+
+func (w *Worker) typeOf(cfg map[string]string) string {
+	if p, ok := w.registry.Lookup(cfg["connector.class"]); ok {
+		return string(p.Type)
+	}
+	return "unknown"
+}
+
+// ConnectorInfo answers GET /connectors/{name}.
+func (w *Worker) ConnectorInfo(_ context.Context, name string) (ConnectorInfo, error) {
+	snap, err := w.snapshotOf(name)
+	if err != nil {
+		return ConnectorInfo{}, err
+	}
+	return w.info(snap, name), nil
+}
+
+func (w *Worker) info(snap ConfigSnapshot, name string) ConnectorInfo {
+	cfg := snap.Connectors[name]
+	tasks := snap.Tasks(name)
+	return ConnectorInfo{Name: name, Config: w.redacted(cfg), Tasks: tasks, Type: w.typeOf(cfg)}
+}
+
+// ConnectorConfig answers GET /connectors/{name}/config.
+func (w *Worker) ConnectorConfig(_ context.Context, name string) (map[string]string, error) {
+	snap, err := w.snapshotOf(name)
+	if err != nil {
+		return nil, err
+	}
+	return w.redacted(snap.Connectors[name]), nil
+}
+
+// CreateConnector answers POST /connectors.
+func (w *Worker) CreateConnector(ctx context.Context, name string, config map[string]string, initialState string) (ConnectorInfo, error) {
+	if err := checkName(name); err != nil {
+		return ConnectorInfo{}, err
+	}
+	if _, ok := w.configs.Snapshot().Connectors[name]; ok {
+		return ConnectorInfo{}, Errorf(ErrExists, "Connector %s already exists", name)
+	}
+	var target TargetState
+	switch strings.ToUpper(initialState) {
+	case "", "RUNNING":
+	case "PAUSED":
+		target = TargetPaused
+	case "STOPPED":
+		target = TargetStopped
+	default:
+		return ConnectorInfo{}, Errorf(ErrBadRequest, "initial_state %q is not one of RUNNING, PAUSED, STOPPED", initialState)
+	}
+	config = withName(config, name)
+	if err := w.checkConfig(ctx, config); err != nil {
+		return ConnectorInfo{}, err
+	}
+	if target != "" {
+		if err := w.configs.putTargetState(ctx, name, target); err != nil {
+			return ConnectorInfo{}, err
+		}
+	}
+	if err := w.configs.putConnector(ctx, name, config); err != nil {
+		return ConnectorInfo{}, err
+	}
+	return ConnectorInfo{Name: name, Config: w.redacted(config), Tasks: []TaskID{}, Type: w.typeOf(config)}, nil
+}
+
+func checkName(name string) error {
+	if strings.TrimSpace(name) == "" {
+		return Errorf(ErrBadRequest, "Connector name is empty")
+	}
+	if strings.ContainsAny(name, "/\\") || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 }) {
+		return Errorf(ErrBadRequest, "Connector name %q may not contain slashes or control characters", name)
+	}
+	return nil
+}
+
+func withName(config map[string]string, name string) map[string]string {
+	c := maps.Clone(config)
+	if c == nil {
+		c = map[string]string{}
+	}
+	c["name"] = name
+	return c
+}
+
+func (w *Worker) checkConfig(ctx context.Context, config map[string]string) error {
+	p, byKey, err := w.validateConnector(ctx, config)
+	if err != nil {
+		return err
+	}
+	if len(byKey) > 0 {
+		return invalidConfigError(p.Name, byKey)
+	}
+	return nil
+}
+
+// keepHiddenSecrets puts back stored secrets where a client sent the redaction marker, so a
+// tool that reads a configuration, changes one setting and writes it back loses no secret.
+func keepHiddenSecrets(next, prev map[string]string) {
+	for k, v := range next {
+		if v == connect.Redacted {
+			if old, ok := prev[k]; ok {
+				next[k] = old
+			}
+		}
+	}
+}
+
+// PutConnectorConfig answers PUT /connectors/{name}/config.
+func (w *Worker) PutConnectorConfig(ctx context.Context, name string, config map[string]string) (ConnectorInfo, bool, error) {
+	if err := checkName(name); err != nil {
+		return ConnectorInfo{}, false, err
+	}
+	snap := w.configs.Snapshot()
+	prev, exists := snap.Connectors[name]
+	config = withName(config, name)
+	keepHiddenSecrets(config, prev)
+	if err := w.checkConfig(ctx, config); err != nil {
+		return ConnectorInfo{}, false, err
+	}
+	if err := w.configs.putConnector(ctx, name, config); err != nil {
+		return ConnectorInfo{}, false, err
+	}
+	snap = w.configs.Snapshot()
+	info := w.info(snap, name)
+	if !exists {
+		info.Tasks = []TaskID{}
+	}
+	return info, !exists, nil
+}
+
+// PatchConnectorConfig answers PATCH /connectors/{name}/config.
+func (w *Worker) PatchConnectorConfig(ctx context.Context, name string, patch map[string]*string) (ConnectorInfo, error) {
+	snap, err := w.snapshotOf(name)
+	if err != nil {
+		return ConnectorInfo{}, err
+	}
+	config := maps.Clone(snap.Connectors[name])
+	for k, v := range patch {
+		if v == nil {
+			delete(config, k)
+		} else {
+			config[k] = *v
+		}
+	}
+	if n, ok := config["name"]; ok && n != name {
+		return ConnectorInfo{}, Errorf(ErrBadRequest, "Connector name configuration (%s) doesn't match connector name in the URL (%s)", n, name)
+	}
+	info, _, err := w.PutConnectorConfig(ctx, name, config)
+	return info, err
+}
+
+// DeleteConnector answers DELETE /connectors/{name}.
+func (w *Worker) DeleteConnector(ctx context.Context, name string) error {
+	if _, err := w.snapshotOf(name); err != nil {
+		return err
+	}
+	return w.configs.deleteConnector(ctx, name)
+}
+
+// ConnectorStatus answers GET /connectors/{name}/status.
+func (w *Worker) ConnectorStatus(_ context.Context, name string) (ConnectorStatus, error) {
+	snap, err := w.snapshotOf(name)
+	if err != nil {
+		return ConnectorStatus{}, err
+	}
+	return w.status(snap, name), nil
+}
+
+func (w *Worker) status(snap ConfigSnapshot, name string) ConnectorStatus {
+	st := ConnectorStatus{Name: name, Type: w.typeOf(snap.Connectors[name]), Tasks: []TaskState{}}
+	if v, ok := w.statuses.connector(name); ok {
+		st.Connector = ConnectorState{State: v.State, WorkerID: v.WorkerID, Trace: deref(v.Trace)}
+	} else {
+		st.Connector = ConnectorState{State: StateUnassigned}
+	}
+	for _, id := range snap.Tasks(name) {
+		st.Tasks = append(st.Tasks, w.taskState(id))
+	}
+	return st
+}
+
+func (w *Worker) taskState(id TaskID) TaskState {
+	if v, ok := w.statuses.task(id); ok {
+		return TaskState{ID: id.Task, State: v.State, WorkerID: v.WorkerID, Trace: deref(v.Trace), Restarts: v.Restarts}
+	}
+	return TaskState{ID: id.Task, State: StateUnassigned}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// TaskConfigs answers GET /connectors/{name}/tasks.
+func (w *Worker) TaskConfigs(_ context.Context, name string) ([]TaskInfo, error) {
+	snap, err := w.snapshotOf(name)
+	if err != nil {
+		return nil, err
+	}
+	out := []TaskInfo{}
+	redact := w.redacted
+	for _, id := range snap.Tasks(name) {
+		out = append(out, TaskInfo{ID: id, Config: redact(withClass(snap.TaskConfigs[id], snap.Connectors[name]))})
+	}
+	return out, nil
+}
+
+func withClass(task, conn map[string]string) map[string]string {
+	c := maps.Clone(task)
+	if c == nil {
+		c = map[string]string{}
+	}
+	if _, ok := c["connector.class"]; !ok {
+		c["connector.class"] = conn["connector.class"]
+	}
+	return c
+}
+
+func (w *Worker) taskOf(name string, task int) (ConfigSnapshot, TaskID, error) {
+	snap, err := w.snapshotOf(name)
+	if err != nil {
+		return snap, TaskID{}, err
+	}
+	id := TaskID{name, task}
+	if _, ok := snap.TaskConfigs[id]; !ok {
+		return snap, id, Errorf(ErrNotFound, "Task %s not found", id)
+	}
+	return snap, id, nil
+}
+
+// TaskStatus answers GET /connectors/{name}/tasks/{id}/status.
+func (w *Worker) TaskStatus(_ context.Context, name string, task int) (TaskState, error) {
+	_, id, err := w.taskOf(name, task)
+	if err != nil {
+		return TaskState{}, err
+	}
+	return w.taskState(id), nil
+}
+
+// RestartTask answers POST /connectors/{name}/tasks/{id}/restart.
+func (w *Worker) RestartTask(_ context.Context, name string, task int) error {
+	_, id, err := w.taskOf(name, task)
+	if err != nil {
+		return err
+	}
+	w.restartTask(id)
+	return nil
+}
+
+// RestartConnector answers POST /connectors/{name}/restart.
+func (w *Worker) RestartConnector(ctx context.Context, name string, includeTasks, onlyFailed bool) (*ConnectorStatus, error) {
+	snap, err := w.snapshotOf(name)
+	if err != nil {
+		return nil, err
+	}
+	if !includeTasks && !onlyFailed {
+		w.stopConnector(name, true)
+		w.wake()
+		return nil, nil
+	}
+	st := w.status(snap, name)
+	if !onlyFailed || st.Connector.State == StateFailed {
+		st.Connector.State = StateRestarting
+	}
+	if includeTasks {
+		for i := range st.Tasks {
+			if !onlyFailed || st.Tasks[i].State == StateFailed {
+				st.Tasks[i].State = StateRestarting
+			}
+		}
+	}
+	if err := w.configs.putRestartRequest(ctx, name, restartRequest{IncludeTasks: includeTasks, OnlyFailed: onlyFailed}); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+func (w *Worker) setTarget(ctx context.Context, name string, t TargetState) error {
+	if _, err := w.snapshotOf(name); err != nil {
+		return err
+	}
+	return w.configs.putTargetState(ctx, name, t)
+}
+
+// PauseConnector answers PUT /connectors/{name}/pause.
+func (w *Worker) PauseConnector(ctx context.Context, name string) error {
+	return w.setTarget(ctx, name, TargetPaused)
+}
+
+// ResumeConnector answers PUT /connectors/{name}/resume; it also starts a STOPPED connector.
+func (w *Worker) ResumeConnector(ctx context.Context, name string) error {
+	return w.setTarget(ctx, name, TargetStarted)
+}
+
+// StopConnector answers PUT /connectors/{name}/stop.
+func (w *Worker) StopConnector(ctx context.Context, name string) error {
+	return w.setTarget(ctx, name, TargetStopped)
+}
+
+func (w *Worker) isSink(cfg map[string]string) bool { return w.typeOf(cfg) == string(connect.SinkType) }
+
+// ConnectorOffsets answers GET /connectors/{name}/offsets.
+func (w *Worker) ConnectorOffsets(ctx context.Context, name string) (ConnectorOffsets, error) {
+	snap, err := w.snapshotOf(name)
+	if err != nil {
+		return ConnectorOffsets{}, err
+	}
+	if !w.isSink(snap.Connectors[name]) {
+		offs := w.offsets.all(name)
+		sort.Slice(offs, func(i, j int) bool { return fmt.Sprint(offs[i].Partition) < fmt.Sprint(offs[j].Partition) })
+		return ConnectorOffsets{Offsets: offs}, nil
+	}
+	res, err := w.admin.ListConsumerGroupOffsets(ctx, []kafka.ConsumerGroupTopicPartitions{{Group: "connect-" + name}})
+	if err != nil {
+		return ConnectorOffsets{}, fmt.Errorf("reading the offsets of consumer group connect-%s: %w", name, err)
+	}
+	out := ConnectorOffsets{Offsets: []ConnectorOffset{}}
+	for _, g := range res.ConsumerGroupsTopicPartitions {
+		for _, tp := range g.Partitions {
+			if tp.Offset < 0 {
+				continue
+			}
+			out.Offsets = append(out.Offsets, ConnectorOffset{
+				Partition: map[string]any{"kafka_topic": *tp.Topic, "kafka_partition": tp.Partition},
+				Offset:    map[string]any{"kafka_offset": int64(tp.Offset)},
+			})
+		}
+	}
+	return out, nil
+}
+
+func (w *Worker) checkStopped(name string) (ConfigSnapshot, error) {
+	snap, err := w.snapshotOf(name)
+	if err != nil {
+		return snap, err
+	}
+	if snap.TargetState(name) != TargetStopped || snap.TaskCounts[name] > 0 {
+		return snap, Errorf(ErrBadRequest, "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/%s/stop' endpoint", name)
+	}
+	return snap, nil
+}
+
+// AlterOffsets answers PATCH /connectors/{name}/offsets.
+func (w *Worker) AlterOffsets(ctx context.Context, name string, offsets ConnectorOffsets) (string, error) {
+	snap, err := w.checkStopped(name)
+	if err != nil {
+		return "", err
+	}
+	if len(offsets.Offsets) == 0 {
+		return "", Errorf(ErrBadRequest, "The offsets to be modified must not be empty")
+	}
+	if !w.isSink(snap.Connectors[name]) {
+		for _, o := range offsets.Offsets {
+			if o.Partition == nil {
+				return "", Errorf(ErrBadRequest, "Every offset needs a partition")
+			}
+		}
+		if err := w.offsets.put(ctx, name, offsets.Offsets); err != nil {
+			return "", err
+		}
+		return "The offsets for this connector have been altered successfully", nil
+	}
+	var alter, reset []kafka.TopicPartition
+	for _, o := range offsets.Offsets {
+		topic, _ := o.Partition["kafka_topic"].(string)
+		part, ok := asInt(o.Partition["kafka_partition"])
+		if topic == "" || !ok {
+			return "", Errorf(ErrBadRequest, "A sink connector's offset partition needs kafka_topic and kafka_partition: %v", o.Partition)
+		}
+		tp := kafka.TopicPartition{Topic: &topic, Partition: int32(part)}
+		if o.Offset == nil {
+			reset = append(reset, tp)
+			continue
+		}
+		off, ok := asInt(o.Offset["kafka_offset"])
+		if !ok || off < 0 {
+			return "", Errorf(ErrBadRequest, "kafka_offset must be a non-negative number: %v", o.Offset)
+		}
+		tp.Offset = kafka.Offset(off)
+		alter = append(alter, tp)
+	}
+	group := "connect-" + name
+	if len(alter) > 0 {
+		res, err := w.admin.AlterConsumerGroupOffsets(ctx, []kafka.ConsumerGroupTopicPartitions{{Group: group, Partitions: alter}})
+		if err != nil {
+			return "", fmt.Errorf("altering the offsets of consumer group %s: %w", group, err)
+		}
+		for _, g := range res.ConsumerGroupsTopicPartitions {
+			for _, tp := range g.Partitions {
+				if tp.Error != nil {
+					return "", fmt.Errorf("altering the offset of %s/%d: %w", *tp.Topic, tp.Partition, tp.Error)
+				}
+			}
+		}
+	}
+	if len(reset) > 0 {
+		// Committing the beginning of the partition makes the connector read it from the start.
+		for i := range reset {
+			low, _, err := w.watermarks(*reset[i].Topic, reset[i].Partition)
+			if err != nil {
+				return "", err
+			}
+			reset[i].Offset = kafka.Offset(low)
+		}
+		if _, err := w.admin.AlterConsumerGroupOffsets(ctx, []kafka.ConsumerGroupTopicPartitions{{Group: group, Partitions: reset}}); err != nil {
+			return "", fmt.Errorf("resetting offsets of consumer group %s: %w", group, err)
+		}
+	}
+	return "The offsets for this connector have been altered successfully", nil
+}
+
+func (w *Worker) watermarks(topic string, partition int32) (int64, int64, error) {
+	c, err := w.clients.consumer(map[string]string{"group.id": "sluice-watermarks"})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	return c.QueryWatermarkOffsets(topic, partition, 10000)
+}
+
+func asInt(v any) (int64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return int64(n), n == float64(int64(n))
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case string:
+		i, err := strconv.ParseInt(n, 10, 64)
+		return i, err == nil
+	}
+	return 0, false
+}
+
+// ResetOffsets answers DELETE /connectors/{name}/offsets.
+func (w *Worker) ResetOffsets(ctx context.Context, name string) (string, error) {
+	snap, err := w.checkStopped(name)
+	if err != nil {
+		return "", err
+	}
+	if !w.isSink(snap.Connectors[name]) {
+		var resets []ConnectorOffset
+		for _, o := range w.offsets.all(name) {
+			resets = append(resets, ConnectorOffset{Partition: o.Partition})
+		}
+		if len(resets) > 0 {
+			if err := w.offsets.put(ctx, name, resets); err != nil {
+				return "", err
+			}
+		}
+		return "The offsets for this connector have been reset successfully", nil
+	}
+	// The stopped tasks' consumers may still be leaving the group: retry while it is not
+	// empty, for as long as the request may take.
+	for {
+		res, err := w.admin.DeleteConsumerGroups(ctx, []string{"connect-" + name})
+		if err != nil {
+			return "", fmt.Errorf("deleting consumer group connect-%s: %w", name, err)
+		}
+		gerr := res.ConsumerGroupResults[0].Error
+		switch gerr.Code() {
+		case kafka.ErrNoError, kafka.ErrGroupIDNotFound:
+			return "The offsets for this connector have been reset successfully", nil
+		case kafka.ErrNonEmptyGroup:
+			if sleepCtx(ctx, 500*time.Millisecond) == nil {
+				continue
+			}
+		}
+		return "", fmt.Errorf("deleting consumer group connect-%s: %v", name, gerr)
+	}
+}
+
+// ConnectorTopics answers GET /connectors/{name}/topics.
+func (w *Worker) ConnectorTopics(_ context.Context, name string) ([]string, error) {
+	if _, err := w.snapshotOf(name); err != nil {
+		return nil, err
+	}
+	return w.statuses.topics(name), nil
+}
+
+// ResetConnectorTopics answers PUT /connectors/{name}/topics/reset.
+func (w *Worker) ResetConnectorTopics(ctx context.Context, name string) error {
+	if _, err := w.snapshotOf(name); err != nil {
+		return err
+	}
+	w.statuses.resetTopics(ctx, name)
+	return nil
+}
+
+// Plugins answers GET /connector-plugins.
+func (w *Worker) Plugins(_ context.Context, connectorsOnly bool) []PluginInfo {
+	out := []PluginInfo{}
+	for _, p := range w.registry.Plugins() {
+		v := p.Version
+		if v == "" {
+			v = w.opts.Version
+		}
+		out = append(out, PluginInfo{Class: p.Name, Type: string(p.Type), Version: v})
+	}
+	if connectorsOnly {
+		return out
+	}
+	for _, n := range convert.Names() {
+		out = append(out, PluginInfo{Class: n, Type: "converter", Version: w.opts.Version})
+	}
+	for _, n := range transform.TransformNames() {
+		out = append(out, PluginInfo{Class: n, Type: "transformation", Version: w.opts.Version})
+	}
+	for _, n := range transform.PredicateNames() {
+		out = append(out, PluginInfo{Class: n, Type: "predicate", Version: w.opts.Version})
+	}
+	return out
+}
+
+// PluginConfig answers GET /connector-plugins/{plugin}/config.
+func (w *Worker) PluginConfig(_ context.Context, plugin string) ([]ConfigKeyInfo, error) {
+	p, ok := w.registry.Lookup(plugin)
+	if !ok {
+		return nil, Errorf(ErrNotFound, "Unknown plugin %s", plugin)
+	}
+	out := []ConfigKeyInfo{}
+	for _, k := range connectorSpec(p).Keys() {
+		out = append(out, keyInfo(k))
+	}
+	return out, nil
+}
+
+// ValidateConfig answers PUT /connector-plugins/{plugin}/config/validate.
+func (w *Worker) ValidateConfig(ctx context.Context, plugin string, config map[string]string) (ConfigInfos, error) {
+	want, ok := w.registry.Lookup(plugin)
+	if !ok {
+		return ConfigInfos{}, Errorf(ErrNotFound, "Unknown plugin %s", plugin)
+	}
+	if got, ok := w.registry.Lookup(config["connector.class"]); config["connector.class"] != "" && (!ok || got.Name != want.Name) {
+		return ConfigInfos{}, Errorf(ErrBadRequest, "Included connector type %s does not match request type %s", config["connector.class"], plugin)
+	}
+	p, byKey, err := w.validateConnector(ctx, config)
+	if err != nil {
+		return ConfigInfos{}, err
+	}
+	return configInfos(p, config, byKey), nil
+}
+
+// Loggers answers GET /admin/loggers.
+func (w *Worker) Loggers(context.Context) map[string]LoggerLevel { return w.levels.Levels() }
+
+// Logger answers GET /admin/loggers/{name}.
+func (w *Worker) Logger(_ context.Context, name string) (LoggerLevel, error) {
+	if l, ok := w.levels.Levels()[name]; ok {
+		return l, nil
+	}
+	return LoggerLevel{}, Errorf(ErrNotFound, "Logger %s not found", name)
+}
+
+// SetLoggerLevel answers PUT /admin/loggers/{name}.
+func (w *Worker) SetLoggerLevel(_ context.Context, name, level string) ([]string, error) {
+	changed, err := w.levels.Set(name, level)
+	if err != nil {
+		return nil, Errorf(ErrBadRequest, "%v", err)
+	}
+	return changed, nil
+}

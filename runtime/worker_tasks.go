@@ -1,0 +1,334 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/runtime/transform"
+)
+
+// connectorConfig is the connector configuration the task was started with.
+func (r *taskRun) connectorConfig() map[string]string { return r.connCfg }
+
+// startTask starts one task in its own goroutine. A task that cannot start goes FAILED.
+func (w *Worker) startTask(id TaskID, taskCfg, connCfg map[string]string, target TargetState) {
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &taskRun{id: id, config: taskCfg, connCfg: connCfg, cancel: cancel, done: make(chan struct{}),
+		paused: newPauseGate(target == TargetPaused), started: time.Now(), state: StateRunning}
+	if target == TargetPaused {
+		run.state = StatePaused
+	}
+	w.mu.Lock()
+	if prev := w.tasks[id]; prev != nil && !isDone(prev.done) {
+		// The previous run was abandoned and is still inside the task: never let two runs of
+		// a task process its data at once.
+		w.mu.Unlock()
+		cancel()
+		return
+	}
+	w.tasks[id] = run
+	w.mu.Unlock()
+	st, _ := run.State()
+	w.writeTaskStatus(id, st, "", w.restartCount(id))
+	go func() {
+		defer close(run.done)
+		err := w.runTask(ctx, run, taskCfg, connCfg)
+		w.taskEnded(run, err)
+	}()
+}
+
+// runTask builds everything a task needs and runs its loop until ctx is cancelled or it fails.
+func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map[string]string) error {
+	id := run.id
+	log := w.levels.Logger(taskLoggerName(id)).With("connector", id.Connector, "task", id.Task)
+	p, ok := w.registry.Lookup(connCfg["connector.class"])
+	if !ok {
+		return fmt.Errorf("connector.class %q is not a known connector plugin", connCfg["connector.class"])
+	}
+	connRes, err := resolveConfig(connCfg)
+	if err != nil {
+		return err
+	}
+	taskRes, err := resolveConfig(taskCfg)
+	if err != nil {
+		return err
+	}
+	run.secrets = append(connRes.secrets, taskRes.secrets...)
+	setup := &taskSetup{id: id, connector: connRes.config, task: taskRes.config, secrets: run.secrets, log: log, metrics: w.metrics.task(id)}
+	if setup.keyConv, err = converterFor("key.converter", connRes.config, w.cfg.Raw); err != nil {
+		return err
+	}
+	if setup.valueConv, err = converterFor("value.converter", connRes.config, w.cfg.Raw); err != nil {
+		return err
+	}
+	if len(splitList(connRes.config["transforms"])) > 0 {
+		if setup.chain, err = transform.NewChain(connRes.config); err != nil {
+			return err
+		}
+	}
+	overrides := func(prefix string) map[string]string {
+		out := map[string]string{}
+		for k, v := range connRes.config {
+			if rest, ok := cutPrefix(k, prefix); ok {
+				out[rest] = v
+			}
+		}
+		return out
+	}
+	tctx := taskContext{id: id, log: log}
+
+	var dlq *kafka.Producer
+	newPolicy := func(common *CommonConfig) (*errorPolicy, error) {
+		pol := &errorPolicy{cfg: common, connector: id.Connector, task: id.Task, log: log, metrics: setup.metrics, secrets: run.secrets}
+		if common.DLQTopic != "" {
+			if err := ensureTopic(ctx, w.admin, topicSpec{name: common.DLQTopic, partitions: 1, replication: common.DLQReplication}); err != nil {
+				return nil, fmt.Errorf("dead-letter topic: %w", err)
+			}
+			if dlq, err = w.clients.producer(map[string]string{"enable.idempotence": "true", "acks": "all"}, overrides("producer.override.")); err != nil {
+				return nil, fmt.Errorf("dead-letter producer: %w", err)
+			}
+			go drainEvents(dlq)
+			pol.dlq = dlq
+		}
+		return pol, nil
+	}
+	defer func() {
+		if dlq != nil {
+			dlq.Flush(5000)
+			dlq.Close()
+		}
+	}()
+
+	switch p.Type {
+	case connect.SourceType:
+		var common SourceCommonConfig
+		if err := sourceCommonSpec.Decode(connRes.config, &common); err != nil {
+			return err
+		}
+		setup.common = &common.CommonConfig
+		pol, err := newPolicy(&common.CommonConfig)
+		if err != nil {
+			return err
+		}
+		producer, err := w.clients.producer(map[string]string{
+			"enable.idempotence": "true", "acks": "all", "linger.ms": "5",
+			"go.delivery.reports": "true", "go.delivery.report.fields": "key,value,headers",
+		}, overrides("producer.override."))
+		if err != nil {
+			return fmt.Errorf("producer: %w", err)
+		}
+		tc, err := newTopicCreator(w.admin, w.cfg.TopicCreationEnable, connRes.config, common.TopicCreationGroups)
+		if err != nil {
+			producer.Close()
+			return err
+		}
+		task := p.New().(connect.SourceConnector).NewTask()
+		run.instance = task
+		loop := &sourceLoop{w: w, setup: setup, task: task, producer: producer, policy: pol, gate: run.paused, pending: newSubmitted(), topics: tc}
+		loop.acker, _ = task.(connect.SourceAcker)
+		return loop.run(ctx, &sourceContext{taskContext: tctx, loop: loop})
+	case connect.SinkType:
+		var common SinkCommonConfig
+		if err := sinkCommonSpec.Decode(connRes.config, &common); err != nil {
+			return err
+		}
+		setup.common = &common.CommonConfig
+		pol, err := newPolicy(&common.CommonConfig)
+		if err != nil {
+			return err
+		}
+		consumer, err := w.clients.consumer(map[string]string{
+			"group.id": "connect-" + id.Connector, "enable.auto.commit": "false", "auto.offset.reset": "earliest",
+			"partition.assignment.strategy": "cooperative-sticky", "enable.auto.offset.store": "false",
+			"go.logs.channel.enable": "false",
+		}, overrides("consumer.override."))
+		if err != nil {
+			return fmt.Errorf("consumer: %w", err)
+		}
+		task := p.New().(connect.SinkConnector).NewTask()
+		run.instance = task
+		loop := &sinkLoop{w: w, setup: setup, common: &common, task: task, consumer: consumer, policy: pol, gate: run.paused,
+			pendingSeeks: map[connect.TopicPartition]int64{}}
+		loop.aware, _ = task.(connect.PartitionAware)
+		return loop.run(ctx, &sinkContext{taskContext: tctx, loop: loop})
+	}
+	return fmt.Errorf("plugin %s has unknown type %q", p.Name, p.Type)
+}
+
+func drainEvents(p *kafka.Producer) {
+	for range p.Events() {
+	}
+}
+
+// taskEnded records how a task run ended: FAILED with its trace, or (stopped on purpose) not
+// at all; a failed task is scheduled for an automatic restart when the connector asks for it.
+func (w *Worker) taskEnded(run *taskRun, err error) {
+	w.mu.Lock()
+	stopping := run.stopping
+	w.mu.Unlock()
+	if err == nil || stopping {
+		if err != nil {
+			w.log.Warn("task ended with an error while stopping", "task", run.id.String(), "err", scrub(err.Error(), run.secrets))
+		}
+		return
+	}
+	trace := scrub(err.Error(), run.secrets)
+	run.setState(StateFailed, err)
+	w.log.Error("task failed", "task", run.id.String(), "err", trace)
+	w.mu.Lock()
+	ri := w.restarts[run.id]
+	if ri == nil {
+		ri = &restartInfo{}
+		w.restarts[run.id] = ri
+	}
+	auto, maxAttempts, boffMax := autoRestartSettings(run.connCfg)
+	if ri.count > 0 && time.Since(run.started) > boffMax {
+		ri.count, ri.boff = 0, backoff{} // it ran healthy for a while: start counting afresh
+	}
+	restart := auto && (maxAttempts == 0 || ri.count < maxAttempts)
+	if restart {
+		ri.boff.initial, ri.boff.max = time.Second, boffMax
+		ri.due = time.Now().Add(ri.boff.wait())
+		ri.count++
+		delete(w.tasks, run.id) // reconcile starts it again once due
+		w.metrics.taskRestarts.WithLabelValues(run.id.Connector, itoa(run.id.Task)).Inc()
+	}
+	count := ri.count
+	w.mu.Unlock()
+	if restart {
+		trace = fmt.Sprintf("%s\n(automatic restart %d scheduled)", trace, count)
+	}
+	w.writeTaskStatus(run.id, StateFailed, trace, count)
+	w.wake()
+}
+
+func autoRestartSettings(cfg map[string]string) (bool, int, time.Duration) {
+	var c CommonConfig
+	spec := connect.SpecOf(CommonConfig{})
+	if err := spec.Decode(pick(cfg, spec), &c); err != nil {
+		return false, 0, time.Minute
+	}
+	return c.AutoRestart, c.AutoRestartMaxAttempts, c.AutoRestartBackoffMax
+}
+
+// pick keeps the settings a spec declares.
+func pick(cfg map[string]string, spec *connect.Spec) map[string]string {
+	out := map[string]string{}
+	for k, v := range cfg {
+		if _, ok := spec.Key(k); ok {
+			out[k] = v
+		}
+	}
+	if out["connector.class"] == "" {
+		out["connector.class"] = "unknown"
+	}
+	return out
+}
+
+// stopTasks stops tasks, waiting at most task.shutdown.graceful.timeout.ms for all of them
+// together. A task that does not stop in time is abandoned and reported; its run stays
+// registered until it really ends, so no second run of it starts meanwhile.
+func (w *Worker) stopTasks(ids []TaskID, forget bool) {
+	if len(ids) == 0 {
+		return
+	}
+	var runs []*taskRun
+	w.mu.Lock()
+	for _, id := range ids {
+		if r := w.tasks[id]; r != nil {
+			r.stopping = true
+			runs = append(runs, r)
+		}
+	}
+	w.mu.Unlock()
+	for _, r := range runs {
+		r.cancel()
+	}
+	deadline := time.After(w.cfg.ShutdownTimeout)
+	for _, r := range runs {
+		select {
+		case <-r.done:
+			w.mu.Lock()
+			if w.tasks[r.id] == r {
+				delete(w.tasks, r.id)
+			}
+			w.mu.Unlock()
+		case <-deadline:
+			w.log.Error("task did not stop within task.shutdown.graceful.timeout.ms; abandoning it", "task", r.id.String(), "timeout", w.cfg.ShutdownTimeout)
+			w.writeTaskStatus(r.id, StateUnassigned, "abandoned: the task did not stop within task.shutdown.graceful.timeout.ms", 0)
+			go func(r *taskRun) {
+				<-r.done
+				w.mu.Lock()
+				if w.tasks[r.id] == r {
+					delete(w.tasks, r.id)
+				}
+				w.mu.Unlock()
+				w.wake()
+			}(r)
+		}
+	}
+	if forget {
+		for _, r := range runs {
+			w.metrics.forgetTask(r.id)
+		}
+	}
+}
+
+// restartTask stops a task (if it runs here) and lets reconcile start it again.
+func (w *Worker) restartTask(id TaskID) {
+	w.stopTasks([]TaskID{id}, false)
+	w.mu.Lock()
+	delete(w.restarts, id)
+	w.mu.Unlock()
+	w.wake()
+}
+
+// restartFromRequest carries out a restart request read from the config topic for what runs
+// on this worker.
+func (w *Worker) restartFromRequest(name string, req restartRequest) {
+	w.mu.Lock()
+	c := w.connectors[name]
+	restartConn := c != nil && (!req.OnlyFailed || c.state == StateFailed)
+	var ids []TaskID
+	if req.IncludeTasks {
+		for id, t := range w.tasks {
+			if id.Connector != name {
+				continue
+			}
+			if st, _ := t.State(); !req.OnlyFailed || st == StateFailed {
+				ids = append(ids, id)
+			}
+		}
+	}
+	w.mu.Unlock()
+	if restartConn {
+		w.stopConnector(name, true)
+	}
+	for _, id := range ids {
+		w.writeTaskStatus(id, StateRestarting, "", 0)
+	}
+	w.stopTasks(ids, false)
+	w.mu.Lock()
+	for _, id := range ids {
+		delete(w.restarts, id)
+	}
+	w.mu.Unlock()
+	w.wake()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range splitComma(s) {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var _ = maps.Clone[map[string]string]

@@ -1,0 +1,180 @@
+package runtime
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/connect"
+)
+
+// WorkerConfig is a worker's settings, with Kafka Connect's names. It is declared once; the
+// same declaration validates worker.properties, applies defaults and documents the settings.
+type WorkerConfig struct {
+	BootstrapServers string `config:"bootstrap.servers" required:"true" doc:"Kafka brokers to connect to, host:port pairs separated by commas."`
+	GroupID          string `config:"group.id" default:"connect-cluster" doc:"The worker group: workers with the same group.id share connectors and tasks."`
+
+	ConfigTopic       string `config:"config.storage.topic" default:"connect-configs" doc:"Compacted topic holding connector and task configurations (one partition)."`
+	ConfigReplication int    `config:"config.storage.replication.factor" default:"3" min:"-1" doc:"Replication factor of the config topic when the worker creates it; -1 uses the broker default."`
+	OffsetTopic       string `config:"offset.storage.topic" default:"connect-offsets" doc:"Compacted topic holding source connector offsets."`
+	OffsetReplication int    `config:"offset.storage.replication.factor" default:"3" min:"-1" doc:"Replication factor of the offsets topic when the worker creates it."`
+	OffsetPartitions  int    `config:"offset.storage.partitions" default:"25" min:"1" doc:"Partitions of the offsets topic when the worker creates it."`
+	StatusTopic       string `config:"status.storage.topic" default:"connect-status" doc:"Compacted topic holding connector and task statuses."`
+	StatusReplication int    `config:"status.storage.replication.factor" default:"3" min:"-1" doc:"Replication factor of the status topic when the worker creates it."`
+	StatusPartitions  int    `config:"status.storage.partitions" default:"5" min:"1" doc:"Partitions of the status topic when the worker creates it."`
+
+	OffsetFlushInterval time.Duration `config:"offset.flush.interval.ms" default:"60000" min:"1" doc:"How often source offsets are stored and sink offsets committed."`
+	OffsetFlushTimeout  time.Duration `config:"offset.flush.timeout.ms" default:"5000" min:"1" doc:"How long an offset flush may take before it is abandoned and retried at the next interval."`
+	ShutdownTimeout     time.Duration `config:"task.shutdown.graceful.timeout.ms" default:"5000" min:"0" doc:"How long, in total, stopping tasks may take before the worker abandons them and reports it."`
+
+	Listeners          []string `config:"listeners" default:"http://:8083" doc:"REST API listeners, as URLs."`
+	AdvertisedHost     string   `config:"rest.advertised.host.name" doc:"Host name other workers use to reach this worker's REST API; defaults to the host name."`
+	AdvertisedPort     int      `config:"rest.advertised.port" min:"0" max:"65535" doc:"Port other workers use to reach this worker's REST API; defaults to the first listener's port."`
+	AdvertisedListener string   `config:"rest.advertised.listener" enum:"http,https" doc:"Scheme of the advertised REST URL."`
+
+	KeyConverter    string `config:"key.converter" default:"org.apache.kafka.connect.json.JsonConverter" doc:"Default converter of record keys; connectors may override it."`
+	ValueConverter  string `config:"value.converter" default:"org.apache.kafka.connect.json.JsonConverter" doc:"Default converter of record values; connectors may override it."`
+	HeaderConverter string `config:"header.converter" default:"org.apache.kafka.connect.storage.SimpleHeaderConverter" doc:"Converter of header values (headers are passed as bytes)."`
+
+	TopicCreationEnable bool   `config:"topic.creation.enable" default:"true" doc:"Let source connectors create their topics with topic.creation.* settings."`
+	OverridePolicy      string `config:"connector.client.config.override.policy" default:"All" enum:"All,None,Principal" doc:"Which producer.override.*, consumer.override.* and admin.override.* settings connectors may give."`
+
+	ScheduledRebalanceMaxDelay time.Duration `config:"scheduled.rebalance.max.delay.ms" default:"15000" min:"0" doc:"How long a departed worker's connectors and tasks wait for it to come back before they move to other workers. Kafka Connect waits 5 minutes; 15 s covers a process restart while keeping the data flowing."`
+	SessionTimeout             time.Duration `config:"session.timeout.ms" default:"10000" min:"1" doc:"How long the group waits for a silent worker before it is considered gone."`
+	HeartbeatInterval          time.Duration `config:"heartbeat.interval.ms" default:"3000" min:"1" doc:"How often a worker heartbeats to the group coordinator."`
+	RebalanceTimeout           time.Duration `config:"rebalance.timeout.ms" default:"60000" min:"1" doc:"How long a rebalance may take."`
+
+	PluginPath    string `config:"plugin.path" doc:"Accepted for compatibility with Kafka Connect and ignored: Sluice's connectors are compiled in."`
+	MetricsEnable bool   `config:"metrics.enable" default:"true" doc:"Serve Prometheus metrics at /metrics on the REST listeners."`
+
+	// Client holds the Kafka client settings given with the producer., consumer. and admin.
+	// prefixes, and the security settings (security.protocol, sasl.*, ssl.*) that apply to
+	// every client.
+	Client ClientSettings `config:"-"`
+	// Raw is every setting as given, for converter settings by prefix.
+	Raw map[string]string `config:"-"`
+}
+
+// ClientSettings are Kafka client settings by client kind, in librdkafka's names.
+type ClientSettings struct {
+	Common, Producer, Consumer, Admin map[string]string
+}
+
+// passThroughPrefixes are settings not declared above that a worker accepts.
+var passThroughPrefixes = []string{
+	"producer.", "consumer.", "admin.", "key.converter.", "value.converter.", "header.converter.",
+	"security.", "sasl.", "ssl.", "config.providers", "client.",
+}
+
+var workerSpec = connect.SpecOf(WorkerConfig{})
+
+// WorkerSpec returns the declaration of the worker's settings.
+func WorkerSpec() *connect.Spec { return workerSpec }
+
+// ParseWorkerConfig validates settings and returns the worker configuration. Unknown settings
+// are refused with a message that names them.
+func ParseWorkerConfig(settings map[string]string) (*WorkerConfig, error) {
+	var unknown []string
+	for k := range settings {
+		if _, ok := workerSpec.Key(k); ok {
+			continue
+		}
+		known := false
+		for _, p := range passThroughPrefixes {
+			if strings.HasPrefix(k, p) {
+				known = true
+				break
+			}
+		}
+		if !known {
+			unknown = append(unknown, k)
+		}
+	}
+	var errs []error
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		errs = append(errs, fmt.Errorf("unknown worker settings: %s", strings.Join(unknown, ", ")))
+	}
+	var cfg WorkerConfig
+	if err := workerSpec.Decode(settings, &cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid worker configuration: %w", errors.Join(errs...))
+	}
+	cfg.Raw = settings
+	cfg.Client = ClientSettings{Common: map[string]string{}, Producer: map[string]string{}, Consumer: map[string]string{}, Admin: map[string]string{}}
+	for k, v := range settings {
+		switch {
+		case strings.HasPrefix(k, "security."), strings.HasPrefix(k, "sasl."), strings.HasPrefix(k, "ssl."), strings.HasPrefix(k, "client."):
+			cfg.Client.Common[k] = v
+		case strings.HasPrefix(k, "producer."):
+			cfg.Client.Producer[strings.TrimPrefix(k, "producer.")] = v
+		case strings.HasPrefix(k, "consumer."):
+			cfg.Client.Consumer[strings.TrimPrefix(k, "consumer.")] = v
+		case strings.HasPrefix(k, "admin."):
+			cfg.Client.Admin[strings.TrimPrefix(k, "admin.")] = v
+		}
+	}
+	return &cfg, nil
+}
+
+// ReadProperties reads a Java-style .properties file: key=value or key: value lines, # and !
+// comments, and lines continued with a trailing backslash.
+func ReadProperties(r io.Reader) (map[string]string, error) {
+	out := map[string]string{}
+	sc := bufio.NewScanner(r)
+	var pending string
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimLeft(sc.Text(), " \t\f")
+		if pending == "" && (line == "" || line[0] == '#' || line[0] == '!') {
+			continue
+		}
+		if strings.HasSuffix(line, `\`) && !strings.HasSuffix(line, `\\`) {
+			pending += strings.TrimSuffix(line, `\`)
+			continue
+		}
+		line, pending = pending+line, ""
+		i := strings.IndexAny(line, "=:")
+		if i < 0 {
+			return nil, fmt.Errorf("line %d: %q is not key=value", n, line)
+		}
+		out[strings.TrimSpace(line[:i])] = strings.TrimSpace(line[i+1:])
+	}
+	return out, sc.Err()
+}
+
+// LoadWorkerSettings reads worker settings from a properties file (if path is not empty),
+// then applies environment variables SLUICE_<SETTING> (upper case, dots as underscores:
+// SLUICE_BOOTSTRAP_SERVERS sets bootstrap.servers), then overrides (from flags).
+func LoadWorkerSettings(path string, environ []string, overrides map[string]string) (map[string]string, error) {
+	settings := map[string]string{}
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("read worker config: %w", err)
+		}
+		defer f.Close()
+		if settings, err = ReadProperties(f); err != nil {
+			return nil, fmt.Errorf("read worker config %s: %w", path, err)
+		}
+	}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, "SLUICE_") || strings.HasPrefix(k, "SLUICE_TEST_") {
+			continue
+		}
+		settings[strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "SLUICE_"), "_", "."))] = v
+	}
+	for k, v := range overrides {
+		settings[k] = v
+	}
+	return settings, nil
+}

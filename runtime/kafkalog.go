@@ -128,11 +128,18 @@ func (l *kafkaLog) readToEnd(ctx context.Context) error {
 	l.mu.Unlock()
 	ends := make(map[int32]int64, len(parts))
 	for _, p := range parts {
-		_, high, err := l.consumer.QueryWatermarkOffsets(l.topic, p, timeoutMs(ctx, 10*time.Second))
-		if err != nil {
-			return fmt.Errorf("end offsets of %s: %w", l.topic, err)
+		// A topic just created may not have a leader yet, and a broker may be moving
+		// leadership: retry until the request's deadline.
+		for {
+			_, high, err := l.consumer.QueryWatermarkOffsets(l.topic, p, timeoutMs(ctx, 10*time.Second))
+			if err == nil {
+				ends[p] = high
+				break
+			}
+			if sleepCtx(ctx, 200*time.Millisecond) != nil {
+				return fmt.Errorf("end offsets of %s: %w", l.topic, err)
+			}
 		}
-		ends[p] = high
 	}
 	for {
 		l.mu.Lock()

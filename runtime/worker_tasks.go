@@ -145,6 +145,9 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		consumer, err := w.clients.consumer(map[string]string{
 			"group.id": "connect-" + id.Connector, "enable.auto.commit": "false", "auto.offset.reset": "earliest",
 			"partition.assignment.strategy": "cooperative-sticky", "enable.auto.offset.store": "false",
+			// A killed worker's partitions move after 10 s, as Kafka Connect's worker session does,
+			// rather than the consumer default of 45 s.
+			"session.timeout.ms": "10000", "heartbeat.interval.ms": "3000",
 			"go.logs.channel.enable": "false",
 		}, overrides("consumer.override."))
 		if err != nil {

@@ -5,6 +5,7 @@
 #                  exit with the tests' status.
 #                  TESTENV_ARGS is passed to `scripts/testenv up` (e.g. --brokers 3),
 #                  GOTEST_FLAGS to `go test` (e.g. -run TestX -v), PKGS picks the packages.
+#   make bench     throughput against the raw Kafka clients, and idle memory (Kafka only)
 #   make build     bin/sluice
 #   make dev       run Sluice's single-process dev mode
 #   make testenv-up / testenv-down / testenv-status
@@ -17,7 +18,7 @@ TESTENV_ARGS ?=
 GOTEST_FLAGS ?=
 PKGS ?= ./...
 
-.PHONY: all test vet build dev testenv-up testenv-down testenv-status clean
+.PHONY: all test bench vet build dev testenv-up testenv-down testenv-status clean
 
 all: build
 
@@ -33,6 +34,14 @@ test:
 	$(GO) vet $(PKGS) || exit $$?; \
 	echo "go test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $(PKGS)"; \
 	$(GO) test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $(PKGS)
+
+# The throughput and memory harness: Sluice against the raw clients in the same run.
+bench:
+	@set -uo pipefail; \
+	trap '$(TESTENV) down' EXIT; \
+	$(TESTENV) up --only kafka || exit $$?; \
+	source .testenv/env || exit $$?; \
+	SLUICE_BENCH=1 $(GO) test -count=1 -v -run 'TestThroughput|TestIdleMemory' ./runtime/ ./cmd/sluice/ | grep -E '^(BENCH|---|ok|FAIL)'
 
 vet:
 	$(GO) vet $(PKGS)

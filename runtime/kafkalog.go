@@ -36,6 +36,9 @@ func newKafkaLog(topic string, clients *clientFactory, log *slog.Logger, apply f
 		"enable.partition.eof": "true",
 		"isolation.level":      "read_committed",
 		"auto.offset.reset":    "earliest",
+		// Read what any worker writes within milliseconds, not the default half second: a
+		// write is acknowledged to the REST caller once it has been read back.
+		"fetch.wait.max.ms": "10",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consumer for %s: %w", topic, err)

@@ -98,6 +98,7 @@ func (s *offsetStore) all(connector string) []ConnectorOffset {
 }
 
 // put writes offsets (a nil offset resets its partition) and waits until Kafka has them all.
+// They become visible to get once the store has read them back.
 func (s *offsetStore) put(ctx context.Context, connector string, offsets []ConnectorOffset) error {
 	errs := make(chan error, len(offsets))
 	for _, o := range offsets {
@@ -123,5 +124,9 @@ func (s *offsetStore) put(ctx context.Context, connector string, offsets []Conne
 			return fmt.Errorf("storing offsets of %s: %w", connector, ctx.Err())
 		}
 	}
-	return s.log.readToEnd(ctx)
+	return nil
 }
+
+// readToEnd makes the offsets written before the call visible to get; a source task's start
+// calls it, so a task restarted on the same worker resumes from its latest offsets.
+func (s *offsetStore) readToEnd(ctx context.Context) error { return s.log.readToEnd(ctx) }

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,58 +53,53 @@ func (l *sourceLoop) run(ctx context.Context, tc *sourceContext) error {
 	l.used = map[string]bool{}
 	go l.deliveries()
 	defer l.producer.Close()
+	if err := l.w.offsets.readToEnd(ctx); err != nil {
+		return fmt.Errorf("reading stored offsets: %w", err)
+	}
 	if err := safely("start", func() error { return l.task.Start(ctx, l.setup.task, tc) }); err != nil {
 		return fmt.Errorf("starting the task: %w", err)
 	}
-	flushEvery := l.w.cfg.OffsetFlushInterval
-	nextFlush := time.Now().Add(flushEvery)
-	retry := backoff{initial: 300 * time.Millisecond, max: 10 * time.Second}
+	// The task polls in its own goroutine, so the next batch is being made while this one is
+	// converted and produced.
+	pollCtx, stopPolling := context.WithCancel(ctx)
+	batches := make(chan polled, 1)
+	polling := make(chan struct{})
+	go func() {
+		defer close(polling)
+		l.poll(pollCtx, batches)
+	}()
+
+	flush := time.NewTicker(l.w.cfg.OffsetFlushInterval)
+	defer flush.Stop()
 	var err error
-	for ctx.Err() == nil {
-		if err = l.failed(); err != nil {
-			break
-		}
-		if time.Now().After(nextFlush) {
+loop:
+	for err == nil {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-flush.C:
 			l.commitOffsets(ctx)
-			nextFlush = time.Now().Add(flushEvery)
-		}
-		if paused, changed := l.gate.state(); paused {
-			l.commitOffsets(ctx)
-			select {
-			case <-changed:
-			case <-ctx.Done():
-			}
-			continue
-		}
-		pollCtx, cancel := context.WithDeadline(ctx, nextFlush)
-		start := time.Now()
-		var recs []connect.Record
-		perr := safely("poll", func() (e error) { recs, e = l.task.Poll(pollCtx); return })
-		cancel()
-		l.setup.metrics.poll.Observe(time.Since(start).Seconds())
-		if perr != nil {
-			if ctx.Err() != nil {
+			err = l.failed()
+		case b := <-batches:
+			if b.err != nil {
+				err = b.err
 				break
 			}
-			if connect.IsRetriable(perr) {
-				l.setup.log.Warn("poll failed; retrying", "err", scrub(perr.Error(), l.setup.secrets))
-				_ = sleepCtx(ctx, retry.wait())
-				continue
+			for i := range b.records {
+				if err = l.send(ctx, &b.records[i]); err != nil {
+					break
+				}
 			}
-			err = fmt.Errorf("poll: %w", perr)
-			break
-		}
-		retry.reset()
-		l.setup.metrics.polled.Add(float64(len(recs)))
-		for i := range recs {
-			if err = l.send(ctx, &recs[i]); err != nil {
-				break
+			if err == nil {
+				err = l.failed()
 			}
-		}
-		if err != nil {
-			break
+			if b.paused {
+				l.commitOffsets(ctx)
+			}
 		}
 	}
+	stopPolling()
+	<-polling
 	// Stop: let Kafka acknowledge what was sent, store the offsets, stop the task.
 	l.producer.Flush(int(l.w.cfg.OffsetFlushTimeout.Milliseconds()))
 	final, cancel := context.WithTimeout(context.Background(), l.w.cfg.OffsetFlushTimeout)
@@ -116,6 +114,63 @@ func (l *sourceLoop) run(ctx context.Context, tc *sourceContext) error {
 	return err
 }
 
+// polled is what one Poll gave: records, or the error that ends the task. paused marks the
+// last batch before the task paused, so its offsets are stored right away.
+type polled struct {
+	records []connect.Record
+	err     error
+	paused  bool
+}
+
+// poll calls the task's Poll until ctx is done, honouring pause, retrying retriable errors,
+// and hands the batches on in order.
+func (l *sourceLoop) poll(ctx context.Context, out chan<- polled) {
+	retry := backoff{initial: 300 * time.Millisecond, max: 10 * time.Second}
+	for ctx.Err() == nil {
+		if paused, changed := l.gate.state(); paused {
+			select {
+			case out <- polled{paused: true}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		start := time.Now()
+		var recs []connect.Record
+		err := safely("poll", func() (e error) { recs, e = l.task.Poll(ctx); return })
+		l.setup.metrics.poll.Observe(time.Since(start).Seconds())
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if connect.IsRetriable(err) {
+				l.setup.log.Warn("poll failed; retrying", "err", scrub(err.Error(), l.setup.secrets))
+				_ = sleepCtx(ctx, retry.wait())
+				continue
+			}
+			select {
+			case out <- polled{err: fmt.Errorf("poll: %w", err)}:
+			case <-ctx.Done():
+			}
+			return
+		}
+		retry.reset()
+		if len(recs) == 0 {
+			continue
+		}
+		l.setup.metrics.polled.Add(float64(len(recs)))
+		select {
+		case out <- polled{records: recs}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 func (l *sourceLoop) failed() error {
 	l.failMu.Lock()
 	defer l.failMu.Unlock()
@@ -125,7 +180,7 @@ func (l *sourceLoop) failed() error {
 // send transforms, converts and produces one record. A record the error policy skips counts
 // as done, so its offset is stored like any other.
 func (l *sourceLoop) send(ctx context.Context, rec *connect.Record) error {
-	entry := l.pending.add(*rec)
+	entry := l.pending.add(*rec, l.acker != nil)
 	out, err := l.convert(ctx, rec)
 	if err != nil {
 		return err
@@ -232,7 +287,7 @@ func (l *sourceLoop) fail(err error) {
 func (l *sourceLoop) acked(entry *submittedRecord) {
 	l.pending.ack(entry)
 	if l.acker != nil {
-		if err := l.acker.Acknowledged(context.Background(), []connect.Record{entry.record}); err != nil {
+		if err := l.acker.Acknowledged(context.Background(), []connect.Record{*entry.record}); err != nil {
 			l.setup.log.Warn("acknowledging upstream failed", "err", scrub(err.Error(), l.setup.secrets))
 		}
 	}
@@ -275,25 +330,29 @@ type partitionQueue struct {
 }
 
 type submittedRecord struct {
-	record connect.Record
+	offset map[string]any
+	record *connect.Record // kept only for a task that acknowledges upstream
 	queue  *partitionQueue
 	acked  bool
 }
 
 func newSubmitted() *submitted { return &submitted{partitions: map[string]*partitionQueue{}} }
 
-func (s *submitted) add(rec connect.Record) *submittedRecord {
-	entry := &submittedRecord{record: rec}
+func (s *submitted) add(rec connect.Record, keep bool) *submittedRecord {
+	entry := &submittedRecord{offset: rec.SourceOffset}
+	if keep {
+		entry.record = &rec
+	}
 	if rec.SourcePartition == nil || rec.SourceOffset == nil {
 		return entry
 	}
-	key, _ := json.Marshal(rec.SourcePartition)
+	key := partitionKey(rec.SourcePartition)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	q := s.partitions[string(key)]
+	q := s.partitions[key]
 	if q == nil {
 		q = &partitionQueue{partition: rec.SourcePartition}
-		s.partitions[string(key)] = q
+		s.partitions[key] = q
 	}
 	entry.queue = q
 	q.records = append(q.records, entry)
@@ -321,7 +380,7 @@ func (s *submitted) committable() []ConnectorOffset {
 			n++
 		}
 		if n > 0 {
-			q.latest = q.records[n-1].record.SourceOffset
+			q.latest = q.records[n-1].offset
 			q.records = append(q.records[:0:0], q.records[n:]...)
 		}
 		if q.latest != nil {
@@ -341,14 +400,65 @@ func (s *submitted) restore(offsets []ConnectorOffset) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, o := range offsets {
-		key, _ := json.Marshal(o.Partition)
-		q := s.partitions[string(key)]
+		key := partitionKey(o.Partition)
+		q := s.partitions[key]
 		if q == nil {
 			q = &partitionQueue{partition: o.Partition}
-			s.partitions[string(key)] = q
+			s.partitions[key] = q
 		}
 		if q.latest == nil {
 			q.latest = o.Offset
 		}
 	}
+}
+
+// partitionKey is a canonical text of a source partition, to group records by it: cheap for
+// the flat maps of strings and numbers partitions usually are, JSON for anything else.
+func partitionKey(p map[string]any) string {
+	if len(p) == 1 {
+		for k, v := range p {
+			if s, ok := scalarText(v); ok {
+				return k + "\x00" + s
+			}
+		}
+	}
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		s, ok := scalarText(p[k])
+		if !ok {
+			j, _ := json.Marshal(p)
+			return string(j)
+		}
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(s)
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+func scalarText(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return "s" + v, true
+	case int:
+		return "i" + strconv.Itoa(v), true
+	case int64:
+		return "i" + strconv.FormatInt(v, 10), true
+	case int32:
+		return "i" + strconv.FormatInt(int64(v), 10), true
+	case float64:
+		if v == float64(int64(v)) {
+			return "i" + strconv.FormatInt(int64(v), 10), true
+		}
+		return "f" + strconv.FormatFloat(v, 'g', -1, 64), true
+	case bool:
+		return strconv.FormatBool(v), true
+	}
+	return "", false
 }

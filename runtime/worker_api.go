@@ -433,6 +433,9 @@ func (w *Worker) AlterOffsets(ctx context.Context, name string, offsets Connecto
 		if err := w.offsets.put(ctx, name, offsets.Offsets); err != nil {
 			return "", err
 		}
+		if err := w.offsets.readToEnd(ctx); err != nil {
+			return "", err
+		}
 		return "The offsets for this connector have been altered successfully", nil
 	}
 	var alter, reset []kafka.TopicPartition
@@ -523,6 +526,9 @@ func (w *Worker) ResetOffsets(ctx context.Context, name string) (string, error) 
 		}
 		if len(resets) > 0 {
 			if err := w.offsets.put(ctx, name, resets); err != nil {
+				return "", err
+			}
+			if err := w.offsets.readToEnd(ctx); err != nil {
 				return "", err
 			}
 		}

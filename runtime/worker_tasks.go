@@ -117,7 +117,7 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		}
 		producer, err := w.clients.producer(map[string]string{
 			"enable.idempotence": "true", "acks": "all", "linger.ms": "5",
-			"go.delivery.reports": "true", "go.delivery.report.fields": "key,value,headers",
+			"go.delivery.reports": "true", "go.delivery.report.fields": "none",
 		}, overrides("producer.override."))
 		if err != nil {
 			return fmt.Errorf("producer: %w", err)

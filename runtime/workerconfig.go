@@ -152,8 +152,9 @@ func ReadProperties(r io.Reader) (map[string]string, error) {
 }
 
 // LoadWorkerSettings reads worker settings from a properties file (if path is not empty),
-// then applies environment variables SLUICE_<SETTING> (upper case, dots as underscores:
-// SLUICE_BOOTSTRAP_SERVERS sets bootstrap.servers), then overrides (from flags).
+// then applies environment variables SLUICE_WORKER_<SETTING> (upper case, dots as
+// underscores: SLUICE_WORKER_BOOTSTRAP_SERVERS sets bootstrap.servers), then overrides (from
+// flags).
 func LoadWorkerSettings(path string, environ []string, overrides map[string]string) (map[string]string, error) {
 	settings := map[string]string{}
 	if path != "" {
@@ -168,10 +169,11 @@ func LoadWorkerSettings(path string, environ []string, overrides map[string]stri
 	}
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(k, "SLUICE_") || strings.HasPrefix(k, "SLUICE_TEST_") {
+		name, ok2 := strings.CutPrefix(k, "SLUICE_WORKER_")
+		if !ok || !ok2 {
 			continue
 		}
-		settings[strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "SLUICE_"), "_", "."))] = v
+		settings[strings.ToLower(strings.ReplaceAll(name, "_", "."))] = v
 	}
 	for k, v := range overrides {
 		settings[k] = v

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,9 +43,28 @@ func sluiceBinary(t *testing.T) string {
 
 // workerProcess is a sluice worker running as its own process, so it can be killed.
 type workerProcess struct {
-	cmd *exec.Cmd
-	url string
-	log *bytes.Buffer
+	cmd    *exec.Cmd
+	url    string
+	log    *syncBuffer
+	exited chan struct{}
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func freePort(t *testing.T) int {
@@ -64,20 +84,28 @@ func startWorkerProcess(t *testing.T, settings map[string]string) *workerProcess
 		args = append(args, "--set", k+"="+v)
 	}
 	cmd := exec.Command(sluiceBinary(t), args...)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	wp := &workerProcess{cmd: cmd, url: strings.Replace(settings["listeners"], "http://", "http://", 1), log: &log}
+	wp := &workerProcess{cmd: cmd, url: settings["listeners"], log: log}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
+		<-wp.exited
 		if t.Failed() {
 			t.Logf("worker log:\n%s", log.String())
 		}
 	})
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	wp.exited = exited
 	waitFor(t, 90*time.Second, "the worker to answer /health", func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("the worker exited: %s", log.String())
+		default:
+		}
 		resp, err := http.Get(wp.url + "/health")
 		if err != nil {
 			return false
@@ -174,7 +202,7 @@ func TestKilledWorkerLosesNothing(t *testing.T) {
 	if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = w.cmd.Process.Wait()
+	<-w.exited
 	_, atKill := countSeqs(t, out)
 	t.Logf("killed the worker with %d of %d records in the file", atKill, tasks*perTask)
 
@@ -201,4 +229,32 @@ func TestKilledWorkerLosesNothing(t *testing.T) {
 	if dups > bound {
 		t.Errorf("%d duplicates, more than one flush interval's worth (%d)", dups, bound)
 	}
+}
+
+// TestIdleMemory reports the resident memory of an idle worker process (make bench).
+func TestIdleMemory(t *testing.T) {
+	bootstrap := connecttest.Env(t, connecttest.EnvKafka)
+	if os.Getenv("SLUICE_BENCH") == "" {
+		t.Skip("memory measurement skipped: set SLUICE_BENCH=1 (make bench) to run it")
+	}
+	prefix := fmt.Sprintf("idle-%d", time.Now().UnixNano())
+	w := startWorkerProcess(t, map[string]string{
+		"bootstrap.servers": bootstrap, "group.id": prefix,
+		"config.storage.topic": prefix + "-configs", "offset.storage.topic": prefix + "-offsets", "status.storage.topic": prefix + "-status",
+		"config.storage.replication.factor": "-1", "offset.storage.replication.factor": "-1", "status.storage.replication.factor": "-1",
+		"listeners": fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+	})
+	time.Sleep(10 * time.Second) // idle, on purpose: the figure is the settled idle footprint
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+	if err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			t.Logf("idle worker %s", line)
+			fmt.Printf("BENCH idle_worker_rss %s\n", strings.Join(strings.Fields(line)[1:], " "))
+			return
+		}
+	}
+	t.Fatal("no VmRSS in /proc status")
 }

@@ -41,7 +41,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	logLevel := fs.String("log-level", "INFO", "log level: DEBUG, INFO, WARN, ERROR")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	overrides := settingsFlag{}
-	fs.Var(overrides, "set", "a worker setting, key=value; repeatable; wins over the file and SLUICE_* variables")
+	fs.Var(overrides, "set", "a worker setting, key=value; repeatable; wins over the file and SLUICE_WORKER_* variables")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -1,0 +1,232 @@
+package runtime_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/sluicehq/sluice/connect"
+)
+
+// The throughput harness compares Sluice with the raw confluent-kafka-go client doing the same
+// work in the same run, and reports records/s and their ratio. It is slow, so it runs only with
+// SLUICE_BENCH=1 (make bench).
+
+func benchRecords(t *testing.T) int {
+	t.Helper()
+	if os.Getenv("SLUICE_BENCH") == "" {
+		t.Skip("throughput harness skipped: set SLUICE_BENCH=1 (make bench) to run it")
+	}
+	return 300_000
+}
+
+// discardConnector is a sink that drops every record: what is measured is the runtime.
+type discardConnector struct{ connect.Base }
+type discardConfig struct{}
+type discardTask struct{}
+
+func (*discardConnector) NewTask() connect.SinkTask { return discardTask{} }
+func (discardTask) Start(context.Context, connect.Config, connect.SinkTaskContext) error {
+	return nil
+}
+func (discardTask) Put(context.Context, []connect.Record) error { return nil }
+func (discardTask) PreCommit(_ context.Context, o connect.Offsets) (connect.Offsets, error) {
+	return o, nil
+}
+func (discardTask) Stop() error { return nil }
+
+// counter reads a counter of the worker's metrics, summed over its labels.
+func counter(t *testing.T, tw *testWorker, name, connector string) float64 {
+	t.Helper()
+	mfs, err := tw.w.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "connector" && l.GetValue() == connector {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}
+
+// steadyRate waits until count reaches want and returns the records per second from the first
+// record counted to the last, leaving out start-up (group joins, topic creation), which the
+// harness measures for neither side.
+func steadyRate(t *testing.T, timeout time.Duration, what string, want int, count func() int) float64 {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var t0 time.Time
+	c0 := 0
+	for time.Now().Before(deadline) {
+		c := count()
+		if c > 0 && t0.IsZero() {
+			t0, c0 = time.Now(), c
+		}
+		if c >= want {
+			return float64(c-c0) / time.Since(t0).Seconds()
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s: %d of %d", what, count(), want)
+	return 0
+}
+
+func report(t *testing.T, what string, s, r float64) {
+	t.Helper()
+	t.Logf("%s: sluice %.0f records/s, raw client %.0f records/s, ratio %.2f", what, s, r, s/r)
+	fmt.Printf("BENCH %s sluice=%.0f raw=%.0f ratio=%.2f\n", strings.ReplaceAll(what, " ", "_"), s, r, s/r)
+}
+
+func TestThroughputSourceVsRawProducer(t *testing.T) {
+	n := benchRecords(t)
+	c := newCluster(t)
+	w := c.startWorker(map[string]string{"offset.flush.interval.ms": "1000"})
+	var sluice, raw []float64
+	for round := 0; round < benchRounds; round++ {
+		sluice = append(sluice, sourceRound(t, c, w, n, round))
+		raw = append(raw, rawProducerRound(t, c, n))
+	}
+	report(t, "source to Kafka", median(sluice), median(raw))
+}
+
+// benchRounds is how many times each side runs; the medians are compared.
+const benchRounds = 3
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// sourceRound runs datagen -> Kafka with 100-byte string values in one task.
+func sourceRound(t *testing.T, c *cluster, w *testWorker, n, round int) float64 {
+	name := fmt.Sprintf("bench-gen-%d", round)
+	call(t, "POST", w.url+"/connectors", map[string]any{"name": name, "config": map[string]string{
+		"connector.class": "datagen", "kafka.topic": uniqueName("bench-src"), "max.records": fmt.Sprint(n), "format": "string",
+		"payload.bytes": "100", "value.converter": "string", "batch.size": "2000",
+		"topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"}}, nil)
+	rate := steadyRate(t, 5*time.Minute, "records acknowledged", n, func() int {
+		return int(counter(t, w, "sluice_source_records_written_total", name))
+	})
+	call(t, "DELETE", w.url+"/connectors/"+name, nil, nil)
+	return rate
+}
+
+// rawProducerRound produces the same records with the same producer settings from one
+// producer.
+func rawProducerRound(t *testing.T, c *cluster, n int) float64 {
+	rawTopic := uniqueName("bench-raw")
+	admin, _ := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": c.bootstrap})
+	_, _ = admin.CreateTopics(context.Background(), []kafka.TopicSpecification{{Topic: rawTopic, NumPartitions: 1, ReplicationFactor: -1}})
+	admin.Close()
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": c.bootstrap, "enable.idempotence": true, "acks": "all",
+		"linger.ms": 5, "partitioner": "murmur2_random"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var acked atomic.Int64
+	go func() {
+		for e := range p.Events() {
+			if m, ok := e.(*kafka.Message); ok && m.TopicPartition.Error == nil {
+				acked.Add(1)
+			}
+		}
+	}()
+	rawRate := make(chan float64, 1)
+	go func() {
+		rawRate <- steadyRate(t, 5*time.Minute, "raw records acknowledged", n, func() int { return int(acked.Load()) })
+	}()
+	for i := 0; i < n; i++ {
+		m := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &rawTopic, Partition: kafka.PartitionAny},
+			Key: []byte("0-0"), Value: []byte(fmt.Sprintf("%0100d", i))}
+		for {
+			err := p.Produce(m, nil)
+			if err == nil {
+				break
+			}
+			p.Flush(100)
+		}
+	}
+	return <-rawRate
+}
+
+func TestThroughputSinkVsRawConsumer(t *testing.T) {
+	n := benchRecords(t)
+	c := newCluster(t)
+	c.registry.Register(connect.Plugin{Name: "discard", Doc: "Drops records.", Config: discardConfig{},
+		New: func() connect.Connector { return &discardConnector{} }})
+	w := c.startWorker(nil)
+
+	// Fill a topic with n 100-byte records.
+	topic := uniqueName("bench-sink")
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": c.bootstrap, "linger.ms": 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range p.Events() {
+		}
+	}()
+	value := []byte(strings.Repeat("x", 100))
+	for i := 0; i < n; i++ {
+		for p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Value: value}, nil) != nil {
+			p.Flush(100)
+		}
+	}
+	for p.Flush(1000) > 0 {
+	}
+	p.Close()
+
+	var sluice, raw []float64
+	for round := 0; round < benchRounds; round++ {
+		raw = append(raw, rawConsumerRound(t, c, topic, n))
+		// Sluice: a sink task that discards, byte-array converters (no decoding), one task.
+		name := fmt.Sprintf("bench-discard-%d", round)
+		call(t, "POST", w.url+"/connectors", map[string]any{"name": name, "config": map[string]string{
+			"connector.class": "discard", "topics": topic, "value.converter": "bytearray", "key.converter": "bytearray"}}, nil)
+		sluice = append(sluice, steadyRate(t, 5*time.Minute, "records put", n, func() int {
+			return int(counter(t, w, "sluice_sink_records_put_total", name))
+		}))
+		call(t, "DELETE", w.url+"/connectors/"+name, nil, nil)
+	}
+	report(t, "Kafka to sink", median(sluice), median(raw))
+}
+
+// rawConsumerRound reads all n records with one consumer in a group of its own.
+func rawConsumerRound(t *testing.T, c *cluster, topic string, n int) float64 {
+	cons, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": c.bootstrap, "group.id": uniqueName("raw"),
+		"auto.offset.reset": "earliest", "enable.auto.commit": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	_ = cons.Subscribe(topic, nil)
+	read, t0 := 0, time.Time{}
+	for read < n {
+		if ev := cons.Poll(100); ev != nil {
+			if _, ok := ev.(*kafka.Message); ok {
+				if read++; read == 1 {
+					t0 = time.Now()
+				}
+			}
+		}
+	}
+	return float64(n-1) / time.Since(t0).Seconds()
+}

@@ -87,4 +87,71 @@ func (p *probeTask) Stop() error { return nil }
 func registerTestPlugins(r *connect.Registry) {
 	r.Register(connect.Plugin{Name: "probe-sink", Doc: "A sink for tests.", Config: probeConfig{},
 		New: func() connect.Connector { return &probeConnector{} }})
+	for _, p := range extraTestPlugins {
+		r.Register(p)
+	}
 }
+
+// probeSource emits {"n": i} records for i in [0, count); every record whose n is a multiple
+// of bad.every is reported as malformed instead.
+type probeSourceConfig struct {
+	Topic    string `config:"topic" required:"true" doc:"Where records go."`
+	Count    int    `config:"count" default:"20" doc:"Records to emit."`
+	BadEvery int    `config:"bad.every" default:"0" doc:"Report every n-th record as malformed; 0 never."`
+}
+
+type probeSourceConnector struct{ connect.Base }
+
+func (*probeSourceConnector) NewTask() connect.SourceTask { return &probeSourceTask{} }
+
+type probeSourceTask struct {
+	cfg  probeSourceConfig
+	tc   connect.SourceTaskContext
+	next int
+}
+
+func (p *probeSourceTask) Start(ctx context.Context, cfg connect.Config, tc connect.SourceTaskContext) error {
+	c, err := connect.Decode[probeSourceConfig](cfg)
+	if err != nil {
+		return err
+	}
+	p.cfg, p.tc = c, tc
+	off, err := tc.Offset(ctx, map[string]any{"probe": "p"})
+	if err != nil {
+		return err
+	}
+	if n, ok := off["n"].(float64); ok {
+		p.next = int(n) + 1
+	}
+	return nil
+}
+
+func (p *probeSourceTask) Poll(ctx context.Context) ([]connect.Record, error) {
+	if p.next >= p.cfg.Count {
+		<-ctx.Done()
+		return nil, nil
+	}
+	var out []connect.Record
+	for ; p.next < p.cfg.Count; p.next++ {
+		rec := connect.Record{Topic: p.cfg.Topic, Key: fmt.Sprint(p.next), Value: map[string]any{"n": int64(p.next)},
+			SourcePartition: map[string]any{"probe": "p"}, SourceOffset: map[string]any{"n": p.next}}
+		if p.cfg.BadEvery > 0 && p.next%p.cfg.BadEvery == 0 {
+			rec.Value = []byte(fmt.Sprintf("garbage-%d", p.next))
+			if err := p.tc.Report(ctx, rec, connect.BadField("payload", rec.Value, "not JSON")); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+func (p *probeSourceTask) Stop() error { return nil }
+
+func init() {
+	extraTestPlugins = append(extraTestPlugins, connect.Plugin{Name: "probe-source", Doc: "A source for tests.",
+		Config: probeSourceConfig{}, New: func() connect.Connector { return &probeSourceConnector{} }})
+}
+
+var extraTestPlugins []connect.Plugin

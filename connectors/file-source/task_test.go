@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/connect/connecttest"
 )
 
 func TestReadsCompleteLinesInBatches(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "in.log")
 	appendTo(t, path, "one\ntwo\r\nthree\n\nfive\nsix-without-newline")
-	task := startTask(t, newFakeSourceContext(t, 0), path)
+	task := startTask(t, connecttest.NewSourceContext(t, 0), path)
 
 	if got, want := values(t, task), []string{"one", "two", "three"}; !slices.Equal(got, want) {
 		t.Fatalf("first poll %q, want %q (batch.size 3)", got, want)
@@ -35,7 +36,7 @@ func TestReadsCompleteLinesInBatches(t *testing.T) {
 func TestOffsetsAreBytePositionsAfterEachLine(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "in.log")
 	appendTo(t, path, "ab\ncde\r\n")
-	recs, err := startTask(t, newFakeSourceContext(t, 0), path).Poll(t.Context())
+	recs, err := startTask(t, connecttest.NewSourceContext(t, 0), path).Poll(t.Context())
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("Poll = %d records, %v", len(recs), err)
 	}
@@ -47,10 +48,10 @@ func TestOffsetsAreBytePositionsAfterEachLine(t *testing.T) {
 func TestRestartResumesAfterTheStoredPosition(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "in.log")
 	appendTo(t, path, "1\n2\n3\n4\n5\n")
-	tc := newFakeSourceContext(t, 0)
+	tc := connecttest.NewSourceContext(t, 0)
 	first := startTask(t, tc, path)
 	recs, _ := first.Poll(t.Context())
-	tc.store(recs[:2]) // Kafka acknowledged lines 1 and 2
+	tc.Store(recs[:2]) // Kafka acknowledged lines 1 and 2
 
 	second := startTask(t, tc, path)
 	if got, want := values(t, second), []string{"3", "4", "5"}; !slices.Equal(got, want) {
@@ -61,10 +62,10 @@ func TestRestartResumesAfterTheStoredPosition(t *testing.T) {
 func TestTruncatedFileIsReadFromTheStart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "in.log")
 	appendTo(t, path, "old-1\nold-2\n")
-	tc := newFakeSourceContext(t, 0)
+	tc := connecttest.NewSourceContext(t, 0)
 	task := startTask(t, tc, path)
 	recs, _ := task.Poll(t.Context())
-	tc.store(recs)
+	tc.Store(recs)
 
 	if err := os.WriteFile(path, []byte("new\n"), 0o644); err != nil { // truncates in place
 		t.Fatal(err)
@@ -85,7 +86,7 @@ func TestRotatedFileIsFollowed(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "in.log")
 	appendTo(t, path, "before\n")
-	task := startTask(t, newFakeSourceContext(t, 0), path)
+	task := startTask(t, connecttest.NewSourceContext(t, 0), path)
 	values(t, task)
 	if err := os.Rename(path, filepath.Join(dir, "in.log.1")); err != nil {
 		t.Fatal(err)
@@ -99,7 +100,7 @@ func TestRotatedFileIsFollowed(t *testing.T) {
 
 func TestMissingFileIsWaitedFor(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "later.log")
-	task := startTask(t, newFakeSourceContext(t, 0), path)
+	task := startTask(t, connecttest.NewSourceContext(t, 0), path)
 	if got := values(t, task); len(got) != 0 {
 		t.Fatalf("poll of a missing file %q", got)
 	}
@@ -114,7 +115,7 @@ func TestPollReturnsWhenContextIsDone(t *testing.T) {
 	appendTo(t, path, "")
 	task := &Task{}
 	cfg := connect.Config{"file": path, "kafka.topic": "lines", "poll.interval": "1h"}
-	if err := task.Start(t.Context(), cfg, newFakeSourceContext(t, 0)); err != nil {
+	if err := task.Start(t.Context(), cfg, connecttest.NewSourceContext(t, 0)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)

@@ -14,10 +14,11 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/connect/connecttest"
 )
 
 // startTask starts a file task with the given settings; Stop runs at the end of the test.
-func startTask(t *testing.T, tc *fakeSinkContext, settings connect.Config) *Task {
+func startTask(t *testing.T, tc *connecttest.SinkContext, settings connect.Config) *Task {
 	t.Helper()
 	task := &Task{}
 	if err := task.Start(t.Context(), settings, tc); err != nil {
@@ -79,7 +80,7 @@ func record(offset int64, key, value any) connect.Record {
 
 func TestJSONLines(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.jsonl")
-	task := startTask(t, newFakeSinkContext(t, 0), connect.Config{"file": path})
+	task := startTask(t, connecttest.NewSinkContext(t, 0), connect.Config{"file": path})
 	noTime := record(4, nil, nil)
 	noTime.Time = time.Time{}
 	put(t, task,
@@ -102,7 +103,7 @@ func TestJSONLines(t *testing.T) {
 
 func TestValueFormat(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "values.jsonl")
-	task := startTask(t, newFakeSinkContext(t, 0), connect.Config{"file": path, "format": "value"})
+	task := startTask(t, connecttest.NewSinkContext(t, 0), connect.Config{"file": path, "format": "value"})
 	put(t, task, record(1, "k", map[string]any{"seq": int64(1)}), record(2, "k", []byte(`{"raw":true}`)), record(3, "k", nil))
 	commit(t, task)
 	want := []string{`{"seq":1}`, `"{\"raw\":true}"`, `null`}
@@ -114,7 +115,7 @@ func TestValueFormat(t *testing.T) {
 func TestLinesAreWrittenWhenBufferedEnoughOrCommitted(t *testing.T) {
 	dir := t.TempDir()
 	buffered := filepath.Join(dir, "buffered.jsonl")
-	task := startTask(t, newFakeSinkContext(t, 0), connect.Config{"file": buffered, "buffer.bytes": "1000", "fsync": "false"})
+	task := startTask(t, connecttest.NewSinkContext(t, 0), connect.Config{"file": buffered, "buffer.bytes": "1000", "fsync": "false"})
 	put(t, task, record(1, "k", "v"))
 	if n := len(readLines(t, buffered)); n != 0 {
 		t.Fatalf("%d lines on file before buffer.bytes collected or a commit", n)
@@ -131,7 +132,7 @@ func TestLinesAreWrittenWhenBufferedEnoughOrCommitted(t *testing.T) {
 	}
 
 	unbuffered := filepath.Join(dir, "unbuffered.jsonl")
-	task = startTask(t, newFakeSinkContext(t, 0), connect.Config{"file": unbuffered, "buffer.bytes": "0"})
+	task = startTask(t, connecttest.NewSinkContext(t, 0), connect.Config{"file": unbuffered, "buffer.bytes": "0"})
 	put(t, task, record(1, "k", "v"))
 	if n := len(readLines(t, unbuffered)); n != 1 {
 		t.Errorf("buffer.bytes 0: %d lines on file after a Put, want 1", n)
@@ -142,7 +143,7 @@ func TestTaskTokenGivesEachTaskItsOwnFile(t *testing.T) {
 	dir := t.TempDir()
 	pattern := filepath.Join(dir, "out-{task}.jsonl")
 	for id := range 3 {
-		task := startTask(t, newFakeSinkContext(t, id), connect.Config{"file": pattern})
+		task := startTask(t, connecttest.NewSinkContext(t, id), connect.Config{"file": pattern})
 		put(t, task, record(int64(id), "k", "v"))
 		commit(t, task)
 	}
@@ -159,7 +160,7 @@ func TestTasksSharingAFileWriteWholeLines(t *testing.T) {
 	payload := strings.Repeat("x", 700) // long lines, a few to each write
 	var wg sync.WaitGroup
 	for id := range tasks {
-		task := startTask(t, newFakeSinkContext(t, id), connect.Config{"file": path, "buffer.bytes": "2048", "fsync": "false"})
+		task := startTask(t, connecttest.NewSinkContext(t, id), connect.Config{"file": path, "buffer.bytes": "2048", "fsync": "false"})
 		wg.Go(func() {
 			for b := range batches {
 				batch := make([]connect.Record, perBatch)
@@ -197,7 +198,7 @@ func TestTasksSharingAFileWriteWholeLines(t *testing.T) {
 
 func TestRecordsJSONCannotHoldGoToTheErrorPolicy(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.jsonl")
-	tc := newFakeSinkContext(t, 0)
+	tc := connecttest.NewSinkContext(t, 0)
 	task := startTask(t, tc, connect.Config{"file": path})
 	put(t, task, record(1, "k", "fine"), record(2, "k", math.NaN()), record(3, "k", "fine"))
 	commit(t, task)
@@ -205,16 +206,16 @@ func TestRecordsJSONCannotHoldGoToTheErrorPolicy(t *testing.T) {
 		t.Errorf("%d lines on file, want the 2 good records", n)
 	}
 	var dataErr *connect.DataError
-	if len(tc.reported) != 1 || tc.reported[0].KafkaOffset != 2 || !errors.As(tc.reasons[0], &dataErr) || dataErr.Field != "value" {
-		t.Fatalf("reported %v for %v, want offset 2 with a DataError on the value", tc.reasons, tc.reported)
+	if len(tc.Reported) != 1 || tc.Reported[0].KafkaOffset != 2 || !errors.As(tc.Reasons[0], &dataErr) || dataErr.Field != "value" {
+		t.Fatalf("reported %v for %v, want offset 2 with a DataError on the value", tc.Reasons, tc.Reported)
 	}
 
-	tc.reportErr = errors.New("tolerance exceeded")
-	if err := task.Put(t.Context(), []connect.Record{record(4, math.Inf(1), "v")}); !errors.Is(err, tc.reportErr) {
+	tc.ReportErr = errors.New("tolerance exceeded")
+	if err := task.Put(t.Context(), []connect.Record{record(4, math.Inf(1), "v")}); !errors.Is(err, tc.ReportErr) {
 		t.Errorf("Put = %v, want the error policy's answer", err)
 	}
-	if !errors.As(tc.reasons[1], &dataErr) || dataErr.Field != "key" {
-		t.Errorf("reported %v, want a DataError on the key", tc.reasons[1])
+	if !errors.As(tc.Reasons[1], &dataErr) || dataErr.Field != "key" {
+		t.Errorf("reported %v, want a DataError on the key", tc.Reasons[1])
 	}
 }
 
@@ -223,7 +224,7 @@ func TestStartEndsALineACrashTore(t *testing.T) {
 	if err := os.WriteFile(path, []byte("{\"complete\":1}\n{\"torn"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	task := startTask(t, newFakeSinkContext(t, 0), connect.Config{"file": path, "format": "value"})
+	task := startTask(t, connecttest.NewSinkContext(t, 0), connect.Config{"file": path, "format": "value"})
 	put(t, task, record(1, "k", "next"))
 	commit(t, task)
 	want := []string{`{"complete":1}`, `{"torn`, `"next"`}
@@ -235,7 +236,7 @@ func TestStartEndsALineACrashTore(t *testing.T) {
 func TestAfterAWriteErrorNothingIsCommitted(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.jsonl")
 	task := &Task{}
-	if err := task.Start(t.Context(), connect.Config{"file": path}, newFakeSinkContext(t, 0)); err != nil {
+	if err := task.Start(t.Context(), connect.Config{"file": path}, connecttest.NewSinkContext(t, 0)); err != nil {
 		t.Fatal(err)
 	}
 	task.out.f.Close() // the disk went away
@@ -259,7 +260,7 @@ func TestAfterAWriteErrorNothingIsCommitted(t *testing.T) {
 func TestStopWritesPendingLinesAndClosesTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.jsonl")
 	task := &Task{}
-	if err := task.Start(t.Context(), connect.Config{"file": path}, newFakeSinkContext(t, 0)); err != nil {
+	if err := task.Start(t.Context(), connect.Config{"file": path}, connecttest.NewSinkContext(t, 0)); err != nil {
 		t.Fatal(err)
 	}
 	put(t, task, record(1, "k", "v"))
@@ -276,7 +277,7 @@ func TestStopWritesPendingLinesAndClosesTheFile(t *testing.T) {
 
 func TestStartFailsWithoutTheDirectory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "missing", "out.jsonl")
-	err := (&Task{}).Start(t.Context(), connect.Config{"file": path}, newFakeSinkContext(t, 0))
+	err := (&Task{}).Start(t.Context(), connect.Config{"file": path}, connecttest.NewSinkContext(t, 0))
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("Start = %v, want an error naming %s", err, path)
 	}

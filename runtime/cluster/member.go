@@ -51,7 +51,7 @@ type Assignment struct {
 	// Delay is how long lost work waits; the members rejoin after it.
 	Delay time.Duration `json:"delay"`
 	// Generation is filled in by the member from the group, not sent.
-	Generation int32 `json:"-"`
+	Generation int32  `json:"-"`
 	MemberID   string `json:"-"`
 }
 

@@ -552,3 +552,13 @@ func (f *fakeWorker) SetLoggerLevel(ctx context.Context, name, level string) ([]
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func (f *fakeWorker) PutTaskConfigs(ctx context.Context, name string, configs []map[string]string) error {
+	if err := f.enter(ctx, "PutTaskConfigs", name); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.lookup(name)
+	return err
+}

@@ -89,6 +89,7 @@ func newRouter(w Worker, opts Options) *chi.Mux {
 	r.Put("/connectors/{connector}/stop", a.handle(a.stopConnector))
 
 	r.Get("/connectors/{connector}/tasks", a.handle(a.taskConfigs))
+	r.Post("/connectors/{connector}/tasks", a.handle(a.putTaskConfigs))
 	r.Get("/connectors/{connector}/tasks/{task}/status", a.handle(a.taskStatus))
 	r.Post("/connectors/{connector}/tasks/{task}/restart", a.handle(a.restartTask))
 

@@ -55,3 +55,22 @@ func (a *api) restartTask(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// putTaskConfigs answers POST /connectors/{connector}/tasks, Kafka Connect's internal endpoint
+// through which the worker running a connector hands its task configurations to the leader:
+// 204. Workers that are not the leader forward it.
+func (a *api) putTaskConfigs(w http.ResponseWriter, r *http.Request) error {
+	name := pathParam(r, "connector")
+	var configs []map[string]string
+	if err := decodeBody(r, &configs, "a JSON array of task configurations (objects of strings)", decodeOptions{}); err != nil {
+		return err
+	}
+	err := call0(a, r, fmt.Sprintf("writing the task configurations of connector %q", name), func(ctx context.Context) error {
+		return a.w.PutTaskConfigs(ctx, name, configs)
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/sluicetest"
 )
 
 // The throughput harness compares Sluice with the raw confluent-kafka-go client doing the same
@@ -43,9 +44,9 @@ func (discardTask) PreCommit(_ context.Context, o connect.Offsets) (connect.Offs
 func (discardTask) Stop() error { return nil }
 
 // counter reads a counter of the worker's metrics, summed over its labels.
-func counter(t *testing.T, tw *testWorker, name, connector string) float64 {
+func counter(t *testing.T, tw *sluicetest.Worker, name, connector string) float64 {
 	t.Helper()
-	mfs, err := tw.w.Metrics().Gather()
+	mfs, err := tw.W.Metrics().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func report(t *testing.T, what string, s, r float64) {
 func TestThroughputSourceVsRawProducer(t *testing.T) {
 	n := benchRecords(t)
 	c := newCluster(t)
-	w := c.startWorker(map[string]string{"offset.flush.interval.ms": "1000"})
+	w := c.StartWorker(map[string]string{"offset.flush.interval.ms": "1000"})
 	var sluice, raw []float64
 	for round := 0; round < benchRounds; round++ {
 		sluice = append(sluice, sourceRound(t, c, w, n, round))
@@ -115,27 +116,27 @@ func median(v []float64) float64 {
 }
 
 // sourceRound runs datagen -> Kafka with 100-byte string values in one task.
-func sourceRound(t *testing.T, c *cluster, w *testWorker, n, round int) float64 {
+func sourceRound(t *testing.T, c *sluicetest.Cluster, w *sluicetest.Worker, n, round int) float64 {
 	name := fmt.Sprintf("bench-gen-%d", round)
-	call(t, "POST", w.url+"/connectors", map[string]any{"name": name, "config": map[string]string{
-		"connector.class": "datagen", "kafka.topic": uniqueName("bench-src"), "max.records": fmt.Sprint(n), "format": "string",
+	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": name, "config": map[string]string{
+		"connector.class": "datagen", "kafka.topic": sluicetest.UniqueName("bench-src"), "max.records": fmt.Sprint(n), "format": "string",
 		"payload.bytes": "100", "value.converter": "string", "batch.size": "2000",
 		"topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"}}, nil)
 	rate := steadyRate(t, 5*time.Minute, "records acknowledged", n, func() int {
 		return int(counter(t, w, "sluice_source_records_written_total", name))
 	})
-	call(t, "DELETE", w.url+"/connectors/"+name, nil, nil)
+	sluicetest.Call(t, "DELETE", w.URL+"/connectors/"+name, nil, nil)
 	return rate
 }
 
 // rawProducerRound produces the same records with the same producer settings from one
 // producer.
-func rawProducerRound(t *testing.T, c *cluster, n int) float64 {
-	rawTopic := uniqueName("bench-raw")
-	admin, _ := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": c.bootstrap})
+func rawProducerRound(t *testing.T, c *sluicetest.Cluster, n int) float64 {
+	rawTopic := sluicetest.UniqueName("bench-raw")
+	admin, _ := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": c.Bootstrap})
 	_, _ = admin.CreateTopics(context.Background(), []kafka.TopicSpecification{{Topic: rawTopic, NumPartitions: 1, ReplicationFactor: -1}})
 	admin.Close()
-	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": c.bootstrap, "enable.idempotence": true, "acks": "all",
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": c.Bootstrap, "enable.idempotence": true, "acks": "all",
 		"linger.ms": 5, "partitioner": "murmur2_random"})
 	if err != nil {
 		t.Fatal(err)
@@ -170,13 +171,13 @@ func rawProducerRound(t *testing.T, c *cluster, n int) float64 {
 func TestThroughputSinkVsRawConsumer(t *testing.T) {
 	n := benchRecords(t)
 	c := newCluster(t)
-	c.registry.Register(connect.Plugin{Name: "discard", Doc: "Drops records.", Config: discardConfig{},
+	c.Registry.Register(connect.Plugin{Name: "discard", Doc: "Drops records.", Config: discardConfig{},
 		New: func() connect.Connector { return &discardConnector{} }})
-	w := c.startWorker(nil)
+	w := c.StartWorker(nil)
 
 	// Fill a topic with n 100-byte records.
-	topic := uniqueName("bench-sink")
-	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": c.bootstrap, "linger.ms": 20})
+	topic := sluicetest.UniqueName("bench-sink")
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": c.Bootstrap, "linger.ms": 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,19 +200,19 @@ func TestThroughputSinkVsRawConsumer(t *testing.T) {
 		raw = append(raw, rawConsumerRound(t, c, topic, n))
 		// Sluice: a sink task that discards, byte-array converters (no decoding), one task.
 		name := fmt.Sprintf("bench-discard-%d", round)
-		call(t, "POST", w.url+"/connectors", map[string]any{"name": name, "config": map[string]string{
+		sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": name, "config": map[string]string{
 			"connector.class": "discard", "topics": topic, "value.converter": "bytearray", "key.converter": "bytearray"}}, nil)
 		sluice = append(sluice, steadyRate(t, 5*time.Minute, "records put", n, func() int {
 			return int(counter(t, w, "sluice_sink_records_put_total", name))
 		}))
-		call(t, "DELETE", w.url+"/connectors/"+name, nil, nil)
+		sluicetest.Call(t, "DELETE", w.URL+"/connectors/"+name, nil, nil)
 	}
 	report(t, "Kafka to sink", median(sluice), median(raw))
 }
 
 // rawConsumerRound reads all n records with one consumer in a group of its own.
-func rawConsumerRound(t *testing.T, c *cluster, topic string, n int) float64 {
-	cons, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": c.bootstrap, "group.id": uniqueName("raw"),
+func rawConsumerRound(t *testing.T, c *sluicetest.Cluster, topic string, n int) float64 {
+	cons, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": c.Bootstrap, "group.id": sluicetest.UniqueName("raw"),
 		"auto.offset.reset": "earliest", "enable.auto.commit": false})
 	if err != nil {
 		t.Fatal(err)

@@ -8,36 +8,28 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
+	"github.com/sluicehq/sluice/internal/sluicetest"
 	"github.com/sluicehq/sluice/runtime"
 )
 
-func header(m *kafka.Message, key string) (string, bool) {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value), true
-		}
-	}
-	return "", false
-}
-
 func TestBadRecordsGoToDeadLetterTopic(t *testing.T) {
 	c := newCluster(t)
-	w := c.startWorker(nil)
-	topic, dlq := uniqueName("raw"), uniqueName("dlq")
-	produce(t, c.bootstrap, topic,
+	w := c.StartWorker(nil)
+	topic, dlq := sluicetest.UniqueName("raw"), sluicetest.UniqueName("dlq")
+	sluicetest.Produce(t, c.Bootstrap, topic,
 		&kafka.Message{Value: []byte(`{"n":1}`)},
 		&kafka.Message{Key: []byte("dev-7"), Value: []byte(`not json{`)},
 		&kafka.Message{Value: []byte(`{"n":2}`)},
 	)
-	call(t, "POST", w.url+"/connectors", map[string]any{"name": "tolerant", "config": map[string]string{
+	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "tolerant", "config": map[string]string{
 		"connector.class": "probe-sink", "topics": topic, "errors.tolerance": "all",
 		"errors.deadletterqueue.topic.name": dlq, "errors.deadletterqueue.topic.replication.factor": "-1",
 		"errors.deadletterqueue.context.headers.enable": "true", "errors.log.enable": "true"}}, nil)
-	eventually(t, 60*time.Second, "the good records written", func() (bool, string) {
+	sluicetest.Eventually(t, 60*time.Second, "the good records written", func() (bool, string) {
 		v := collectedValues("tolerant")
 		return len(v) == 2, fmt.Sprint(v)
 	})
-	got := consumeAll(t, c.bootstrap, dlq, 1, 30*time.Second)
+	got := sluicetest.ConsumeAll(t, c.Bootstrap, dlq, 1, 30*time.Second)
 	if len(got) != 1 || string(got[0].Value) != "not json{" || string(got[0].Key) != "dev-7" {
 		t.Fatalf("dead-letter topic holds %v, want the bad record with its original key and value", got)
 	}
@@ -46,21 +38,21 @@ func TestBadRecordsGoToDeadLetterTopic(t *testing.T) {
 		"__connect.errors.connector.name": "tolerant", "__connect.errors.task.id": "0",
 		"__connect.errors.stage": "VALUE_CONVERTER",
 	} {
-		if v, ok := header(got[0], k); !ok || v != want {
+		if v, ok := sluicetest.Header(got[0], k); !ok || v != want {
 			t.Errorf("header %s = %q, want %q", k, v, want)
 		}
 	}
-	if v, _ := header(got[0], "__connect.errors.exception.message"); v == "" {
+	if v, _ := sluicetest.Header(got[0], "__connect.errors.exception.message"); v == "" {
 		t.Error("no exception message header")
 	}
-	waitState(t, w.url, "tolerant", runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, "tolerant", runtime.StateRunning, 1)
 
 	// Without tolerance the task fails, and its trace says where the bad record is.
-	call(t, "POST", w.url+"/connectors", map[string]any{"name": "strict", "config": map[string]string{
+	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "strict", "config": map[string]string{
 		"connector.class": "probe-sink", "topics": topic}}, nil)
 	var st runtime.ConnectorStatus
-	eventually(t, 60*time.Second, "the strict task FAILED", func() (bool, string) {
-		call(t, "GET", w.url+"/connectors/strict/status", nil, &st)
+	sluicetest.Eventually(t, 60*time.Second, "the strict task FAILED", func() (bool, string) {
+		sluicetest.Call(t, "GET", w.URL+"/connectors/strict/status", nil, &st)
 		return len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateFailed, fmt.Sprintf("%+v", st)
 	})
 	for _, want := range []string{"Tolerance exceeded", "topic " + topic, "partition 0", "offset 1"} {
@@ -72,16 +64,16 @@ func TestBadRecordsGoToDeadLetterTopic(t *testing.T) {
 
 func TestRetriablePutRedeliversTheSameBatch(t *testing.T) {
 	c := newCluster(t)
-	w := c.startWorker(nil)
-	topic := uniqueName("flaky")
+	w := c.StartWorker(nil)
+	topic := sluicetest.UniqueName("flaky")
 	var msgs []*kafka.Message
 	for i := 0; i < 20; i++ {
 		msgs = append(msgs, &kafka.Message{Value: []byte(fmt.Sprintf(`{"n":%d}`, i))})
 	}
-	produce(t, c.bootstrap, topic, msgs...)
-	call(t, "POST", w.url+"/connectors", map[string]any{"name": "flaky", "config": map[string]string{
+	sluicetest.Produce(t, c.Bootstrap, topic, msgs...)
+	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "flaky", "config": map[string]string{
 		"connector.class": "probe-sink", "topics": topic, "mode": "flaky", "flaky.failures": "3"}}, nil)
-	eventually(t, 60*time.Second, "all 20 records written once", func() (bool, string) {
+	sluicetest.Eventually(t, 60*time.Second, "all 20 records written once", func() (bool, string) {
 		v := collectedValues("flaky")
 		return len(v) == 20, fmt.Sprint(len(v))
 	})
@@ -99,16 +91,16 @@ func TestSecretsNeverLeakResolved(t *testing.T) {
 	const secret = "s3cr3t-Pa55word-9137"
 	t.Setenv("SLUICE_IT_SECRET", secret)
 	c := newCluster(t)
-	w := c.startWorker(nil)
-	topic := uniqueName("sec")
+	w := c.StartWorker(nil)
+	topic := sluicetest.UniqueName("sec")
 	cfg := map[string]string{"connector.class": "probe-sink", "topics": topic, "mode": "leak", "password": "${env:SLUICE_IT_SECRET}"}
 	var info runtime.ConnectorInfo
-	if code := call(t, "POST", w.url+"/connectors", map[string]any{"name": "leaky", "config": cfg}, &info); code != 201 {
+	if code := sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "leaky", "config": cfg}, &info); code != 201 {
 		t.Fatalf("create: %d", code)
 	}
 	var st runtime.ConnectorStatus
-	eventually(t, 60*time.Second, "the leaking task FAILED", func() (bool, string) {
-		call(t, "GET", w.url+"/connectors/leaky/status", nil, &st)
+	sluicetest.Eventually(t, 60*time.Second, "the leaking task FAILED", func() (bool, string) {
+		sluicetest.Call(t, "GET", w.URL+"/connectors/leaky/status", nil, &st)
 		return len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateFailed, fmt.Sprintf("%+v", st)
 	})
 	if !strings.Contains(st.Tasks[0].Trace, "cannot log in") || strings.Contains(st.Tasks[0].Trace, secret) {
@@ -116,14 +108,14 @@ func TestSecretsNeverLeakResolved(t *testing.T) {
 	}
 	// A literal secret is hidden by the API too.
 	const literal = "literal-Pa55word-4411"
-	call(t, "POST", w.url+"/connectors", map[string]any{"name": "literal", "config": map[string]string{
+	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "literal", "config": map[string]string{
 		"connector.class": "probe-sink", "topics": topic, "password": literal}}, nil)
 
 	var api strings.Builder
 	for _, path := range []string{"/connectors/leaky", "/connectors/leaky/config", "/connectors/leaky/tasks", "/connectors/leaky/status",
 		"/connectors/literal", "/connectors/literal/config", "/connectors/literal/tasks", "/connectors?expand=info&expand=status"} {
 		var v any
-		call(t, "GET", w.url+path, nil, &v)
+		sluicetest.Call(t, "GET", w.URL+path, nil, &v)
 		fmt.Fprintf(&api, "%s %v\n", path, v)
 	}
 	if strings.Contains(api.String(), secret) || strings.Contains(api.String(), literal) {
@@ -133,16 +125,16 @@ func TestSecretsNeverLeakResolved(t *testing.T) {
 		t.Errorf("the API should show the placeholder:\n%s", api.String())
 	}
 	var stored strings.Builder
-	for _, m := range consumeAll(t, c.bootstrap, c.prefix+"-configs", 100, 5*time.Second) {
+	for _, m := range sluicetest.ConsumeAll(t, c.Bootstrap, c.Prefix+"-configs", 100, 5*time.Second) {
 		fmt.Fprintf(&stored, "%s=%s\n", m.Key, m.Value)
 	}
 	if strings.Contains(stored.String(), secret) || !strings.Contains(stored.String(), "${env:SLUICE_IT_SECRET}") {
 		t.Errorf("the config topic must hold the placeholder, never the resolved secret:\n%s", stored.String())
 	}
-	if strings.Contains(c.logs.String(), secret) {
+	if strings.Contains(c.Logs.String(), secret) {
 		t.Errorf("the logs hold the secret")
 	}
-	if !strings.Contains(c.logs.String(), "cannot log in") {
+	if !strings.Contains(c.Logs.String(), "cannot log in") {
 		t.Errorf("the logs should report the task failure")
 	}
 }

@@ -10,48 +10,49 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
+	"github.com/sluicehq/sluice/internal/sluicetest"
 	"github.com/sluicehq/sluice/runtime"
 )
 
 func TestFailedTaskRestartsAutomaticallyWithinLimit(t *testing.T) {
 	c := newCluster(t)
-	w := c.startWorker(nil)
-	topic := uniqueName("restart")
-	produce(t, c.bootstrap, topic, &kafka.Message{Value: []byte(`{"n":1}`)})
-	call(t, "POST", w.url+"/connectors", map[string]any{"name": "phoenix", "config": map[string]string{
+	w := c.StartWorker(nil)
+	topic := sluicetest.UniqueName("restart")
+	sluicetest.Produce(t, c.Bootstrap, topic, &kafka.Message{Value: []byte(`{"n":1}`)})
+	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "phoenix", "config": map[string]string{
 		"connector.class": "probe-sink", "topics": topic, "mode": "fail", "fail.task": "0",
 		"auto.restart.enable": "true", "auto.restart.backoff.max.ms": "1000", "auto.restart.max.attempts": "2"}}, nil)
 	// The record is never committed, so every restart meets it again and fails: after two
 	// automatic restarts the task stays FAILED, and the count says so.
 	var st runtime.TaskState
-	eventually(t, 90*time.Second, "the task FAILED after 2 automatic restarts", func() (bool, string) {
-		call(t, "GET", w.url+"/connectors/phoenix/tasks/0/status", nil, &st)
+	sluicetest.Eventually(t, 90*time.Second, "the task FAILED after 2 automatic restarts", func() (bool, string) {
+		sluicetest.Call(t, "GET", w.URL+"/connectors/phoenix/tasks/0/status", nil, &st)
 		return st.State == runtime.StateFailed && st.Restarts == 2 && !strings.Contains(st.Trace, "scheduled"), fmt.Sprintf("%+v", st)
 	})
 	if !strings.Contains(st.Trace, "boom") {
 		t.Errorf("trace %q does not carry the cause", st.Trace)
 	}
 	// A manual restart starts counting afresh.
-	call(t, "POST", w.url+"/connectors/phoenix/tasks/0/restart", nil, nil)
-	eventually(t, 60*time.Second, "the manually restarted task failing again with a count started afresh", func() (bool, string) {
-		call(t, "GET", w.url+"/connectors/phoenix/tasks/0/status", nil, &st)
+	sluicetest.Call(t, "POST", w.URL+"/connectors/phoenix/tasks/0/restart", nil, nil)
+	sluicetest.Eventually(t, 60*time.Second, "the manually restarted task failing again with a count started afresh", func() (bool, string) {
+		sluicetest.Call(t, "GET", w.URL+"/connectors/phoenix/tasks/0/status", nil, &st)
 		return st.Restarts == 1, fmt.Sprintf("%+v", st)
 	})
 }
 
 func TestSourceBadRecordsGoToDeadLetterTopic(t *testing.T) {
 	c := newCluster(t)
-	w := c.startWorker(nil)
-	topic, dlq := uniqueName("src"), uniqueName("src-dlq")
-	call(t, "POST", w.url+"/connectors", map[string]any{"name": "src-tolerant", "config": map[string]string{
+	w := c.StartWorker(nil)
+	topic, dlq := sluicetest.UniqueName("src"), sluicetest.UniqueName("src-dlq")
+	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "src-tolerant", "config": map[string]string{
 		"connector.class": "probe-source", "topic": topic, "count": "20", "bad.every": "5",
 		"errors.tolerance": "all", "errors.deadletterqueue.topic.name": dlq,
 		"errors.deadletterqueue.topic.replication.factor": "-1", "errors.deadletterqueue.context.headers.enable": "true"}}, nil)
-	good := consumeAll(t, c.bootstrap, topic, 16, 60*time.Second)
+	good := sluicetest.ConsumeAll(t, c.Bootstrap, topic, 16, 60*time.Second)
 	if len(good) != 16 {
 		t.Fatalf("%d good records on %s, want 16", len(good), topic)
 	}
-	bad := consumeAll(t, c.bootstrap, dlq, 4, 60*time.Second)
+	bad := sluicetest.ConsumeAll(t, c.Bootstrap, dlq, 4, 60*time.Second)
 	if len(bad) != 4 {
 		t.Fatalf("%d records on the dead-letter topic, want 4", len(bad))
 	}
@@ -59,26 +60,26 @@ func TestSourceBadRecordsGoToDeadLetterTopic(t *testing.T) {
 		if !strings.HasPrefix(string(m.Value), "garbage-") {
 			t.Errorf("dead-lettered value %q, want the original payload", m.Value)
 		}
-		if msg, _ := header(m, "__connect.errors.exception.message"); !strings.Contains(msg, `"payload"`) {
+		if msg, _ := sluicetest.Header(m, "__connect.errors.exception.message"); !strings.Contains(msg, `"payload"`) {
 			t.Errorf("reason header %q does not name the field", msg)
 		}
-		if tp, _ := header(m, "__connect.errors.topic"); tp != topic {
+		if tp, _ := sluicetest.Header(m, "__connect.errors.topic"); tp != topic {
 			t.Errorf("topic header %q, want %q", tp, topic)
 		}
 	}
 	// The reported records count as done: the stored offset covers all 20.
 	var offs runtime.ConnectorOffsets
-	eventually(t, 30*time.Second, "the offset past the last record", func() (bool, string) {
-		call(t, "GET", w.url+"/connectors/src-tolerant/offsets", nil, &offs)
+	sluicetest.Eventually(t, 30*time.Second, "the offset past the last record", func() (bool, string) {
+		sluicetest.Call(t, "GET", w.URL+"/connectors/src-tolerant/offsets", nil, &offs)
 		return len(offs.Offsets) == 1 && offs.Offsets[0].Offset["n"] == float64(19), fmt.Sprint(offs)
 	})
 
 	// Without tolerance the first bad record fails the task.
-	call(t, "POST", w.url+"/connectors", map[string]any{"name": "src-strict", "config": map[string]string{
+	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "src-strict", "config": map[string]string{
 		"connector.class": "probe-source", "topic": topic, "count": "20", "bad.every": "5"}}, nil)
 	var st runtime.ConnectorStatus
-	eventually(t, 60*time.Second, "the strict source task FAILED", func() (bool, string) {
-		call(t, "GET", w.url+"/connectors/src-strict/status", nil, &st)
+	sluicetest.Eventually(t, 60*time.Second, "the strict source task FAILED", func() (bool, string) {
+		sluicetest.Call(t, "GET", w.URL+"/connectors/src-strict/status", nil, &st)
 		return len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateFailed, fmt.Sprintf("%+v", st)
 	})
 	if !strings.Contains(st.Tasks[0].Trace, "Tolerance exceeded") || !strings.Contains(st.Tasks[0].Trace, `"payload"`) {
@@ -88,12 +89,12 @@ func TestSourceBadRecordsGoToDeadLetterTopic(t *testing.T) {
 
 func TestMetricsEndpoint(t *testing.T) {
 	c := newCluster(t)
-	w := c.startWorker(nil)
-	topic := uniqueName("metrics")
-	call(t, "POST", w.url+"/connectors", map[string]any{"name": "counted", "config": map[string]string{
+	w := c.StartWorker(nil)
+	topic := sluicetest.UniqueName("metrics")
+	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "counted", "config": map[string]string{
 		"connector.class": "probe-source", "topic": topic, "count": "7"}}, nil)
-	eventually(t, 60*time.Second, "metrics for the task", func() (bool, string) {
-		resp, err := http.Get(w.url + "/metrics")
+	sluicetest.Eventually(t, 60*time.Second, "metrics for the task", func() (bool, string) {
+		resp, err := http.Get(w.URL + "/metrics")
 		if err != nil {
 			return false, err.Error()
 		}

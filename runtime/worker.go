@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/runtime/cluster"
 )
 
 // Options are what a worker needs besides its settings.
@@ -52,6 +53,12 @@ type Worker struct {
 	clusterID  string
 	generation atomic.Int32
 	started    atomic.Bool
+	assignor   *cluster.Assignor
+	member     *cluster.Membership
+	cluster    membership
+	leave      func()
+	joined     chan struct{} // closed at the first assignment
+	joinOnce   sync.Once
 
 	mu         sync.Mutex
 	connectors map[string]*connectorRun
@@ -106,9 +113,8 @@ func NewWorker(cfg *WorkerConfig, opts Options) (*Worker, error) {
 		log: opts.Levels.Logger("sluice.worker"), metrics: newMetrics(),
 		connectors: map[string]*connectorRun{}, tasks: map[TaskID]*taskRun{}, restarts: map[TaskID]*restartInfo{},
 		topics: map[string]map[string]bool{},
-		kick:   make(chan struct{}, 1), stop: make(chan struct{}), loopDone: make(chan struct{}),
+		kick:   make(chan struct{}, 1), joined: make(chan struct{}), stop: make(chan struct{}), loopDone: make(chan struct{}),
 	}
-	w.generation.Store(1)
 	w.clients = newClientFactory(cfg, "sluice-"+w.id)
 	return w, nil
 }
@@ -153,6 +159,9 @@ func (w *Worker) SetAdvertisedPort(port int) {
 	w.url = fmt.Sprintf("%s://%s", u.Scheme, w.id)
 }
 
+// scheme is the worker's REST scheme, http or https.
+func (w *Worker) scheme() string { return strings.SplitN(w.url, "://", 2)[0] }
+
 // ID is the worker's id in statuses: its advertised host:port.
 func (w *Worker) ID() string { return w.id }
 
@@ -196,9 +205,20 @@ func (w *Worker) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	w.started.Store(true)
 	go w.loop()
-	w.wake()
+	if w.leave, err = w.startMembership(); err != nil {
+		return err
+	}
+	// Wait for the first assignment, so the API answers at once rather than with 409s; a
+	// worker that cannot join soon still starts and keeps trying.
+	select {
+	case <-w.joined:
+	case <-ctx.Done():
+		w.log.Warn("no assignment from the worker group yet; starting anyway", "group_id", w.cfg.GroupID)
+	case <-time.After(w.cfg.RebalanceTimeout):
+		w.log.Warn("no assignment from the worker group yet; starting anyway", "group_id", w.cfg.GroupID)
+	}
+	w.started.Store(true)
 	w.log.Info("worker started", "worker_id", w.id, "kafka_cluster_id", w.clusterID, "group_id", w.cfg.GroupID)
 	return nil
 }
@@ -221,6 +241,10 @@ func (w *Worker) Stop() {
 	for _, n := range names {
 		w.stopConnector(n, false)
 	}
+	// Leave the group only now: the work moves to other workers once it has stopped here.
+	if w.leave != nil {
+		w.leave()
+	}
 	for _, l := range []*kafkaLog{w.configs.log, w.offsets.log, w.statuses.log} {
 		l.close()
 	}
@@ -236,6 +260,11 @@ func (w *Worker) wake() {
 }
 
 func (w *Worker) onConfigEvent(ev configEvent) {
+	// A connector added or deleted, or a new set of tasks, changes what there is to assign:
+	// the leader starts a rebalance (cooperative, so only the changed work moves).
+	if (ev.kind == "connector" || ev.kind == "deleted" || ev.kind == "tasks") && w.member != nil && w.cluster.snapshot().leader() {
+		w.member.RequestRejoin()
+	}
 	if ev.kind == "restart" && ev.restart != nil {
 		go w.restartFromRequest(ev.connector, *ev.restart)
 	}
@@ -279,14 +308,14 @@ func (w *Worker) reconcile() {
 	for name, c := range w.connectors {
 		cfg, ok := snap.Connectors[name]
 		stopped := snap.TargetState(name) == TargetStopped
-		if !ok || !maps.Equal(cfg, c.raw) || stopped != (c.state == StateStopped) {
+		if !ok || !w.assignedConnector(name) || !maps.Equal(cfg, c.raw) || stopped != (c.state == StateStopped) {
 			stopConns = append(stopConns, name)
 		}
 	}
 	var stopTasks []TaskID
 	for id, t := range w.tasks {
 		cfg, ok := snap.TaskConfigs[id]
-		if !ok || !maps.Equal(cfg, t.config) || !maps.Equal(snap.Connectors[id.Connector], t.connectorConfig()) {
+		if !ok || !w.assignedTask(id) || !maps.Equal(cfg, t.config) || !maps.Equal(snap.Connectors[id.Connector], t.connectorConfig()) {
 			stopTasks = append(stopTasks, id)
 		}
 	}
@@ -301,6 +330,9 @@ func (w *Worker) reconcile() {
 	}
 
 	for name, cfg := range snap.Connectors {
+		if !w.assignedConnector(name) {
+			continue
+		}
 		target := snap.TargetState(name)
 		w.mu.Lock()
 		c := w.connectors[name]
@@ -318,7 +350,7 @@ func (w *Worker) reconcile() {
 		}
 		if target == TargetStopped {
 			if snap.TaskCounts[name] > 0 {
-				if err := w.configs.putTaskConfigs(ctx, name, nil); err != nil {
+				if err := w.writeTaskConfigs(ctx, name, nil); err != nil {
 					w.log.Warn("removing tasks of a stopped connector failed; will retry", "connector", name, "err", err)
 				}
 			}
@@ -333,6 +365,9 @@ func (w *Worker) reconcile() {
 	// Tasks.
 	now := time.Now()
 	for id, cfg := range snap.TaskConfigs {
+		if !w.assignedTask(id) {
+			continue
+		}
 		target := snap.TargetState(id.Connector)
 		w.mu.Lock()
 		t := w.tasks[id]
@@ -448,7 +483,7 @@ func (w *Worker) updateTaskConfigs(ctx context.Context, c *connectorRun, snap Co
 	if same {
 		return
 	}
-	if err := w.configs.putTaskConfigs(ctx, c.name, out); err != nil {
+	if err := w.writeTaskConfigs(ctx, c.name, out); err != nil {
 		w.log.Warn("writing task configurations failed; will retry", "connector", c.name, "err", err)
 		w.mu.Lock()
 		c.reconf = true

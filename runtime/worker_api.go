@@ -25,7 +25,8 @@ func (w *Worker) ServerInfo(context.Context) ServerInfo {
 }
 
 func (w *Worker) workerInfo() *WorkerInfo {
-	info := &WorkerInfo{WorkerID: w.id, Leader: true, LeaderURL: w.url, Generation: w.generation.Load(), Connectors: []string{}, Tasks: []TaskID{}}
+	m := w.cluster.snapshot()
+	info := &WorkerInfo{WorkerID: w.id, Leader: m.leader(), LeaderURL: m.leaderURL, Generation: m.generation, Connectors: []string{}, Tasks: []TaskID{}}
 	if !w.started.Load() {
 		return info
 	}
@@ -48,7 +49,13 @@ func (w *Worker) Health(context.Context) Health {
 	if !w.started.Load() {
 		return Health{Status: "starting", Message: "Worker is still starting up."}
 	}
-	return Health{Status: "healthy", Message: "Worker has completed startup and is ready to handle requests.", Worker: w.workerInfo()}
+	msg := "Worker has completed startup and is ready to handle requests."
+	if m := w.cluster.snapshot(); m.behind != "" {
+		msg += " Its view of the connector configurations is behind the leader's (" + m.behind + "); it is catching up."
+	} else if !m.known {
+		msg += " It is waiting for its assignment from the group (a rebalance is underway)."
+	}
+	return Health{Status: "healthy", Message: msg, Worker: w.workerInfo()}
 }
 
 func (w *Worker) snapshotOf(name string) (ConfigSnapshot, error) {
@@ -106,6 +113,9 @@ func (w *Worker) ConnectorConfig(_ context.Context, name string) (map[string]str
 // CreateConnector answers POST /connectors.
 func (w *Worker) CreateConnector(ctx context.Context, name string, config map[string]string, initialState string) (ConnectorInfo, error) {
 	if err := checkName(name); err != nil {
+		return ConnectorInfo{}, err
+	}
+	if err := w.leaderOnly(); err != nil {
 		return ConnectorInfo{}, err
 	}
 	if _, ok := w.configs.Snapshot().Connectors[name]; ok {
@@ -183,6 +193,9 @@ func (w *Worker) PutConnectorConfig(ctx context.Context, name string, config map
 	if err := checkName(name); err != nil {
 		return ConnectorInfo{}, false, err
 	}
+	if err := w.leaderOnly(); err != nil {
+		return ConnectorInfo{}, false, err
+	}
 	snap := w.configs.Snapshot()
 	prev, exists := snap.Connectors[name]
 	config = withName(config, name)
@@ -225,6 +238,9 @@ func (w *Worker) PatchConnectorConfig(ctx context.Context, name string, patch ma
 // DeleteConnector answers DELETE /connectors/{name}.
 func (w *Worker) DeleteConnector(ctx context.Context, name string) error {
 	if _, err := w.snapshotOf(name); err != nil {
+		return err
+	}
+	if err := w.leaderOnly(); err != nil {
 		return err
 	}
 	return w.configs.deleteConnector(ctx, name)
@@ -312,14 +328,21 @@ func (w *Worker) TaskStatus(_ context.Context, name string, task int) (TaskState
 	return w.taskState(id), nil
 }
 
-// RestartTask answers POST /connectors/{name}/tasks/{id}/restart.
+// RestartTask answers POST /connectors/{name}/tasks/{id}/restart: the worker running the task
+// restarts it; another worker sends the request there.
 func (w *Worker) RestartTask(_ context.Context, name string, task int) error {
 	_, id, err := w.taskOf(name, task)
 	if err != nil {
 		return err
 	}
-	w.restartTask(id)
-	return nil
+	if w.assignedTask(id) {
+		w.restartTask(id)
+		return nil
+	}
+	if owner := w.taskState(id).WorkerID; owner != "" && owner != w.id && w.cluster.snapshot().known {
+		return &NotLeaderError{URL: w.scheme() + "://" + owner, What: "task owner"}
+	}
+	return Errorf(ErrRebalance, "Cannot restart task %s: it is not assigned to any worker yet, likely because a rebalance is underway", id)
 }
 
 // RestartConnector answers POST /connectors/{name}/restart.
@@ -328,10 +351,11 @@ func (w *Worker) RestartConnector(ctx context.Context, name string, includeTasks
 	if err != nil {
 		return nil, err
 	}
+	// The request goes through the config topic, so the workers running the connector and its
+	// tasks carry it out wherever they are.
+	req := restartRequest{IncludeTasks: includeTasks, OnlyFailed: onlyFailed}
 	if !includeTasks && !onlyFailed {
-		w.stopConnector(name, true)
-		w.wake()
-		return nil, nil
+		return nil, w.configs.putRestartRequest(ctx, name, req)
 	}
 	st := w.status(snap, name)
 	if !onlyFailed || st.Connector.State == StateFailed {
@@ -344,7 +368,7 @@ func (w *Worker) RestartConnector(ctx context.Context, name string, includeTasks
 			}
 		}
 	}
-	if err := w.configs.putRestartRequest(ctx, name, restartRequest{IncludeTasks: includeTasks, OnlyFailed: onlyFailed}); err != nil {
+	if err := w.configs.putRestartRequest(ctx, name, req); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -404,9 +428,13 @@ func (w *Worker) ConnectorOffsets(ctx context.Context, name string) (ConnectorOf
 	return out, nil
 }
 
+// checkStopped admits an offsets change: on the leader, for a stopped connector.
 func (w *Worker) checkStopped(name string) (ConfigSnapshot, error) {
 	snap, err := w.snapshotOf(name)
 	if err != nil {
+		return snap, err
+	}
+	if err := w.leaderOnly(); err != nil {
 		return snap, err
 	}
 	if snap.TargetState(name) != TargetStopped || snap.TaskCounts[name] > 0 {

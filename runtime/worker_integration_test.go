@@ -12,6 +12,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
+	"github.com/sluicehq/sluice/internal/sluicetest"
 	"github.com/sluicehq/sluice/runtime"
 )
 
@@ -74,33 +75,33 @@ func fileSinkConfig(topic, path string) map[string]string {
 
 func TestDatagenToFileThroughREST(t *testing.T) {
 	c := newCluster(t)
-	w := c.startWorker(nil)
-	topic := uniqueName("dg")
+	w := c.StartWorker(nil)
+	topic := sluicetest.UniqueName("dg")
 	out := filepath.Join(t.TempDir(), "out.jsonl")
 
 	var info runtime.ConnectorInfo
-	if code := call(t, "POST", w.url+"/connectors", map[string]any{"name": "gen", "config": datagenConfig(topic, nil)}, &info); code != 201 {
+	if code := sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "gen", "config": datagenConfig(topic, nil)}, &info); code != 201 {
 		t.Fatalf("create source: %d %+v", code, info)
 	}
 	if info.Name != "gen" || info.Type != "source" || info.Config["name"] != "gen" {
 		t.Fatalf("create answered %+v", info)
 	}
-	if code := call(t, "POST", w.url+"/connectors", map[string]any{"name": "sink", "config": fileSinkConfig(topic, out)}, nil); code != 201 {
+	if code := sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "sink", "config": fileSinkConfig(topic, out)}, nil); code != 201 {
 		t.Fatalf("create sink: %d", code)
 	}
-	if code := call(t, "POST", w.url+"/connectors", map[string]any{"name": "sink", "config": fileSinkConfig(topic, out)}, nil); code != 409 {
+	if code := sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "sink", "config": fileSinkConfig(topic, out)}, nil); code != 409 {
 		t.Fatalf("creating an existing connector answered %d, want 409", code)
 	}
-	waitState(t, w.url, "gen", runtime.StateRunning, 2)
-	waitState(t, w.url, "sink", runtime.StateRunning, 2)
+	sluicetest.WaitState(t, w.URL, "gen", runtime.StateRunning, 2)
+	sluicetest.WaitState(t, w.URL, "sink", runtime.StateRunning, 2)
 
-	eventually(t, 90*time.Second, "every sequence number in the file", func() (bool, string) {
+	sluicetest.Eventually(t, 90*time.Second, "every sequence number in the file", func() (bool, string) {
 		missing := missingSeqs(fileSeqs(t, out), 2, 2, 250)
 		return len(missing) == 0, fmt.Sprintf("%d missing, e.g. %v", len(missing), first(missing, 5))
 	})
 
 	var list []string
-	call(t, "GET", w.url+"/connectors", nil, &list)
+	sluicetest.Call(t, "GET", w.URL+"/connectors", nil, &list)
 	if strings.Join(list, ",") != "gen,sink" {
 		t.Errorf("GET /connectors = %v", list)
 	}
@@ -108,25 +109,25 @@ func TestDatagenToFileThroughREST(t *testing.T) {
 		Status runtime.ConnectorStatus `json:"status"`
 		Info   runtime.ConnectorInfo   `json:"info"`
 	}
-	call(t, "GET", w.url+"/connectors?expand=status&expand=info", nil, &expanded)
+	sluicetest.Call(t, "GET", w.URL+"/connectors?expand=status&expand=info", nil, &expanded)
 	if expanded["sink"].Status.Connector.State != runtime.StateRunning || len(expanded["gen"].Info.Tasks) != 2 {
 		t.Errorf("expand=status,info = %+v", expanded)
 	}
 	var tasks []runtime.TaskInfo
-	call(t, "GET", w.url+"/connectors/gen/tasks", nil, &tasks)
+	sluicetest.Call(t, "GET", w.URL+"/connectors/gen/tasks", nil, &tasks)
 	if len(tasks) != 2 || tasks[1].ID.Task != 1 || tasks[0].Config["kafka.topic"] != topic {
 		t.Errorf("tasks = %+v", tasks)
 	}
 	var topics map[string]struct{ Topics []string }
-	eventually(t, 10*time.Second, "active topics", func() (bool, string) {
-		call(t, "GET", w.url+"/connectors/sink/topics", nil, &topics)
+	sluicetest.Eventually(t, 10*time.Second, "active topics", func() (bool, string) {
+		sluicetest.Call(t, "GET", w.URL+"/connectors/sink/topics", nil, &topics)
 		return len(topics["sink"].Topics) == 1 && topics["sink"].Topics[0] == topic, fmt.Sprint(topics)
 	})
 
 	// Source offsets: the last stored sequence of each partition.
 	var offs runtime.ConnectorOffsets
-	eventually(t, 10*time.Second, "source offsets at the end", func() (bool, string) {
-		call(t, "GET", w.url+"/connectors/gen/offsets", nil, &offs)
+	sluicetest.Eventually(t, 10*time.Second, "source offsets at the end", func() (bool, string) {
+		sluicetest.Call(t, "GET", w.URL+"/connectors/gen/offsets", nil, &offs)
 		if len(offs.Offsets) != 4 {
 			return false, fmt.Sprint(offs)
 		}
@@ -138,9 +139,9 @@ func TestDatagenToFileThroughREST(t *testing.T) {
 		return true, ""
 	})
 	// Sink offsets: the consumer group's, summing to every record.
-	eventually(t, 20*time.Second, "sink offsets at the end", func() (bool, string) {
+	sluicetest.Eventually(t, 20*time.Second, "sink offsets at the end", func() (bool, string) {
 		offs = runtime.ConnectorOffsets{}
-		call(t, "GET", w.url+"/connectors/sink/offsets", nil, &offs)
+		sluicetest.Call(t, "GET", w.URL+"/connectors/sink/offsets", nil, &offs)
 		sum := 0.0
 		for _, o := range offs.Offsets {
 			if o.Partition["kafka_topic"] == topic { // the group connect-sink may be older than this test
@@ -160,13 +161,13 @@ func first(s []string, n int) []string {
 
 func TestLifecycleAndOffsets(t *testing.T) {
 	c := newCluster(t)
-	w := c.startWorker(nil)
-	topic := uniqueName("life")
+	w := c.StartWorker(nil)
+	topic := sluicetest.UniqueName("life")
 	out := filepath.Join(t.TempDir(), "out.jsonl")
-	call(t, "POST", w.url+"/connectors", map[string]any{"name": "gen", "config": datagenConfig(topic, map[string]string{"tasks.max": "1", "partitions": "1", "max.records": "100"})}, nil)
-	call(t, "POST", w.url+"/connectors", map[string]any{"name": "sink", "config": fileSinkConfig(topic, out)}, nil)
-	waitState(t, w.url, "gen", runtime.StateRunning, 1)
-	eventually(t, 60*time.Second, "100 records in the file", func() (bool, string) {
+	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "gen", "config": datagenConfig(topic, map[string]string{"tasks.max": "1", "partitions": "1", "max.records": "100"})}, nil)
+	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "sink", "config": fileSinkConfig(topic, out)}, nil)
+	sluicetest.WaitState(t, w.URL, "gen", runtime.StateRunning, 1)
+	sluicetest.Eventually(t, 60*time.Second, "100 records in the file", func() (bool, string) {
 		n := len(fileSeqs(t, out))
 		return n == 100, fmt.Sprint(n)
 	})
@@ -182,10 +183,10 @@ func TestLifecycleAndOffsets(t *testing.T) {
 		{"PUT", "/stop", 204, runtime.StateStopped, 0},
 		{"PUT", "/stop", 204, runtime.StateStopped, 0}, // idempotent
 	} {
-		if code := call(t, tc.verb, w.url+"/connectors/gen"+tc.path, nil, nil); code != tc.code {
+		if code := sluicetest.Call(t, tc.verb, w.URL+"/connectors/gen"+tc.path, nil, nil); code != tc.code {
 			t.Fatalf("%s %s answered %d, want %d", tc.verb, tc.path, code, tc.code)
 		}
-		waitState(t, w.url, "gen", tc.state, tc.tasks)
+		sluicetest.WaitState(t, w.URL, "gen", tc.state, tc.tasks)
 	}
 
 	// Offsets can be changed only when stopped: the sink is running.
@@ -193,7 +194,7 @@ func TestLifecycleAndOffsets(t *testing.T) {
 		Code    int    `json:"error_code"`
 		Message string `json:"message"`
 	}
-	if code := call(t, "DELETE", w.url+"/connectors/sink/offsets", nil, &e); code != 400 || !strings.Contains(e.Message, "STOPPED") {
+	if code := sluicetest.Call(t, "DELETE", w.URL+"/connectors/sink/offsets", nil, &e); code != 400 || !strings.Contains(e.Message, "STOPPED") {
 		t.Fatalf("reset of a running connector's offsets: %d %+v", code, e)
 	}
 
@@ -201,17 +202,17 @@ func TestLifecycleAndOffsets(t *testing.T) {
 	// set the offset back instead and check it replays from there.
 	alter := map[string]any{"offsets": []map[string]any{{"partition": map[string]any{"task": 0, "partition": 0}, "offset": map[string]any{"seq": 89}}}}
 	var msg struct{ Message string }
-	if code := call(t, "PATCH", w.url+"/connectors/gen/offsets", alter, &msg); code != 200 || !strings.Contains(msg.Message, "altered") {
+	if code := sluicetest.Call(t, "PATCH", w.URL+"/connectors/gen/offsets", alter, &msg); code != 200 || !strings.Contains(msg.Message, "altered") {
 		t.Fatalf("alter source offsets: %d %+v", code, msg)
 	}
 	var offs runtime.ConnectorOffsets
-	call(t, "GET", w.url+"/connectors/gen/offsets", nil, &offs)
+	sluicetest.Call(t, "GET", w.URL+"/connectors/gen/offsets", nil, &offs)
 	if len(offs.Offsets) != 1 || offs.Offsets[0].Offset["seq"] != float64(89) {
 		t.Fatalf("offsets after alter: %+v", offs)
 	}
-	call(t, "PUT", w.url+"/connectors/gen/resume", nil, nil)
-	waitState(t, w.url, "gen", runtime.StateRunning, 1)
-	eventually(t, 60*time.Second, "sequences 90..99 written twice after the replay", func() (bool, string) {
+	sluicetest.Call(t, "PUT", w.URL+"/connectors/gen/resume", nil, nil)
+	sluicetest.WaitState(t, w.URL, "gen", runtime.StateRunning, 1)
+	sluicetest.Eventually(t, 60*time.Second, "sequences 90..99 written twice after the replay", func() (bool, string) {
 		seqs := fileSeqs(t, out)
 		for s := 90; s < 100; s++ {
 			if seqs[fmt.Sprintf("0/0/%d", s)] < 2 {
@@ -222,48 +223,48 @@ func TestLifecycleAndOffsets(t *testing.T) {
 	})
 
 	// Reset the sink: it reads the topic again from the beginning.
-	call(t, "PUT", w.url+"/connectors/sink/stop", nil, nil)
-	waitState(t, w.url, "sink", runtime.StateStopped, 0)
-	if code := call(t, "DELETE", w.url+"/connectors/sink/offsets", nil, &msg); code != 200 || !strings.Contains(msg.Message, "reset") {
+	sluicetest.Call(t, "PUT", w.URL+"/connectors/sink/stop", nil, nil)
+	sluicetest.WaitState(t, w.URL, "sink", runtime.StateStopped, 0)
+	if code := sluicetest.Call(t, "DELETE", w.URL+"/connectors/sink/offsets", nil, &msg); code != 200 || !strings.Contains(msg.Message, "reset") {
 		t.Fatalf("reset sink offsets: %d %+v", code, msg)
 	}
-	call(t, "PUT", w.url+"/connectors/sink/resume", nil, nil)
-	eventually(t, 60*time.Second, "the topic read again", func() (bool, string) {
+	sluicetest.Call(t, "PUT", w.URL+"/connectors/sink/resume", nil, nil)
+	sluicetest.Eventually(t, 60*time.Second, "the topic read again", func() (bool, string) {
 		n := fileSeqs(t, out)["0/0/0"]
 		return n >= 2, fmt.Sprint(n)
 	})
 
 	// Restarts.
-	if code := call(t, "POST", w.url+"/connectors/sink/restart", nil, nil); code != 204 {
+	if code := sluicetest.Call(t, "POST", w.URL+"/connectors/sink/restart", nil, nil); code != 204 {
 		t.Fatalf("restart connector only: %d, want 204", code)
 	}
 	var st runtime.ConnectorStatus
-	if code := call(t, "POST", w.url+"/connectors/sink/restart?includeTasks=true", nil, &st); code != 202 || st.Tasks[0].State != runtime.StateRestarting {
+	if code := sluicetest.Call(t, "POST", w.URL+"/connectors/sink/restart?includeTasks=true", nil, &st); code != 202 || st.Tasks[0].State != runtime.StateRestarting {
 		t.Fatalf("restart with tasks: %d %+v", code, st)
 	}
-	waitState(t, w.url, "sink", runtime.StateRunning, 2)
-	if code := call(t, "POST", w.url+"/connectors/sink/tasks/1/restart", nil, nil); code != 204 {
+	sluicetest.WaitState(t, w.URL, "sink", runtime.StateRunning, 2)
+	if code := sluicetest.Call(t, "POST", w.URL+"/connectors/sink/tasks/1/restart", nil, nil); code != 204 {
 		t.Fatalf("restart task: %d", code)
 	}
-	if code := call(t, "POST", w.url+"/connectors/sink/tasks/7/restart", nil, nil); code != 404 {
+	if code := sluicetest.Call(t, "POST", w.URL+"/connectors/sink/tasks/7/restart", nil, nil); code != 404 {
 		t.Fatalf("restart of a task that does not exist: %d, want 404", code)
 	}
-	waitState(t, w.url, "sink", runtime.StateRunning, 2)
+	sluicetest.WaitState(t, w.URL, "sink", runtime.StateRunning, 2)
 
-	if code := call(t, "DELETE", w.url+"/connectors/gen", nil, nil); code != 204 {
+	if code := sluicetest.Call(t, "DELETE", w.URL+"/connectors/gen", nil, nil); code != 204 {
 		t.Fatalf("delete: %d", code)
 	}
-	if code := call(t, "GET", w.url+"/connectors/gen", nil, nil); code != 404 {
+	if code := sluicetest.Call(t, "GET", w.URL+"/connectors/gen", nil, nil); code != 404 {
 		t.Fatalf("GET after delete: %d, want 404", code)
 	}
 }
 
 func TestValidationNamesEveryBadField(t *testing.T) {
 	c := newCluster(t)
-	w := c.startWorker(nil)
+	w := c.StartWorker(nil)
 	bad := map[string]string{"connector.class": "datagen", "tasks.max": "0", "rate": "fast", "format": "xml"}
 	var infos runtime.ConfigInfos
-	if code := call(t, "PUT", w.url+"/connector-plugins/datagen/config/validate", bad, &infos); code != 200 {
+	if code := sluicetest.Call(t, "PUT", w.URL+"/connector-plugins/datagen/config/validate", bad, &infos); code != 200 {
 		t.Fatalf("validate answered %d, want 200 even when invalid", code)
 	}
 	errs := map[string][]string{}
@@ -281,7 +282,7 @@ func TestValidationNamesEveryBadField(t *testing.T) {
 		t.Errorf("error_count %d, want %d", infos.ErrorCount, len(errs))
 	}
 	var e struct{ Message string }
-	if code := call(t, "POST", w.url+"/connectors", map[string]any{"name": "bad", "config": bad}, &e); code != 400 {
+	if code := sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "bad", "config": bad}, &e); code != 400 {
 		t.Fatalf("creating with a bad config answered %d, want 400", code)
 	}
 	for _, k := range []string{"tasks.max", "rate", "format", "kafka.topic"} {
@@ -289,7 +290,7 @@ func TestValidationNamesEveryBadField(t *testing.T) {
 			t.Errorf("400 message does not name %s: %s", k, e.Message)
 		}
 	}
-	if code := call(t, "PUT", w.url+"/connector-plugins/datagen/config/validate", map[string]string{"kafka.topic": "x"}, nil); code != 400 {
+	if code := sluicetest.Call(t, "PUT", w.URL+"/connector-plugins/datagen/config/validate", map[string]string{"kafka.topic": "x"}, nil); code != 400 {
 		t.Errorf("validate without connector.class answered %d, want 400", code)
 	}
 }
@@ -298,9 +299,9 @@ func TestFailedTaskDoesNotStopOthers(t *testing.T) {
 	for _, mode := range []string{"fail", "panic"} {
 		t.Run(mode, func(t *testing.T) {
 			c := newCluster(t)
-			w := c.startWorker(nil)
-			topic := uniqueName("poison")
-			admin, _ := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": c.bootstrap})
+			w := c.StartWorker(nil)
+			topic := sluicetest.UniqueName("poison")
+			admin, _ := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": c.Bootstrap})
 			defer admin.Close()
 			if _, err := admin.CreateTopics(t.Context(), []kafka.TopicSpecification{{Topic: topic, NumPartitions: 2, ReplicationFactor: -1}}); err != nil {
 				t.Fatal(err)
@@ -308,17 +309,17 @@ func TestFailedTaskDoesNotStopOthers(t *testing.T) {
 			name := "probe-" + mode
 			// Task 1 fails on its first record; task 0 keeps running, takes over task 1's
 			// partition, and writes every record.
-			call(t, "POST", w.url+"/connectors", map[string]any{"name": name, "config": map[string]string{
+			sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": name, "config": map[string]string{
 				"connector.class": "probe-sink", "topics": topic, "tasks.max": "2", "mode": mode, "fail.task": "1"}}, nil)
-			waitState(t, w.url, name, runtime.StateRunning, 2)
+			sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 2)
 			var msgs []*kafka.Message
 			for i := 0; i < 10; i++ {
 				msgs = append(msgs, &kafka.Message{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf(`{"n":%d}`, i))})
 			}
-			produce(t, c.bootstrap, topic, msgs...)
+			sluicetest.Produce(t, c.Bootstrap, topic, msgs...)
 			var st runtime.ConnectorStatus
-			eventually(t, 60*time.Second, "one task FAILED, the other RUNNING", func() (bool, string) {
-				call(t, "GET", w.url+"/connectors/"+name+"/status", nil, &st)
+			sluicetest.Eventually(t, 60*time.Second, "one task FAILED, the other RUNNING", func() (bool, string) {
+				sluicetest.Call(t, "GET", w.URL+"/connectors/"+name+"/status", nil, &st)
 				failed, running := 0, 0
 				for _, ts := range st.Tasks {
 					switch ts.State {
@@ -333,7 +334,7 @@ func TestFailedTaskDoesNotStopOthers(t *testing.T) {
 				}
 				return failed == 1 && running == 1 && st.Connector.State == runtime.StateRunning, fmt.Sprintf("%+v", st)
 			})
-			eventually(t, 60*time.Second, "every record written by the healthy task", func() (bool, string) {
+			sluicetest.Eventually(t, 60*time.Second, "every record written by the healthy task", func() (bool, string) {
 				n := len(collectedValues(name))
 				return n == 10, fmt.Sprint(n)
 			})

@@ -1,0 +1,157 @@
+package sluicetest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/sluicehq/sluice/runtime"
+)
+
+// Call sends a request to a REST API and decodes a JSON answer into out (when not nil); it
+// returns the status code.
+func Call(t testing.TB, method, url string, body any, out any) int {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: answer %s is not the JSON expected: %v", method, url, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// CreateConnector creates a connector through POST /connectors and fails the test unless the
+// answer is 201.
+func CreateConnector(t testing.TB, base, name string, config map[string]string) {
+	t.Helper()
+	var out map[string]any
+	if code := Call(t, "POST", base+"/connectors", map[string]any{"name": name, "config": config}, &out); code != http.StatusCreated {
+		t.Fatalf("create connector %s: %d %v", name, code, out)
+	}
+}
+
+// Eventually polls cond until it holds or the timeout passes; cond's second result describes
+// the state seen, for the failure message.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s; last state: %s", timeout, what, last)
+}
+
+// WaitState waits until the connector and exactly n tasks are in the wanted state.
+func WaitState(t testing.TB, base, name string, want runtime.State, tasks int) runtime.ConnectorStatus {
+	t.Helper()
+	var st runtime.ConnectorStatus
+	Eventually(t, 60*time.Second, fmt.Sprintf("%s %s with %d tasks", name, want, tasks), func() (bool, string) {
+		st = runtime.ConnectorStatus{}
+		code := Call(t, "GET", base+"/connectors/"+name+"/status", nil, &st)
+		if code != 200 || st.Connector.State != want || len(st.Tasks) != tasks {
+			return false, fmt.Sprintf("%d %+v", code, st)
+		}
+		for _, ts := range st.Tasks {
+			if ts.State != want {
+				return false, fmt.Sprintf("%+v", st)
+			}
+		}
+		return true, ""
+	})
+	return st
+}
+
+// ConsumeAll reads a topic from the beginning until it has seen n records or the timeout
+// passes.
+func ConsumeAll(t testing.TB, bootstrap, topic string, n int, timeout time.Duration) []*kafka.Message {
+	t.Helper()
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": UniqueName("reader"),
+		"auto.offset.reset": "earliest", "enable.auto.commit": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Subscribe(topic, nil); err != nil {
+		t.Fatal(err)
+	}
+	var out []*kafka.Message
+	deadline := time.Now().Add(timeout)
+	for len(out) < n && time.Now().Before(deadline) {
+		m, err := c.ReadMessage(200 * time.Millisecond)
+		if err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Produce writes messages to a topic (any partition unless set) and waits until all are
+// acknowledged.
+func Produce(t testing.TB, bootstrap, topic string, msgs ...*kafka.Message) {
+	t.Helper()
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "acks": "all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	delivered := make(chan kafka.Event, len(msgs))
+	for _, m := range msgs {
+		if m.TopicPartition.Topic == nil {
+			m.TopicPartition = kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}
+		}
+		if err := p.Produce(m, delivered); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range msgs {
+		select {
+		case e := <-delivered:
+			if m := e.(*kafka.Message); m.TopicPartition.Error != nil {
+				t.Fatalf("produce to %s: %v", topic, m.TopicPartition.Error)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("records to %s not delivered within 30 s", topic)
+		}
+	}
+}
+
+// Header returns the value of a record header.
+func Header(m *kafka.Message, key string) (string, bool) {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}

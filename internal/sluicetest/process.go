@@ -1,0 +1,118 @@
+package sluicetest
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// Binary builds the sluice binary (with every connector of connectors/all) once per test
+// binary and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	binary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-bin")
+		if err != nil {
+			binary.err = err
+			return
+		}
+		binary.path = filepath.Join(dir, "sluice")
+		out, err := exec.Command("go", "build", "-o", binary.path, "github.com/sluicehq/sluice/cmd/sluice").CombinedOutput()
+		if err != nil {
+			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binary.err != nil {
+		t.Fatal(binary.err)
+	}
+	return binary.path
+}
+
+// FreePort returns a TCP port free on the loopback interface right now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Process is a worker running as its own process, so that a test can kill it.
+type Process struct {
+	Cmd      *exec.Cmd
+	URL      string
+	Log      *SyncBuffer
+	Exited   chan struct{}
+	Settings map[string]string
+}
+
+// StartProcess starts a worker process of the cluster on a free port with extra settings and
+// waits until its REST API answers; it is killed when the test ends.
+func (c *Cluster) StartProcess(extra map[string]string) *Process {
+	c.T.Helper()
+	return StartProcess(c.T, c.Settings(fmt.Sprintf("http://127.0.0.1:%d", FreePort(c.T)), extra))
+}
+
+// StartProcess starts a worker process with exactly these settings.
+func StartProcess(t testing.TB, settings map[string]string) *Process {
+	t.Helper()
+	args := []string{"worker"}
+	for k, v := range settings {
+		args = append(args, "--set", k+"="+v)
+	}
+	cmd := exec.Command(Binary(t), args...)
+	log := &SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Process{Cmd: cmd, URL: settings["listeners"], Log: log, Exited: make(chan struct{}), Settings: settings}
+	go func() { _ = cmd.Wait(); close(p.Exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.Exited
+		if t.Failed() {
+			t.Logf("worker %s log:\n%s", p.URL, log.String())
+		}
+	})
+	Eventually(t, 90*time.Second, "the worker to answer /health", func() (bool, string) {
+		select {
+		case <-p.Exited:
+			t.Fatalf("the worker exited: %s", log.String())
+		default:
+		}
+		resp, err := http.Get(p.URL + "/health")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200, resp.Status
+	})
+	return p
+}
+
+// Kill ends the worker with SIGKILL, as a crash would, and waits until it is gone.
+func (p *Process) Kill() { p.signal(syscall.SIGKILL) }
+
+// Term asks the worker to stop with SIGTERM and waits until it has exited.
+func (p *Process) Term() { p.signal(syscall.SIGTERM) }
+
+func (p *Process) signal(s syscall.Signal) {
+	_ = p.Cmd.Process.Signal(s)
+	<-p.Exited
+}

@@ -1,0 +1,274 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/runtime/cluster"
+)
+
+// membership is the worker's place in the group: what the leader assigned it, and who leads.
+type membership struct {
+	mu sync.Mutex
+	membershipView
+}
+
+// membershipView is a copy of the membership at one moment.
+type membershipView struct {
+	known      bool // an assignment is in force (false before the first and while rebalancing)
+	memberID   string
+	leaderID   string
+	leaderURL  string
+	generation int32
+	connectors map[string]bool
+	tasks      map[TaskID]bool
+	behind     string // why this worker's config view is behind the leader's, for /health
+}
+
+func (m *membership) snapshot() membershipView {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v := m.membershipView
+	v.connectors, v.tasks = maps.Clone(m.connectors), maps.Clone(m.tasks)
+	return v
+}
+
+func (m membershipView) leader() bool { return m.known && m.memberID == m.leaderID }
+
+// startMembership joins the worker group; the returned function leaves it.
+func (w *Worker) startMembership() (func(), error) {
+	client, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(w.cfg.BootstrapServers, ",")...),
+		kgo.ClientID("sluice-"+w.id))
+	if err != nil {
+		return nil, fmt.Errorf("group client: %w", err)
+	}
+	w.assignor = &cluster.Assignor{MaxDelay: w.cfg.ScheduledRebalanceMaxDelay}
+	w.member = cluster.NewMembership(client, cluster.Config{
+		Group: w.cfg.GroupID, SessionTimeout: w.cfg.SessionTimeout, RebalanceTimeout: w.cfg.RebalanceTimeout,
+		HeartbeatInterval: w.cfg.HeartbeatInterval, Logger: w.log,
+	}, (*groupHandler)(w))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = w.member.Run(ctx)
+		client.Close()
+	}()
+	return func() { cancel(); <-done }, nil
+}
+
+// groupHandler is the worker seen as a member of the group.
+type groupHandler Worker
+
+func (h *groupHandler) w() *Worker { return (*Worker)(h) }
+
+// State reports this worker's URL, config offset and its current assignment.
+func (h *groupHandler) State() cluster.MemberState {
+	w := h.w()
+	st := cluster.MemberState{URL: w.url, ConfigOffset: w.configs.Snapshot().Offset}
+	m := w.cluster.snapshot()
+	for name := range m.connectors {
+		st.Running.Connectors = append(st.Running.Connectors, name)
+	}
+	for id := range m.tasks {
+		st.Running.Tasks = append(st.Running.Tasks, cluster.Task{Connector: id.Connector, ID: id.Task})
+	}
+	return st
+}
+
+// Lead computes everyone's assignment, after making sure this worker has read the config topic
+// as far as any member.
+func (h *groupHandler) Lead(ctx context.Context, generation int32, members []cluster.JoinedMember) map[string]cluster.Assignment {
+	w := h.w()
+	maxOffset := int64(-1)
+	for _, m := range members {
+		maxOffset = max(maxOffset, m.ConfigOffset)
+	}
+	snap := w.configs.Snapshot()
+	if snap.Offset < maxOffset {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = w.configs.log.readToEnd(rctx)
+		cancel()
+		snap = w.configs.Snapshot()
+	}
+	out := map[string]cluster.Assignment{}
+	if snap.Offset < maxOffset {
+		w.log.Warn("the leader is behind a member on the config topic; asking everyone to rejoin", "leader_offset", snap.Offset, "member_offset", maxOffset)
+		for _, m := range members {
+			out[m.ID] = cluster.Assignment{Error: cluster.ConfigMismatch, LeaderURL: w.url, ConfigOffset: snap.Offset}
+		}
+		return out
+	}
+	var ms []cluster.Member
+	var leaderID string
+	for _, m := range members {
+		ms = append(ms, cluster.Member{ID: m.ID, Running: m.Running})
+		if m.URL == w.url {
+			leaderID = m.ID
+		}
+	}
+	var tasks []cluster.Task
+	for id := range snap.TaskConfigs {
+		tasks = append(tasks, cluster.Task{Connector: id.Connector, ID: id.Task})
+	}
+	res := w.assignor.Assign(time.Now(), ms, sortedKeys(snap.Connectors), tasks)
+	for _, m := range members {
+		p := res.Plans[m.ID]
+		out[m.ID] = cluster.Assignment{Leader: leaderID, LeaderURL: w.url, ConfigOffset: snap.Offset,
+			Assigned: p.Assigned, Revoked: p.Revoked, Delay: res.Delay}
+	}
+	return out
+}
+
+// Assigned applies this worker's assignment: stop what was revoked (before returning, so the
+// work never runs twice), catch up on the config topic, and run what was assigned.
+func (h *groupHandler) Assigned(ctx context.Context, a cluster.Assignment) {
+	w := h.w()
+	w.generation.Store(a.Generation)
+	var stopTasks []TaskID
+	for _, t := range a.Revoked.Tasks {
+		stopTasks = append(stopTasks, TaskID{t.Connector, t.ID})
+	}
+	w.stopTasks(stopTasks, true)
+	for _, c := range a.Revoked.Connectors {
+		w.stopConnector(c, true)
+	}
+
+	behind := ""
+	if a.Error == cluster.ConfigMismatch || w.configs.Snapshot().Offset < a.ConfigOffset {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := w.configs.log.readToEnd(rctx)
+		cancel()
+		if off := w.configs.Snapshot().Offset; err != nil || off < a.ConfigOffset {
+			behind = fmt.Sprintf("config topic read to offset %d, the leader has %d", off, a.ConfigOffset)
+			w.log.Warn("behind the leader on the config topic; rejoining", "offset", off, "leader_offset", a.ConfigOffset)
+		}
+	}
+
+	w.cluster.mu.Lock()
+	m := &w.cluster
+	if m.connectors == nil {
+		m.connectors, m.tasks = map[string]bool{}, map[TaskID]bool{}
+	}
+	for _, c := range a.Revoked.Connectors {
+		delete(m.connectors, c)
+	}
+	for _, t := range a.Revoked.Tasks {
+		delete(m.tasks, TaskID{t.Connector, t.ID})
+	}
+	for _, c := range a.Assigned.Connectors {
+		m.connectors[c] = true
+	}
+	for _, t := range a.Assigned.Tasks {
+		m.tasks[TaskID{t.Connector, t.ID}] = true
+	}
+	m.memberID, m.leaderID, m.leaderURL, m.generation = a.MemberID, a.Leader, a.LeaderURL, a.Generation
+	m.known = a.Error == cluster.NoError && behind == ""
+	m.behind = behind
+	w.cluster.mu.Unlock()
+	if behind != "" || a.Error != cluster.NoError {
+		w.member.RequestRejoin()
+		return
+	}
+	w.joinOnce.Do(func() { close(w.joined) })
+	w.log.Info("assignment", "generation", a.Generation, "leader", a.Leader == a.MemberID,
+		"assigned_connectors", len(a.Assigned.Connectors), "assigned_tasks", len(a.Assigned.Tasks),
+		"revoked_connectors", len(a.Revoked.Connectors), "revoked_tasks", len(a.Revoked.Tasks))
+	w.wake()
+}
+
+// Lost stops everything this worker runs: it is no longer a member, and another worker may be
+// given its work.
+func (h *groupHandler) Lost(reason error) {
+	w := h.w()
+	w.log.Error("lost the worker group membership; stopping all connectors and tasks", "err", reason)
+	w.cluster.mu.Lock()
+	w.cluster.known = false
+	w.cluster.connectors, w.cluster.tasks = map[string]bool{}, map[TaskID]bool{}
+	w.cluster.mu.Unlock()
+	w.mu.Lock()
+	ids, names := keys(w.tasks), keys(w.connectors)
+	w.mu.Unlock()
+	w.stopTasks(ids, true)
+	for _, n := range names {
+		w.stopConnector(n, true)
+	}
+}
+
+// assigned reports whether this worker should run the connector or task now.
+func (w *Worker) assignedConnector(name string) bool {
+	w.cluster.mu.Lock()
+	defer w.cluster.mu.Unlock()
+	return w.cluster.known && w.cluster.connectors[name]
+}
+
+func (w *Worker) assignedTask(id TaskID) bool {
+	w.cluster.mu.Lock()
+	defer w.cluster.mu.Unlock()
+	return w.cluster.known && w.cluster.tasks[id]
+}
+
+// leaderOnly returns nil on the leader; elsewhere the error that makes the API forward the
+// request to the leader, or a 409 while no leader is known.
+func (w *Worker) leaderOnly() error {
+	m := w.cluster.snapshot()
+	switch {
+	case m.leader():
+		return nil
+	case !m.known || m.leaderURL == "":
+		return Errorf(ErrRebalance, "Cannot complete request momentarily due to no known leader URL, likely because a rebalance is underway")
+	}
+	return &NotLeaderError{URL: m.leaderURL, What: "leader"}
+}
+
+// PutTaskConfigs answers the internal POST /connectors/{name}/tasks: the leader writes the task
+// configurations a connector's worker generated.
+func (w *Worker) PutTaskConfigs(ctx context.Context, name string, configs []map[string]string) error {
+	if err := w.leaderOnly(); err != nil {
+		return err
+	}
+	if _, err := w.snapshotOf(name); err != nil {
+		return err
+	}
+	return w.configs.putTaskConfigs(ctx, name, configs)
+}
+
+// writeTaskConfigs has the leader write task configurations: itself, or over its REST API.
+func (w *Worker) writeTaskConfigs(ctx context.Context, name string, configs []map[string]string) error {
+	m := w.cluster.snapshot()
+	if m.leader() {
+		return w.configs.putTaskConfigs(ctx, name, configs)
+	}
+	if !m.known || m.leaderURL == "" {
+		return Errorf(ErrRebalance, "no leader to write the task configurations of %s", name)
+	}
+	if configs == nil {
+		configs = []map[string]string{}
+	}
+	body, _ := json.Marshal(configs)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.leaderURL+"/connectors/"+name+"/tasks?forward=true", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("handing task configurations to the leader at %s: %w", m.leaderURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("the leader at %s refused the task configurations of %s: %s %s", m.leaderURL, name, resp.Status, b)
+	}
+	return nil
+}

@@ -63,6 +63,9 @@ type configEvent struct {
 	kind      string // connector, target, tasks, deleted, restart
 	connector string
 	restart   *restartRequest
+	// reshapes says the set of connectors or tasks to assign changed (a connector added or
+	// deleted, a different number of tasks): every worker sees it and rejoins the group.
+	reshapes bool
 }
 
 type restartRequest struct {
@@ -128,7 +131,7 @@ func (s *configStore) apply(m *kafka.Message) {
 			}
 			delete(s.state.TaskCounts, name)
 			delete(s.deferred, name)
-			ev = &configEvent{kind: "deleted", connector: name}
+			ev = &configEvent{kind: "deleted", connector: name, reshapes: true}
 			break
 		}
 		var v propertiesValue
@@ -136,8 +139,9 @@ func (s *configStore) apply(m *kafka.Message) {
 			s.logger.Error("ignoring malformed connector config record", "key", key, "err", err)
 			break
 		}
+		_, existed := s.state.Connectors[name]
 		s.state.Connectors[name] = v.Properties
-		ev = &configEvent{kind: "connector", connector: name}
+		ev = &configEvent{kind: "connector", connector: name, reshapes: !existed}
 	case strings.HasPrefix(key, "target-state-"):
 		name := strings.TrimPrefix(key, "target-state-")
 		if m.Value == nil {
@@ -181,6 +185,7 @@ func (s *configStore) apply(m *kafka.Message) {
 			s.logger.Warn("commit record without all its task configs; keeping the previous ones", "connector", name, "tasks", v.Tasks, "have", len(pending))
 			break
 		}
+		prevCount, hadTasks := s.state.TaskCounts[name]
 		for id := range s.state.TaskConfigs {
 			if id.Connector == name {
 				delete(s.state.TaskConfigs, id)
@@ -191,7 +196,7 @@ func (s *configStore) apply(m *kafka.Message) {
 		}
 		s.state.TaskCounts[name] = v.Tasks
 		delete(s.deferred, name)
-		ev = &configEvent{kind: "tasks", connector: name}
+		ev = &configEvent{kind: "tasks", connector: name, reshapes: !hadTasks || prevCount != v.Tasks}
 	case strings.HasPrefix(key, "restart-connector-"):
 		var v restartRequest
 		if json.Unmarshal(m.Value, &v) == nil {

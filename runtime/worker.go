@@ -260,9 +260,10 @@ func (w *Worker) wake() {
 }
 
 func (w *Worker) onConfigEvent(ev configEvent) {
-	// A connector added or deleted, or a new set of tasks, changes what there is to assign:
-	// the leader starts a rebalance (cooperative, so only the changed work moves).
-	if (ev.kind == "connector" || ev.kind == "deleted" || ev.kind == "tasks") && w.member != nil && w.cluster.snapshot().leader() {
+	// A connector added or deleted, or a different number of tasks, changes what there is to
+	// assign. Every worker reads the same record, so all rejoin at once rather than waiting
+	// for a heartbeat to tell them, and the (cooperative) rebalance is over in a moment.
+	if ev.reshapes && w.member != nil && w.cluster.snapshot().known {
 		w.member.RequestRejoin()
 	}
 	if ev.kind == "restart" && ev.restart != nil {

@@ -54,6 +54,8 @@ func (w *Worker) Health(context.Context) Health {
 		msg += " Its view of the connector configurations is behind the leader's (" + m.behind + "); it is catching up."
 	} else if !m.known {
 		msg += " It is waiting for its assignment from the group (a rebalance is underway)."
+	} else if m.rebalancing {
+		msg += " A rebalance is in progress."
 	}
 	return Health{Status: "healthy", Message: msg, Worker: w.workerInfo()}
 }
@@ -115,7 +117,7 @@ func (w *Worker) CreateConnector(ctx context.Context, name string, config map[st
 	if err := checkName(name); err != nil {
 		return ConnectorInfo{}, err
 	}
-	if err := w.leaderOnly(); err != nil {
+	if err := w.leaderOnly(ctx); err != nil {
 		return ConnectorInfo{}, err
 	}
 	if _, ok := w.configs.Snapshot().Connectors[name]; ok {
@@ -193,7 +195,7 @@ func (w *Worker) PutConnectorConfig(ctx context.Context, name string, config map
 	if err := checkName(name); err != nil {
 		return ConnectorInfo{}, false, err
 	}
-	if err := w.leaderOnly(); err != nil {
+	if err := w.leaderOnly(ctx); err != nil {
 		return ConnectorInfo{}, false, err
 	}
 	snap := w.configs.Snapshot()
@@ -240,7 +242,7 @@ func (w *Worker) DeleteConnector(ctx context.Context, name string) error {
 	if _, err := w.snapshotOf(name); err != nil {
 		return err
 	}
-	if err := w.leaderOnly(); err != nil {
+	if err := w.leaderOnly(ctx); err != nil {
 		return err
 	}
 	return w.configs.deleteConnector(ctx, name)
@@ -353,6 +355,9 @@ func (w *Worker) RestartConnector(ctx context.Context, name string, includeTasks
 	}
 	// The request goes through the config topic, so the workers running the connector and its
 	// tasks carry it out wherever they are.
+	if err := w.leaderOnly(ctx); err != nil {
+		return nil, err
+	}
 	req := restartRequest{IncludeTasks: includeTasks, OnlyFailed: onlyFailed}
 	if !includeTasks && !onlyFailed {
 		return nil, w.configs.putRestartRequest(ctx, name, req)
@@ -376,6 +381,9 @@ func (w *Worker) RestartConnector(ctx context.Context, name string, includeTasks
 
 func (w *Worker) setTarget(ctx context.Context, name string, t TargetState) error {
 	if _, err := w.snapshotOf(name); err != nil {
+		return err
+	}
+	if err := w.leaderOnly(ctx); err != nil {
 		return err
 	}
 	return w.configs.putTargetState(ctx, name, t)
@@ -429,12 +437,12 @@ func (w *Worker) ConnectorOffsets(ctx context.Context, name string) (ConnectorOf
 }
 
 // checkStopped admits an offsets change: on the leader, for a stopped connector.
-func (w *Worker) checkStopped(name string) (ConfigSnapshot, error) {
+func (w *Worker) checkStopped(ctx context.Context, name string) (ConfigSnapshot, error) {
 	snap, err := w.snapshotOf(name)
 	if err != nil {
 		return snap, err
 	}
-	if err := w.leaderOnly(); err != nil {
+	if err := w.leaderOnly(ctx); err != nil {
 		return snap, err
 	}
 	if snap.TargetState(name) != TargetStopped || snap.TaskCounts[name] > 0 {
@@ -445,7 +453,7 @@ func (w *Worker) checkStopped(name string) (ConfigSnapshot, error) {
 
 // AlterOffsets answers PATCH /connectors/{name}/offsets.
 func (w *Worker) AlterOffsets(ctx context.Context, name string, offsets ConnectorOffsets) (string, error) {
-	snap, err := w.checkStopped(name)
+	snap, err := w.checkStopped(ctx, name)
 	if err != nil {
 		return "", err
 	}
@@ -543,7 +551,7 @@ func asInt(v any) (int64, bool) {
 
 // ResetOffsets answers DELETE /connectors/{name}/offsets.
 func (w *Worker) ResetOffsets(ctx context.Context, name string) (string, error) {
-	snap, err := w.checkStopped(name)
+	snap, err := w.checkStopped(ctx, name)
 	if err != nil {
 		return "", err
 	}

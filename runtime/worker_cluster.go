@@ -25,7 +25,8 @@ type membership struct {
 
 // membershipView is a copy of the membership at one moment.
 type membershipView struct {
-	known      bool // an assignment is in force (false before the first and while rebalancing)
+	known       bool // an assignment is in force (false before the first, after losing the group)
+	rebalancing bool // a rebalance round is underway: the leader may change, writes wait
 	memberID   string
 	leaderID   string
 	leaderURL  string
@@ -76,6 +77,9 @@ func (h *groupHandler) w() *Worker { return (*Worker)(h) }
 func (h *groupHandler) State() cluster.MemberState {
 	w := h.w()
 	st := cluster.MemberState{URL: w.url, ConfigOffset: w.configs.Snapshot().Offset}
+	w.cluster.mu.Lock()
+	w.cluster.rebalancing = true
+	w.cluster.mu.Unlock()
 	m := w.cluster.snapshot()
 	for name := range m.connectors {
 		st.Running.Connectors = append(st.Running.Connectors, name)
@@ -174,6 +178,7 @@ func (h *groupHandler) Assigned(ctx context.Context, a cluster.Assignment) {
 	}
 	m.memberID, m.leaderID, m.leaderURL, m.generation = a.MemberID, a.Leader, a.LeaderURL, a.Generation
 	m.known = a.Error == cluster.NoError && behind == ""
+	m.rebalancing = !m.known
 	m.behind = behind
 	w.cluster.mu.Unlock()
 	if behind != "" || a.Error != cluster.NoError {
@@ -193,7 +198,7 @@ func (h *groupHandler) Lost(reason error) {
 	w := h.w()
 	w.log.Error("lost the worker group membership; stopping all connectors and tasks", "err", reason)
 	w.cluster.mu.Lock()
-	w.cluster.known = false
+	w.cluster.known, w.cluster.rebalancing = false, true
 	w.cluster.connectors, w.cluster.tasks = map[string]bool{}, map[TaskID]bool{}
 	w.cluster.mu.Unlock()
 	w.mu.Lock()
@@ -218,15 +223,25 @@ func (w *Worker) assignedTask(id TaskID) bool {
 	return w.cluster.known && w.cluster.tasks[id]
 }
 
+// rebalanceWait is how long a write waits for a rebalance in progress to finish before it is
+// answered with 409.
+const rebalanceWait = 5 * time.Second
+
 // leaderOnly returns nil on the leader; elsewhere the error that makes the API forward the
 // request to the leader, or a 409 while no leader is known.
-func (w *Worker) leaderOnly() error {
+func (w *Worker) leaderOnly(ctx context.Context) error {
 	m := w.cluster.snapshot()
+	// A rebalance usually takes a moment: wait for it rather than send the client away.
+	for wait := time.Now().Add(rebalanceWait); m.rebalancing && time.Now().Before(wait) && sleepCtx(ctx, 20*time.Millisecond) == nil; {
+		m = w.cluster.snapshot()
+	}
 	switch {
+	case m.rebalancing && m.known:
+		return Errorf(ErrRebalance, "Cannot complete request because a rebalance is in progress; retry shortly")
+	case !m.known || m.leaderURL == "":
+		return Errorf(ErrRebalance, "Cannot complete request momentarily due to no known leader URL (leader unknown), likely because a rebalance is underway")
 	case m.leader():
 		return nil
-	case !m.known || m.leaderURL == "":
-		return Errorf(ErrRebalance, "Cannot complete request momentarily due to no known leader URL, likely because a rebalance is underway")
 	}
 	return &NotLeaderError{URL: m.leaderURL, What: "leader"}
 }
@@ -234,7 +249,7 @@ func (w *Worker) leaderOnly() error {
 // PutTaskConfigs answers the internal POST /connectors/{name}/tasks: the leader writes the task
 // configurations a connector's worker generated.
 func (w *Worker) PutTaskConfigs(ctx context.Context, name string, configs []map[string]string) error {
-	if err := w.leaderOnly(); err != nil {
+	if err := w.leaderOnly(ctx); err != nil {
 		return err
 	}
 	if _, err := w.snapshotOf(name); err != nil {

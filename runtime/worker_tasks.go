@@ -33,6 +33,7 @@ func (w *Worker) startTask(id TaskID, taskCfg, connCfg map[string]string, target
 	}
 	w.tasks[id] = run
 	w.mu.Unlock()
+	w.log.Info("starting task", "task", id.String())
 	st, _ := run.State()
 	w.writeTaskStatus(id, st, "", w.restartCount(id))
 	go func() {

@@ -13,15 +13,28 @@ import (
 	"github.com/sluicehq/sluice/internal/sluicetest"
 )
 
-// countSeqs counts each (task, partition, seq) in the file sink's JSON lines.
-func countSeqs(t *testing.T, path string) (map[string]int, int) {
+// countSeqs counts each (task, partition, seq) in the JSON lines of the file sink's files
+// matching pattern.
+func countSeqs(t *testing.T, pattern string) (map[string]int, int) {
 	t.Helper()
+	paths, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, lines := map[string]int{}, 0
+	for _, path := range paths {
+		lines += countFileSeqs(t, path, out)
+	}
+	return out, lines
+}
+
+func countFileSeqs(t *testing.T, path string, out map[string]int) int {
 	f, err := os.Open(path)
 	if err != nil {
-		return map[string]int{}, 0
+		return 0
 	}
 	defer f.Close()
-	out, lines := map[string]int{}, 0
+	lines := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		var line struct {
@@ -33,7 +46,20 @@ func countSeqs(t *testing.T, path string) (map[string]int, int) {
 		lines++
 		out[fmt.Sprintf("%d/%d/%d", line.Value.Task, line.Value.Partition, line.Value.Seq)]++
 	}
-	return out, lines
+	return lines
+}
+
+// missingSeq names the first sequence number of datagen's tasks (one partition each) that is
+// not in seqs, or returns "".
+func missingSeq(seqs map[string]int, tasks, perTask int) string {
+	for task := 0; task < tasks; task++ {
+		for s := 0; s < perTask; s++ {
+			if k := fmt.Sprintf("%d/0/%d", task, s); seqs[k] == 0 {
+				return k
+			}
+		}
+	}
+	return ""
 }
 
 // TestKilledWorkerLosesNothing runs datagen -> Kafka -> file in a worker process, kills it
@@ -69,12 +95,8 @@ func TestKilledWorkerLosesNothing(t *testing.T) {
 		seqs, lines = countSeqs(t, out)
 		return len(seqs) == tasks*perTask, fmt.Sprint(len(seqs), " distinct")
 	})
-	for task := 0; task < tasks; task++ {
-		for s := 0; s < perTask; s++ {
-			if k := fmt.Sprintf("%d/0/%d", task, s); seqs[k] == 0 {
-				t.Fatalf("sequence %s missing", k)
-			}
-		}
+	if k := missingSeq(seqs, tasks, perTask); k != "" {
+		t.Fatalf("sequence %s missing", k)
 	}
 	dups := lines - len(seqs)
 	// What one flush interval can replay: the source regenerates at most the records it made

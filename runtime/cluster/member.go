@@ -57,7 +57,8 @@ type Assignment struct {
 
 // Handler is the worker's side of the membership.
 type Handler interface {
-	// State is what this member reports when it (re)joins.
+	// State is what this member reports when it (re)joins. A call means a rebalance round has
+	// begun for this member; it lasts until Assigned (or Lost).
 	State() MemberState
 	// Lead computes the assignment of every member; called on the leader only.
 	Lead(ctx context.Context, generation int32, members []JoinedMember) map[string]Assignment

@@ -1,0 +1,416 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/runtime/cluster"
+)
+
+// The tests below run worker processes of one cluster (one group.id) on the test Kafka.
+
+// ownerOf maps worker ids (host:port) to the processes.
+func ownerOf(ws []*sluicetest.Process, id string) *sluicetest.Process {
+	for _, w := range ws {
+		if w.URL == "http://"+id {
+			return w
+		}
+	}
+	return nil
+}
+
+// placement waits until the connector and its n tasks are RUNNING, each on a live worker,
+// and ok accepts the task count per worker; it returns the task -> worker id map.
+func placement(t *testing.T, base, name string, n int, live []*sluicetest.Process, timeout time.Duration, ok func(perWorker map[string]int) bool) map[int]string {
+	t.Helper()
+	var where map[int]string
+	sluicetest.Eventually(t, timeout, fmt.Sprintf("%s's %d tasks RUNNING on live workers", name, n), func() (bool, string) {
+		var st runtime.ConnectorStatus
+		if code := sluicetest.Call(t, "GET", base+"/connectors/"+name+"/status", nil, &st); code != 200 {
+			return false, fmt.Sprint("status ", code)
+		}
+		if st.Connector.State != runtime.StateRunning || ownerOf(live, st.Connector.WorkerID) == nil || len(st.Tasks) != n {
+			return false, fmt.Sprintf("%+v", st)
+		}
+		where = map[int]string{}
+		perWorker := map[string]int{}
+		for _, ts := range st.Tasks {
+			if ts.State != runtime.StateRunning || ownerOf(live, ts.WorkerID) == nil {
+				return false, fmt.Sprintf("%+v", st)
+			}
+			where[ts.ID] = ts.WorkerID
+			perWorker[ts.WorkerID]++
+		}
+		return ok(perWorker), fmt.Sprintf("tasks per worker %v", perWorker)
+	})
+	return where
+}
+
+func spread(min, max int) func(map[string]int) bool {
+	return func(per map[string]int) bool {
+		for _, n := range per {
+			if n < min || n > max {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+var taskStartLine = regexp.MustCompile(`msg="starting task".* task=(\S+)`)
+
+// taskStarts counts how often a worker process started each task, from its log.
+func taskStarts(p *sluicetest.Process) map[string]int {
+	out := map[string]int{}
+	for _, m := range taskStartLine.FindAllStringSubmatch(p.Log.String(), -1) {
+		out[m[1]]++
+	}
+	return out
+}
+
+// startDatagenToFile creates datagen (tasks tasks, perTask records each at rate per second)
+// into a topic with one partition per task and a file sink writing one file per task; it
+// returns the connector names and the sink files' glob.
+func startDatagenToFile(t *testing.T, c *sluicetest.Cluster, base string, tasks, perTask, rate int) (gen, sink, files string) {
+	t.Helper()
+	gen, sink = c.Prefix+"-gen", c.Prefix+"-sink"
+	dir := t.TempDir()
+	sluicetest.CreateConnector(t, base, gen, map[string]string{
+		"connector.class": "datagen", "kafka.topic": c.Prefix + "-data", "tasks.max": fmt.Sprint(tasks),
+		"max.records": fmt.Sprint(perTask), "rate": fmt.Sprint(rate),
+		"topic.creation.default.partitions": fmt.Sprint(tasks), "topic.creation.default.replication.factor": "-1"})
+	sluicetest.CreateConnector(t, base, sink, map[string]string{
+		"connector.class": "file", "topics": c.Prefix + "-data", "file": filepath.Join(dir, "out-{task}.jsonl"),
+		"tasks.max": fmt.Sprint(tasks)})
+	return gen, sink, filepath.Join(dir, "out-*.jsonl")
+}
+
+// TestClusterBalancesAndMovesOnlyWhatItMust: six tasks over three workers are 2/2/2; a fourth
+// worker takes some, and the tasks that stayed where they were were never restarted.
+func TestClusterBalancesAndMovesOnlyWhatItMust(t *testing.T) {
+	c := sluicetest.NewCluster(t)
+	ws := []*sluicetest.Process{c.StartProcess(nil), c.StartProcess(nil), c.StartProcess(nil)}
+	name := c.Prefix + "-gen"
+	sluicetest.CreateConnector(t, ws[1].URL, name, map[string]string{
+		"connector.class": "datagen", "kafka.topic": c.Prefix + "-data", "tasks.max": "6", "rate": "5",
+		"topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"})
+	before := placement(t, ws[0].URL, name, 6, ws, time.Minute, func(per map[string]int) bool {
+		return len(per) == 3 && spread(2, 2)(per)
+	})
+
+	ws = append(ws, c.StartProcess(nil))
+	after := placement(t, ws[0].URL, name, 6, ws, time.Minute, func(per map[string]int) bool {
+		return len(per) == 4 && spread(1, 2)(per)
+	})
+	moved := 0
+	for task, worker := range before {
+		id := fmt.Sprintf("%s-%d", name, task)
+		if after[task] != worker {
+			moved++
+			continue
+		}
+		if n := taskStarts(ownerOf(ws, worker))[id]; n != 1 {
+			t.Errorf("task %s stayed on %s but was started %d times there", id, worker, n)
+		}
+	}
+	if moved > 2 {
+		t.Errorf("%d tasks moved to make room for the fourth worker; 2 are enough: before %v, after %v", moved, before, after)
+	}
+	t.Logf("before %v; after %v; moved %d", before, after, moved)
+}
+
+// TestKilledWorkersTasksMoveInTime kills a worker with SIGKILL under load, with the default
+// session timeout and rebalance delay: its tasks run elsewhere within session timeout +
+// scheduled delay + 5 s, and no sequence number is lost. The time is the figure in the docs.
+func TestKilledWorkersTasksMoveInTime(t *testing.T) {
+	c := sluicetest.NewCluster(t)
+	defaults := map[string]string{"scheduled.rebalance.max.delay.ms": "15000", "session.timeout.ms": "10000"}
+	ws := []*sluicetest.Process{c.StartProcess(defaults), c.StartProcess(defaults), c.StartProcess(defaults)}
+	const tasks, perTask, rate = 3, 20000, 500
+	gen, sink, files := startDatagenToFile(t, c, ws[0].URL, tasks, perTask, rate)
+	placement(t, ws[0].URL, gen, tasks, ws, time.Minute, spread(1, 1))
+	placement(t, ws[0].URL, sink, tasks, ws, time.Minute, spread(1, 1))
+	sluicetest.Eventually(t, time.Minute, "records in the files", func() (bool, string) {
+		_, n := countSeqs(t, files)
+		return n > tasks*rate*3, fmt.Sprint(n)
+	})
+
+	victim := ws[2]
+	victim.Kill()
+	killed := time.Now()
+	live := ws[:2]
+	placement(t, ws[0].URL, gen, tasks, live, time.Minute, spread(1, 2))
+	placement(t, ws[0].URL, sink, tasks, live, time.Minute, spread(1, 2))
+	took := time.Since(killed)
+	t.Logf("all tasks RUNNING again %v after the SIGKILL", took.Round(100*time.Millisecond))
+	fmt.Printf("BENCH failover_seconds %.1f (session.timeout.ms=10000, scheduled.rebalance.max.delay.ms=15000)\n", took.Seconds())
+	if bound := 10*time.Second + 15*time.Second + 5*time.Second; took > bound {
+		t.Errorf("the killed worker's tasks took %v to run elsewhere, more than %v", took, bound)
+	}
+	sluicetest.Eventually(t, 3*time.Minute, "every sequence number in the files", func() (bool, string) {
+		seqs, _ := countSeqs(t, files)
+		return len(seqs) == tasks*perTask, fmt.Sprint(len(seqs), " distinct")
+	})
+	seqs, _ := countSeqs(t, files)
+	if k := missingSeq(seqs, tasks, perTask); k != "" {
+		t.Fatalf("sequence %s missing", k)
+	}
+}
+
+// TestTerminatedWorkerHandsOverWithoutLoss stops a worker with SIGTERM under load: its tasks
+// move, nothing is lost, and duplicates stay within one flush interval's worth.
+func TestTerminatedWorkerHandsOverWithoutLoss(t *testing.T) {
+	c := sluicetest.NewCluster(t)
+	flush := map[string]string{"offset.flush.interval.ms": "1000"}
+	ws := []*sluicetest.Process{c.StartProcess(flush), c.StartProcess(flush), c.StartProcess(flush)}
+	const tasks, perTask, rate = 3, 12000, 600
+	gen, sink, files := startDatagenToFile(t, c, ws[0].URL, tasks, perTask, rate)
+	placement(t, ws[0].URL, sink, tasks, ws, time.Minute, spread(1, 1))
+	sluicetest.Eventually(t, time.Minute, "records in the files", func() (bool, string) {
+		_, n := countSeqs(t, files)
+		return n > tasks*rate*3, fmt.Sprint(n)
+	})
+	ws[1].Term()
+	live := []*sluicetest.Process{ws[0], ws[2]}
+	placement(t, ws[0].URL, gen, tasks, live, time.Minute, spread(1, 2))
+	placement(t, ws[0].URL, sink, tasks, live, time.Minute, spread(1, 2))
+	var seqs map[string]int
+	var lines int
+	sluicetest.Eventually(t, 3*time.Minute, "every sequence number in the files", func() (bool, string) {
+		seqs, lines = countSeqs(t, files)
+		return len(seqs) == tasks*perTask, fmt.Sprint(len(seqs), " distinct")
+	})
+	if k := missingSeq(seqs, tasks, perTask); k != "" {
+		t.Fatalf("sequence %s missing", k)
+	}
+	// A graceful stop commits what it wrote; at most one flush interval of one worker's
+	// tasks may be replayed.
+	if dups, bound := lines-len(seqs), 2*rate*2; dups > bound {
+		t.Errorf("%d duplicates after a graceful stop, more than one flush interval's worth (%d)", dups, bound)
+	} else {
+		t.Logf("duplicates after SIGTERM: %d", dups)
+	}
+}
+
+// TestFollowersForwardWritesAndRebalancesAnswer409 sends every kind of write to a follower,
+// then holds the group in a rebalance and checks the writes answer 409 saying so.
+func TestFollowersForwardWritesAndRebalancesAnswer409(t *testing.T) {
+	c := sluicetest.NewCluster(t)
+	ws := []*sluicetest.Process{c.StartProcess(nil), c.StartProcess(nil), c.StartProcess(nil)}
+	var follower *sluicetest.Process
+	for _, w := range ws {
+		var info runtime.ServerInfo
+		sluicetest.Call(t, "GET", w.URL+"/", nil, &info)
+		if info.Worker != nil && !info.Worker.Leader {
+			follower = w
+		}
+	}
+	if follower == nil {
+		t.Fatal("no follower among three workers")
+	}
+	base, name := follower.URL, c.Prefix+"-gen"
+	config := map[string]string{"connector.class": "datagen", "kafka.topic": c.Prefix + "-data", "rate": "5",
+		"topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"}
+	sluicetest.CreateConnector(t, base, name, config)
+	sluicetest.WaitState(t, base, name, runtime.StateRunning, 1)
+	config["rate"] = "7"
+	if code := sluicetest.Call(t, "PUT", base+"/connectors/"+name+"/config", config, nil); code != 200 {
+		t.Fatalf("update through a follower: %d", code)
+	}
+	var got map[string]string
+	sluicetest.Call(t, "GET", ws[0].URL+"/connectors/"+name+"/config", nil, &got)
+	if got["rate"] != "7" {
+		t.Fatalf("update through a follower not in effect: %v", got)
+	}
+	if code := sluicetest.Call(t, "PUT", base+"/connectors/"+name+"/pause", nil, nil); code != 202 {
+		t.Fatalf("pause through a follower: %d", code)
+	}
+	sluicetest.WaitState(t, ws[2].URL, name, runtime.StatePaused, 1)
+	if code := sluicetest.Call(t, "PUT", base+"/connectors/"+name+"/resume", nil, nil); code != 202 {
+		t.Fatalf("resume through a follower: %d", code)
+	}
+	sluicetest.WaitState(t, base, name, runtime.StateRunning, 1)
+	if code := sluicetest.Call(t, "POST", base+"/connectors/"+name+"/restart?includeTasks=true", nil, nil); code != 202 {
+		t.Fatalf("restart through a follower: %d", code)
+	}
+	sluicetest.WaitState(t, base, name, runtime.StateRunning, 1)
+
+	// A member that joins and then never rejoins keeps the next rebalance open for its
+	// rebalance timeout: the group cannot settle, and writes must say so.
+	// (A write waits up to 5 s for a rebalance to end before it answers 409, so the hold is
+	// longer than five writes take.)
+	holdRebalance(t, c, 45*time.Second)
+	sluicetest.Eventually(t, 20*time.Second, "every worker to be in the rebalance", func() (bool, string) {
+		for _, w := range ws {
+			var h runtime.Health
+			sluicetest.Call(t, "GET", w.URL+"/health", nil, &h)
+			if !strings.Contains(h.Message, "rebalance") {
+				return false, w.URL + ": " + h.Message
+			}
+		}
+		return true, ""
+	})
+	var e struct {
+		Code    int    `json:"error_code"`
+		Message string `json:"message"`
+	}
+	for _, req := range []struct{ method, path string }{
+		{"POST", "/connectors"},
+		{"PUT", "/connectors/" + name + "/config"},
+		{"PUT", "/connectors/" + name + "/pause"},
+		{"POST", "/connectors/" + name + "/restart"},
+		{"DELETE", "/connectors/" + name},
+	} {
+		var body any
+		switch {
+		case req.method == "PUT" && strings.HasSuffix(req.path, "/config"):
+			body = config
+		case req.method == "POST" && req.path == "/connectors":
+			body = map[string]any{"name": c.Prefix + "-second", "config": config}
+		}
+		e.Message = ""
+		code := sluicetest.Call(t, req.method, base+req.path, body, &e)
+		if code != 409 || !strings.Contains(e.Message, "rebalance") {
+			t.Errorf("%s %s during a rebalance: %d %q, want 409 saying a rebalance is underway", req.method, req.path, code, e.Message)
+		}
+		// Reads still answer.
+		if code := sluicetest.Call(t, "GET", base+"/connectors/"+name+"/status", nil, nil); code != 200 {
+			t.Errorf("status during a rebalance: %d", code)
+		}
+	}
+
+	// After the rebalance, the delete goes through the follower.
+	sluicetest.Eventually(t, time.Minute, "the delete through a follower", func() (bool, string) {
+		code := sluicetest.Call(t, "DELETE", base+"/connectors/"+name, nil, &e)
+		return code == 204, fmt.Sprint(code, " ", e.Message)
+	})
+	sluicetest.Eventually(t, 10*time.Second, "the connector gone on every worker", func() (bool, string) {
+		for _, w := range ws {
+			if code := sluicetest.Call(t, "GET", w.URL+"/connectors/"+name, nil, nil); code != 404 {
+				return false, fmt.Sprint(w.URL, " ", code)
+			}
+		}
+		return true, ""
+	})
+}
+
+// stuckMember is a group member that joins once and then never answers a rebalance.
+type stuckMember struct{}
+
+func (stuckMember) State() cluster.MemberState {
+	return cluster.MemberState{URL: "http://127.0.0.1:1", ConfigOffset: -1}
+}
+func (stuckMember) Lead(context.Context, int32, []cluster.JoinedMember) map[string]cluster.Assignment {
+	return nil
+}
+func (stuckMember) Assigned(ctx context.Context, _ cluster.Assignment) { <-ctx.Done() }
+func (stuckMember) Lost(error)                                         {}
+
+// holdRebalance adds a member that joins and then stops, then a second member whose join
+// starts a rebalance that waits up to hold for the first.
+func holdRebalance(t *testing.T, c *sluicetest.Cluster, hold time.Duration) {
+	t.Helper()
+	join := func(h cluster.Handler) {
+		client, err := kgo.NewClient(kgo.SeedBrokers(c.Bootstrap))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		m := cluster.NewMembership(client, cluster.Config{Group: c.Prefix, SessionTimeout: hold, RebalanceTimeout: hold,
+			HeartbeatInterval: time.Second}, h)
+		go func() { defer close(done); _ = m.Run(ctx); client.Close() }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	stuck := &waitingMember{joined: make(chan struct{})}
+	join(stuck)
+	select {
+	case <-stuck.joined:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the test member did not join the group")
+	}
+	join(stuckMember{})
+}
+
+// waitingMember reports when it got its first assignment and then never rejoins.
+type waitingMember struct {
+	stuckMember
+	joined chan struct{}
+}
+
+func (m *waitingMember) Assigned(ctx context.Context, _ cluster.Assignment) {
+	close(m.joined)
+	<-ctx.Done()
+}
+
+// TestChurnKeepsEveryTaskOnOneWorker starts and stops workers repeatedly while a pipeline
+// runs; at the end every task runs on exactly one worker and no sequence number is missing.
+func TestChurnKeepsEveryTaskOnOneWorker(t *testing.T) {
+	c := sluicetest.NewCluster(t)
+	ws := []*sluicetest.Process{c.StartProcess(nil), c.StartProcess(nil)}
+	const tasks, perTask, rate = 4, 30000, 400
+	gen, sink, files := startDatagenToFile(t, c, ws[0].URL, tasks, perTask, rate)
+	placement(t, ws[0].URL, sink, tasks, ws, time.Minute, spread(2, 2))
+	deadline := time.Now().Add(90 * time.Second)
+	for round := 0; time.Now().Before(deadline); round++ {
+		switch round % 3 {
+		case 0:
+			ws = append(ws, c.StartProcess(nil))
+		case 1:
+			ws[0].Term()
+			ws = ws[1:]
+		case 2:
+			ws[len(ws)-1].Kill()
+			ws = append(ws[:len(ws)-1], c.StartProcess(nil))
+		}
+		time.Sleep(5 * time.Second) // let the round's rebalance run under load before the next
+	}
+	for len(ws) < 3 {
+		ws = append(ws, c.StartProcess(nil))
+	}
+	for _, name := range []string{gen, sink} {
+		placement(t, ws[0].URL, name, tasks, ws, 2*time.Minute, func(map[string]int) bool { return true })
+	}
+	// Each task runs on exactly one live worker: the workers' own lists agree with statuses.
+	sluicetest.Eventually(t, time.Minute, "each task on exactly one worker", func() (bool, string) {
+		count := map[string]int{}
+		for _, w := range ws {
+			var h runtime.Health
+			sluicetest.Call(t, "GET", w.URL+"/health", nil, &h)
+			if h.Worker == nil {
+				return false, "no worker info from " + w.URL
+			}
+			for _, id := range h.Worker.Tasks {
+				count[id.String()]++
+			}
+		}
+		var wrong []string
+		for _, name := range []string{gen, sink} {
+			for i := 0; i < tasks; i++ {
+				if id := fmt.Sprintf("%s-%d", name, i); count[id] != 1 {
+					wrong = append(wrong, fmt.Sprintf("%s on %d workers", id, count[id]))
+				}
+			}
+		}
+		slices.Sort(wrong)
+		return len(wrong) == 0, strings.Join(wrong, ", ")
+	})
+	sluicetest.Eventually(t, 4*time.Minute, "every sequence number in the files", func() (bool, string) {
+		seqs, _ := countSeqs(t, files)
+		return len(seqs) == tasks*perTask, fmt.Sprint(len(seqs), " distinct")
+	})
+	seqs, _ := countSeqs(t, files)
+	if k := missingSeq(seqs, tasks, perTask); k != "" {
+		t.Fatalf("sequence %s missing", k)
+	}
+}

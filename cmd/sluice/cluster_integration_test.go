@@ -414,3 +414,54 @@ func TestChurnKeepsEveryTaskOnOneWorker(t *testing.T) {
 		t.Fatalf("sequence %s missing", k)
 	}
 }
+
+// TestWorkersJoiningDuringConfigChangesCatchUp starts workers while connectors are being
+// created, so they join with config offsets that differ from the leader's: they catch up,
+// agree on the offset, and the group settles without a rebalance loop.
+func TestWorkersJoiningDuringConfigChangesCatchUp(t *testing.T) {
+	c := sluicetest.NewCluster(t)
+	ws := []*sluicetest.Process{c.StartProcess(nil), c.StartProcess(nil)}
+	const n = 15
+	created := make(chan struct{})
+	go func() {
+		defer close(created)
+		for i := 0; i < n; i++ {
+			body := map[string]any{"name": fmt.Sprintf("%s-%d", c.Prefix, i), "config": map[string]string{
+				"connector.class": "datagen", "kafka.topic": c.Prefix + "-data", "rate": "1",
+				"topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"}}
+			for code := 0; code != 201; {
+				code = sluicetest.Call(t, "POST", ws[0].URL+"/connectors", body, nil)
+				if code != 201 && code != 409 {
+					t.Errorf("create %d answered %d", i, code)
+					return
+				}
+			}
+		}
+	}()
+	ws = append(ws, c.StartProcess(nil), c.StartProcess(nil))
+	<-created
+	for i := 0; i < n; i++ {
+		placement(t, ws[0].URL, fmt.Sprintf("%s-%d", c.Prefix, i), 1, ws, time.Minute, func(map[string]int) bool { return true })
+	}
+	sluicetest.Eventually(t, 30*time.Second, "every worker at the same config offset and settled", func() (bool, string) {
+		offsets := map[int64]bool{}
+		for _, w := range ws {
+			var h runtime.Health
+			sluicetest.Call(t, "GET", w.URL+"/health", nil, &h)
+			if h.Worker == nil || strings.Contains(h.Message, "behind") || strings.Contains(h.Message, "rebalance") {
+				return false, w.URL + ": " + h.Message
+			}
+			offsets[h.Worker.ConfigOffset] = true
+		}
+		return len(offsets) == 1, fmt.Sprint("config offsets ", offsets)
+	})
+	// Each connector and its tasks may cause a round or two; a loop would cause many more.
+	rounds := regexp.MustCompile(`msg=assignment`)
+	for _, w := range ws {
+		if got := len(rounds.FindAllString(w.Log.String(), -1)); got > 4*n+10 {
+			t.Errorf("worker %s went through %d rebalance rounds for %d connectors: a loop", w.URL, got, n)
+		} else {
+			t.Logf("worker %s: %d rounds", w.URL, got)
+		}
+	}
+}

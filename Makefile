@@ -5,6 +5,8 @@
 #                  exit with the tests' status.
 #                  TESTENV_ARGS is passed to `scripts/testenv up` (e.g. --brokers 3),
 #                  GOTEST_FLAGS to `go test` (e.g. -run TestX -v), PKGS picks the packages.
+#                  With neither set, a second phase restarts Kafka with three brokers and runs
+#                  the broker failure tests ($(BROKER_TESTS)) against it.
 #   make bench     throughput against the raw Kafka clients, and idle memory (Kafka only)
 #   make build     bin/sluice
 #   make dev       run Sluice's single-process dev mode
@@ -17,6 +19,8 @@ TESTENV := scripts/testenv
 TESTENV_ARGS ?=
 GOTEST_FLAGS ?=
 PKGS ?= ./...
+# The tests that need three brokers; make test runs them in a second phase.
+BROKER_TESTS ?= ^TestBroker
 
 .PHONY: all test bench vet build dev testenv-up testenv-down testenv-status clean
 
@@ -33,7 +37,12 @@ test:
 	echo "go vet $(PKGS)"; \
 	$(GO) vet $(PKGS) || exit $$?; \
 	echo "go test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $(PKGS)"; \
-	$(GO) test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $(PKGS)
+	$(GO) test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $(PKGS) || exit $$?; \
+	[[ -z "$(GOTEST_FLAGS)" && "$(PKGS)" == ./... ]] || exit 0; \
+	echo "broker failure tests: Kafka restarted with three brokers"; \
+	$(TESTENV) up --brokers 3 --only kafka || exit $$?; \
+	source .testenv/env || exit $$?; \
+	$(GO) test -race -count=1 -timeout 15m -run '$(BROKER_TESTS)' -v ./cmd/sluice/ | grep -E '^(=== RUN|---|ok|FAIL|panic|\s+\S+_test\.go)'
 
 # The throughput and memory harness: Sluice against the raw clients in the same run.
 bench:

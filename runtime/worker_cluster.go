@@ -48,8 +48,12 @@ func (m membershipView) leader() bool { return m.known && m.memberID == m.leader
 
 // startMembership joins the worker group; the returned function leaves it.
 func (w *Worker) startMembership() (func(), error) {
-	client, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(w.cfg.BootstrapServers, ",")...),
-		kgo.ClientID("sluice-"+w.id))
+	security, err := groupClientOptions(w.cfg.Client.Common)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kgo.NewClient(append(security, kgo.SeedBrokers(strings.Split(w.cfg.BootstrapServers, ",")...),
+		kgo.ClientID("sluice-"+w.id))...)
 	if err != nil {
 		return nil, fmt.Errorf("group client: %w", err)
 	}

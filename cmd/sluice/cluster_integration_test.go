@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -462,6 +464,53 @@ func TestWorkersJoiningDuringConfigChangesCatchUp(t *testing.T) {
 			t.Errorf("worker %s went through %d rebalance rounds for %d connectors: a loop", w.URL, got, n)
 		} else {
 			t.Logf("worker %s: %d rounds", w.URL, got)
+		}
+	}
+}
+
+// TestBrokerStoppedUnderLoadLosesNothing stops one of three brokers while datagen -> Kafka ->
+// file runs on three workers: the workers keep running and every record arrives. It needs
+// the three-broker environment (scripts/testenv up --brokers 3; make test runs it so).
+func TestBrokerStoppedUnderLoadLosesNothing(t *testing.T) {
+	if os.Getenv("SLUICE_TEST_KAFKA_BROKERS") != "3" {
+		t.Skip("needs three brokers: SLUICE_TEST_KAFKA_BROKERS=3 (scripts/testenv up --brokers 3)")
+	}
+	script := os.Getenv("SLUICE_TEST_ENV_SCRIPT")
+	c := sluicetest.NewCluster(t)
+	rf := map[string]string{"config.storage.replication.factor": "3", "offset.storage.replication.factor": "3", "status.storage.replication.factor": "3"}
+	ws := []*sluicetest.Process{c.StartProcess(rf), c.StartProcess(rf), c.StartProcess(rf)}
+	const tasks, perTask, rate = 3, 15000, 500
+	gen, sink, files := startDatagenToFile(t, c, ws[0].URL, tasks, perTask, rate)
+	placement(t, ws[0].URL, sink, tasks, ws, time.Minute, spread(1, 1))
+	sluicetest.Eventually(t, time.Minute, "records in the files", func() (bool, string) {
+		_, n := countSeqs(t, files)
+		return n > tasks*rate*3, fmt.Sprint(n)
+	})
+	broker := "kafka-2"
+	if out, err := exec.Command(script, "stop", broker).CombinedOutput(); err != nil {
+		t.Fatalf("stop %s: %v\n%s", broker, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command(script, "start", broker).CombinedOutput(); err != nil {
+			t.Errorf("start %s again: %v\n%s", broker, err, out)
+		}
+	})
+	sluicetest.Eventually(t, 4*time.Minute, "every sequence number in the files", func() (bool, string) {
+		seqs, _ := countSeqs(t, files)
+		return len(seqs) == tasks*perTask, fmt.Sprint(len(seqs), " distinct")
+	})
+	seqs, _ := countSeqs(t, files)
+	if k := missingSeq(seqs, tasks, perTask); k != "" {
+		t.Fatalf("sequence %s missing", k)
+	}
+	for _, name := range []string{gen, sink} {
+		placement(t, ws[0].URL, name, tasks, ws, time.Minute, func(map[string]int) bool { return true })
+	}
+	for _, w := range ws {
+		select {
+		case <-w.Exited:
+			t.Errorf("worker %s exited while a broker was down", w.URL)
+		default:
 		}
 	}
 }

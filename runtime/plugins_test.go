@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 
 	"github.com/sluicehq/sluice/connect"
@@ -77,6 +78,38 @@ func (p *probeTask) Put(_ context.Context, batch []connect.Record) error {
 	}
 	collected.Unlock()
 	return nil
+}
+
+// holding counts, by connector and task, the partitions each probe task holds.
+var holding = struct {
+	sync.Mutex
+	n map[string]map[int]int
+}{n: map[string]map[int]int{}}
+
+func (p *probeTask) Open(_ context.Context, tps []connect.TopicPartition) error {
+	p.hold(len(tps))
+	return nil
+}
+
+func (p *probeTask) Close(_ context.Context, tps []connect.TopicPartition) error {
+	p.hold(-len(tps))
+	return nil
+}
+
+func (p *probeTask) hold(delta int) {
+	holding.Lock()
+	defer holding.Unlock()
+	if holding.n[p.tc.Connector()] == nil {
+		holding.n[p.tc.Connector()] = map[int]int{}
+	}
+	holding.n[p.tc.Connector()][p.tc.TaskID()] += delta
+}
+
+// partitionsHeld says how many partitions each task of a probe connector holds.
+func partitionsHeld(name string) map[int]int {
+	holding.Lock()
+	defer holding.Unlock()
+	return maps.Clone(holding.n[name])
 }
 
 func (p *probeTask) PreCommit(_ context.Context, o connect.Offsets) (connect.Offsets, error) {

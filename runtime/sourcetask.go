@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -30,6 +32,9 @@ type sourceLoop struct {
 	pending  *submitted
 	topics   *topicCreator
 	used     map[string]bool // topics written to, touched by the loop goroutine only
+	// topicNames holds one string per topic for the messages to point to.
+	topicNames map[string]*string
+	msg        kafka.Message // the message being produced, reused
 
 	failMu  sync.Mutex
 	failure error // a record Kafka refused
@@ -50,7 +55,7 @@ func (c *sourceContext) Report(ctx context.Context, rec connect.Record, reason e
 }
 
 func (l *sourceLoop) run(ctx context.Context, tc *sourceContext) error {
-	l.used = map[string]bool{}
+	l.used, l.topicNames = map[string]bool{}, map[string]*string{}
 	go l.deliveries()
 	defer l.producer.Close()
 	if err := l.w.offsets.readToEnd(ctx); err != nil {
@@ -85,8 +90,10 @@ loop:
 				err = b.err
 				break
 			}
+			// One allocation for the whole batch's tracking entries.
+			entries := make([]submittedRecord, len(b.records))
 			for i := range b.records {
-				if err = l.send(ctx, &b.records[i]); err != nil {
+				if err = l.send(ctx, &b.records[i], &entries[i]); err != nil {
 					break
 				}
 			}
@@ -179,8 +186,8 @@ func (l *sourceLoop) failed() error {
 
 // send transforms, converts and produces one record. A record the error policy skips counts
 // as done, so its offset is stored like any other.
-func (l *sourceLoop) send(ctx context.Context, rec *connect.Record) error {
-	entry := l.pending.add(*rec, l.acker != nil)
+func (l *sourceLoop) send(ctx context.Context, rec *connect.Record, entry *submittedRecord) error {
+	l.pending.add(entry, rec, l.acker != nil)
 	out, err := l.convert(ctx, rec)
 	if err != nil {
 		return err
@@ -237,16 +244,26 @@ func (l *sourceLoop) convert(ctx context.Context, rec *connect.Record) (*kafka.M
 	if err := l.policy.retry(ctx, func() (e error) { value, e = l.setup.valueConv.ToKafka(cur.Topic, cur.Value, cur.ValueSchema); return }); err != nil {
 		return nil, l.policy.failed(ctx, stageValueConverter, cur, nil, err)
 	}
-	topic := cur.Topic
-	if topic == "" {
+	if cur.Topic == "" {
 		return nil, l.policy.failed(ctx, stageTaskPoll, cur, nil, errors.New("the record has no topic"))
 	}
-	m := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Key: key, Value: value}
+	topic := l.topicNames[cur.Topic]
+	if topic == nil {
+		topic = &cur.Topic
+		l.topicNames[cur.Topic] = topic
+	}
+	// Produce copies what it needs, so one message serves every record.
+	m := &l.msg
+	*m = kafka.Message{TopicPartition: kafka.TopicPartition{Topic: topic, Partition: kafka.PartitionAny}, Key: key, Value: value,
+		Headers: m.Headers[:0]}
 	if !cur.Time.IsZero() {
 		m.Timestamp, m.TimestampType = cur.Time, kafka.TimestampCreateTime
 	}
 	for _, h := range cur.Headers {
 		m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+	}
+	if len(m.Headers) == 0 {
+		m.Headers = nil
 	}
 	return m, nil
 }
@@ -320,6 +337,10 @@ func (l *sourceLoop) commitOffsets(ctx context.Context) {
 type submitted struct {
 	mu         sync.Mutex
 	partitions map[string]*partitionQueue
+	// The queue of the partition map seen last, by identity: connectors keep one map per
+	// source partition, so most records skip building the partition's key.
+	lastMap   unsafe.Pointer
+	lastQueue *partitionQueue
 }
 
 type partitionQueue struct {
@@ -338,25 +359,31 @@ type submittedRecord struct {
 
 func newSubmitted() *submitted { return &submitted{partitions: map[string]*partitionQueue{}} }
 
-func (s *submitted) add(rec connect.Record, keep bool) *submittedRecord {
-	entry := &submittedRecord{offset: rec.SourceOffset}
+// add tracks rec, sent to Kafka, in entry; keep holds on to the record for the task's
+// acknowledgement.
+func (s *submitted) add(entry *submittedRecord, rec *connect.Record, keep bool) {
+	entry.offset = rec.SourceOffset
 	if keep {
-		entry.record = &rec
+		entry.record = rec
 	}
 	if rec.SourcePartition == nil || rec.SourceOffset == nil {
-		return entry
+		return
 	}
-	key := partitionKey(rec.SourcePartition)
+	ptr := reflect.ValueOf(rec.SourcePartition).UnsafePointer()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	q := s.partitions[key]
-	if q == nil {
-		q = &partitionQueue{partition: rec.SourcePartition}
-		s.partitions[key] = q
+	q := s.lastQueue
+	if ptr != s.lastMap || q == nil {
+		key := partitionKey(rec.SourcePartition)
+		q = s.partitions[key]
+		if q == nil {
+			q = &partitionQueue{partition: rec.SourcePartition}
+			s.partitions[key] = q
+		}
+		s.lastMap, s.lastQueue = ptr, q
 	}
 	entry.queue = q
 	q.records = append(q.records, entry)
-	return entry
 }
 
 func (s *submitted) ack(entry *submittedRecord) {
@@ -389,6 +416,9 @@ func (s *submitted) committable() []ConnectorOffset {
 		}
 		if len(q.records) == 0 {
 			delete(s.partitions, key)
+			if q == s.lastQueue {
+				s.lastMap, s.lastQueue = nil, nil
+			}
 		}
 	}
 	return out

@@ -27,13 +27,13 @@ type membership struct {
 type membershipView struct {
 	known       bool // an assignment is in force (false before the first, after losing the group)
 	rebalancing bool // a rebalance round is underway: the leader may change, writes wait
-	memberID   string
-	leaderID   string
-	leaderURL  string
-	generation int32
-	connectors map[string]bool
-	tasks      map[TaskID]bool
-	behind     string // why this worker's config view is behind the leader's, for /health
+	memberID    string
+	leaderID    string
+	leaderURL   string
+	generation  int32
+	connectors  map[string]bool
+	tasks       map[TaskID]bool
+	behind      string // why this worker's config view is behind the leader's, for /health
 }
 
 func (m *membership) snapshot() membershipView {

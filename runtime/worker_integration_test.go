@@ -306,12 +306,16 @@ func TestFailedTaskDoesNotStopOthers(t *testing.T) {
 			if _, err := admin.CreateTopics(t.Context(), []kafka.TopicSpecification{{Topic: topic, NumPartitions: 2, ReplicationFactor: -1}}); err != nil {
 				t.Fatal(err)
 			}
-			name := "probe-" + mode
+			name := sluicetest.UniqueName("probe-" + mode)
 			// Task 1 fails on its first record; task 0 keeps running, takes over task 1's
 			// partition, and writes every record.
 			sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": name, "config": map[string]string{
 				"connector.class": "probe-sink", "topics": topic, "tasks.max": "2", "mode": mode, "fail.task": "1"}}, nil)
 			sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 2)
+			sluicetest.Eventually(t, 30*time.Second, "each task holding a partition", func() (bool, string) {
+				held := partitionsHeld(name)
+				return held[0] == 1 && held[1] == 1, fmt.Sprint(held)
+			})
 			var msgs []*kafka.Message
 			for i := 0; i < 10; i++ {
 				msgs = append(msgs, &kafka.Message{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf(`{"n":%d}`, i))})

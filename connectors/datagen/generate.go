@@ -20,6 +20,7 @@ type generator struct {
 	next       []int64 // per partition, the sequence number of its next record
 	cursor     int     // the partition of the next record
 	padding    string  // padTo 'x's, sliced for each record
+	zeros      string  // padTo '0's, for the string format
 }
 
 func newGenerator(cfg Config, task int64) *generator {
@@ -32,6 +33,7 @@ func newGenerator(cfg Config, task int64) *generator {
 		keys:       make([]string, cfg.Partitions),
 		next:       make([]int64, cfg.Partitions),
 		padding:    strings.Repeat("x", cfg.PayloadBytes),
+		zeros:      strings.Repeat("0", cfg.PayloadBytes),
 	}
 	for p := range g.partitions {
 		g.partitions[p] = sourcePartition(task, int64(p))
@@ -92,7 +94,7 @@ func (g *generator) value(p, seq int64) any {
 	if g.format == FormatString {
 		s := strconv.FormatInt(seq, 10)
 		if len(s) < g.padTo {
-			s = strings.Repeat("0", g.padTo-len(s)) + s
+			s = g.zeros[:g.padTo-len(s)] + s
 		}
 		return s
 	}

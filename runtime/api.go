@@ -203,3 +203,10 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 func (e *apiError) Unwrap() error { return e.kind }
+
+// TargetGroup is one entry of a Prometheus HTTP service-discovery document, as
+// GET /connectors/{name}/prometheus-targets answers it.
+type TargetGroup struct {
+	Targets []string          `json:"targets"`
+	Labels  map[string]string `json:"labels"`
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -354,7 +355,7 @@ type submittedRecord struct {
 	offset map[string]any
 	record *connect.Record // kept only for a task that acknowledges upstream
 	queue  *partitionQueue
-	acked  bool
+	acked  atomic.Bool // set by the delivery goroutine, read under submitted.mu
 }
 
 func newSubmitted() *submitted { return &submitted{partitions: map[string]*partitionQueue{}} }
@@ -387,12 +388,7 @@ func (s *submitted) add(entry *submittedRecord, rec *connect.Record, keep bool) 
 }
 
 func (s *submitted) ack(entry *submittedRecord) {
-	if entry.queue == nil {
-		return
-	}
-	s.mu.Lock()
-	entry.acked = true
-	s.mu.Unlock()
+	entry.acked.Store(true)
 }
 
 // committable returns, per partition, the offset of the last record of the acknowledged prefix
@@ -403,7 +399,7 @@ func (s *submitted) committable() []ConnectorOffset {
 	var out []ConnectorOffset
 	for key, q := range s.partitions {
 		n := 0
-		for n < len(q.records) && q.records[n].acked {
+		for n < len(q.records) && q.records[n].acked.Load() {
 			n++
 		}
 		if n > 0 {

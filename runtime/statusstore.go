@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/sluicehq/sluice/connect"
 )
 
 // statusStore keeps connector and task statuses in the status topic, with Kafka Connect's keys
@@ -44,6 +46,8 @@ type statusValue struct {
 	Generation int32   `json:"generation"`
 	// Restarts is Sluice's addition: automatic restarts since the task last ran healthy.
 	Restarts int `json:"restarts,omitempty"`
+	// Endpoints is Sluice's addition: what the task serves (see connect.Endpointer).
+	Endpoints []connect.Endpoint `json:"endpoints,omitempty"`
 }
 
 func newStatusStore(clients *clientFactory, topic string, logger *slog.Logger) (*statusStore, error) {

@@ -65,6 +65,7 @@ type Worker struct {
 	tasks      map[TaskID]*taskRun
 	restarts   map[TaskID]*restartInfo
 	topics     map[string]map[string]bool // connector -> topics it used
+	endpoints  taskEndpoints              // what the tasks running here serve
 
 	kick     chan struct{}
 	stop     chan struct{}
@@ -540,7 +541,8 @@ func (w *Worker) writeTaskStatus(id TaskID, st State, trace string, restarts int
 		tr = &trace
 	}
 	w.metrics.setTaskState(id, st)
-	w.statuses.putTask(id, statusValue{State: st, Trace: tr, WorkerID: w.id, Generation: w.generation.Load(), Restarts: restarts})
+	w.statuses.putTask(id, statusValue{State: st, Trace: tr, WorkerID: w.id, Generation: w.generation.Load(), Restarts: restarts,
+		Endpoints: w.endpoints.of(id)})
 }
 
 func (w *Worker) restartCount(id TaskID) int {

@@ -130,7 +130,7 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		}
 		task := p.New().(connect.SourceConnector).NewTask()
 		run.instance = task
-		loop := &sourceLoop{w: w, setup: setup, task: task, producer: producer, policy: pol, gate: run.paused, pending: newSubmitted(), topics: tc}
+		loop := &sourceLoop{w: w, setup: setup, task: w.endpointSource(run, task), producer: producer, policy: pol, gate: run.paused, pending: newSubmitted(), topics: tc}
 		loop.acker, _ = task.(connect.SourceAcker)
 		return loop.run(ctx, &sourceContext{taskContext: tctx, loop: loop})
 	case connect.SinkType:
@@ -156,7 +156,7 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		}
 		task := p.New().(connect.SinkConnector).NewTask()
 		run.instance = task
-		loop := &sinkLoop{w: w, setup: setup, common: &common, task: task, consumer: consumer, policy: pol, gate: run.paused,
+		loop := &sinkLoop{w: w, setup: setup, common: &common, task: w.endpointSink(run, task), consumer: consumer, policy: pol, gate: run.paused,
 			pendingSeeks: map[connect.TopicPartition]int64{}}
 		loop.aware, _ = task.(connect.PartitionAware)
 		return loop.run(ctx, &sinkContext{taskContext: tctx, loop: loop})

@@ -514,3 +514,65 @@ func TestBrokerStoppedUnderLoadLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+var connectorStartLine = regexp.MustCompile(`msg="connector started".* connector=(\S+)`)
+
+// TestTaskCountChangeLeavesOtherConnectorsAlone raises one connector's tasks.max on a
+// three-worker cluster: the new task runs, and the other connector and its tasks are not
+// restarted anywhere. GET / shows one leader and everyone's generation.
+func TestTaskCountChangeLeavesOtherConnectorsAlone(t *testing.T) {
+	c := sluicetest.NewCluster(t)
+	ws := []*sluicetest.Process{c.StartProcess(nil), c.StartProcess(nil), c.StartProcess(nil)}
+	config := func(tasks int) map[string]string {
+		return map[string]string{"connector.class": "datagen", "kafka.topic": c.Prefix + "-data", "rate": "5",
+			"tasks.max": fmt.Sprint(tasks), "topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"}
+	}
+	a, b := c.Prefix+"-a", c.Prefix+"-b"
+	sluicetest.CreateConnector(t, ws[0].URL, a, config(2))
+	sluicetest.CreateConnector(t, ws[0].URL, b, config(2))
+	placement(t, ws[0].URL, a, 2, ws, time.Minute, func(map[string]int) bool { return true })
+	placement(t, ws[0].URL, b, 2, ws, time.Minute, func(map[string]int) bool { return true })
+
+	if code := sluicetest.Call(t, "PUT", ws[1].URL+"/connectors/"+a+"/config", config(3), nil); code != 200 {
+		t.Fatalf("raise tasks.max: %d", code)
+	}
+	placement(t, ws[0].URL, a, 3, ws, time.Minute, func(map[string]int) bool { return true })
+
+	starts, connStarts := map[string]int{}, map[string]int{}
+	for _, w := range ws {
+		for id, n := range taskStarts(w) {
+			starts[id] += n
+		}
+		for _, m := range connectorStartLine.FindAllStringSubmatch(w.Log.String(), -1) {
+			connStarts[m[1]]++
+		}
+	}
+	for _, id := range []string{b + "-0", b + "-1"} {
+		if starts[id] != 1 {
+			t.Errorf("task %s of the unchanged connector started %d times", id, starts[id])
+		}
+	}
+	if connStarts[b] != 1 {
+		t.Errorf("the unchanged connector started %d times", connStarts[b])
+	}
+	if starts[a+"-2"] != 1 {
+		t.Errorf("the new task %s-2 started %d times", a, starts[a+"-2"])
+	}
+
+	leaders, generations := 0, map[int32]bool{}
+	for _, w := range ws {
+		var info runtime.ServerInfo
+		sluicetest.Call(t, "GET", w.URL+"/", nil, &info)
+		if info.Worker == nil || info.Worker.Generation <= 0 || info.Worker.LeaderURL == "" {
+			t.Fatalf("GET / on %s does not show the worker's place in the group: %+v", w.URL, info.Worker)
+		}
+		if info.Worker.Leader {
+			leaders++
+		}
+		generations[info.Worker.Generation] = true
+	}
+	if leaders != 1 {
+		t.Errorf("%d workers say they lead, want 1", leaders)
+	}
+	t.Logf("generations seen: %v", generations)
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/connect"
 )
@@ -17,7 +18,9 @@ type Converter interface {
 	// FromKafka turns a key or value from Kafka into a value and optional schema (nil data ->
 	// nil, nil: a tombstone).
 	FromKafka(topic string, data []byte) (any, *connect.Schema, error)
-	// ToKafka serializes a value (with optional schema) for Kafka (nil -> nil).
+	// ToKafka serializes a value (with optional schema) for Kafka (nil -> nil). The result
+	// may share memory with the value (a string's bytes, a byte slice): it is read-only, for
+	// clients that copy it (confluent-kafka-go's Produce does).
 	ToKafka(topic string, value any, schema *connect.Schema) ([]byte, error)
 }
 
@@ -364,11 +367,11 @@ func (c stringConverter) ToKafka(topic string, value any, schema *connect.Schema
 	case nil:
 		return nil, nil
 	case string:
-		return []byte(v), nil
+		return readOnlyBytes(v), nil
 	case []byte:
 		return v, nil
 	case json.Number:
-		return []byte(v), nil
+		return readOnlyBytes(string(v)), nil
 	}
 	out, err := encode(func(b []byte) ([]byte, error) {
 		b, err := appendWithSchema(b, nil, value, "", false)
@@ -412,4 +415,9 @@ func (c byteArrayConverter) ToKafka(topic string, value any, schema *connect.Sch
 		return []byte(v), nil
 	}
 	return nil, fmt.Errorf("converting %s for topic %q: ByteArrayConverter is not compatible with objects of type %T", c.side, topic, value)
+}
+
+// readOnlyBytes is the bytes of s without a copy; they must never be written.
+func readOnlyBytes(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }

@@ -436,6 +436,19 @@ func (f *fakeWorker) ResetConnectorTopics(ctx context.Context, name string) erro
 	return err
 }
 
+func (f *fakeWorker) PrometheusTargets(ctx context.Context, name string) ([]runtime.TargetGroup, error) {
+	if err := f.enter(ctx, "PrometheusTargets", name); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.lookup(name); err != nil {
+		return nil, err
+	}
+	return []runtime.TargetGroup{{Targets: []string{"w1:9400"},
+		Labels: map[string]string{"__metrics_path__": "/metrics", "connector": name, "task": "0"}}}, nil
+}
+
 // fakePlugins are the fake's connector plugins.
 var fakePlugins = []runtime.PluginInfo{
 	{Class: "mongodb-sink", Type: "sink", Version: "0.1.0"},

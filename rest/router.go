@@ -99,6 +99,7 @@ func newRouter(w Worker, opts Options) *chi.Mux {
 
 	r.Get("/connectors/{connector}/topics", a.handle(a.connectorTopics))
 	r.Put("/connectors/{connector}/topics/reset", a.handle(a.resetConnectorTopics))
+	r.Get("/connectors/{connector}/prometheus-targets", a.handle(a.prometheusTargets))
 
 	r.Get("/connector-plugins", a.handle(a.listPlugins))
 	r.Get("/connector-plugins/{pluginName}/config", a.handle(a.pluginConfig))

@@ -48,6 +48,9 @@ type Worker interface {
 
 	ConnectorTopics(ctx context.Context, name string) ([]string, error)
 	ResetConnectorTopics(ctx context.Context, name string) error
+	// PrometheusTargets returns the Prometheus HTTP service-discovery document of the
+	// connector's RUNNING tasks that serve scrape endpoints.
+	PrometheusTargets(ctx context.Context, name string) ([]runtime.TargetGroup, error)
 
 	Plugins(ctx context.Context, connectorsOnly bool) []runtime.PluginInfo
 	PluginConfig(ctx context.Context, plugin string) ([]runtime.ConfigKeyInfo, error)

@@ -24,6 +24,7 @@ func commands() []command {
 	return []command{
 		{"worker", "run a worker: sluice worker --config worker.properties", runWorker},
 		{"dev", "start the demo pipeline in one process with nothing installed", runDev},
+		{"simulate", "publish simulated sensor frames over MQTT: sluice simulate --broker tcp://host:1883", runSimulate},
 		{"version", "print the version", runVersion},
 		{"help", "show this help", nil},
 	}

@@ -64,13 +64,39 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	log := levels.Logger("sluice")
 	slog.SetDefault(log)
 
-	lis, err := listen(cfg.Listeners[0])
+	ws, err := startWorker(ctx, cfg, levels, stdout)
 	if err != nil {
 		return err
 	}
+	select {
+	case <-ctx.Done():
+	case err = <-ws.serveErr:
+	}
+	log.Info("shutting down")
+	ws.stop()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// servedWorker is a started worker with its REST API.
+type servedWorker struct {
+	w        *runtime.Worker
+	srv      *http.Server
+	serveErr chan error
+}
+
+// startWorker starts a worker and serves its REST API on its first listener.
+func startWorker(ctx context.Context, cfg *runtime.WorkerConfig, levels *runtime.LogLevels, stdout io.Writer) (*servedWorker, error) {
+	lis, err := listen(cfg.Listeners[0])
+	if err != nil {
+		return nil, err
+	}
 	w, err := runtime.NewWorker(cfg, runtime.Options{Levels: levels, Version: buildVersion()})
 	if err != nil {
-		return err
+		lis.Close()
+		return nil, err
 	}
 	if cfg.AdvertisedPort == 0 {
 		w.SetAdvertisedPort(lis.Addr().(*net.TCPAddr).Port)
@@ -79,31 +105,27 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if cfg.MetricsEnable {
 		metrics = promhttp.HandlerFor(w.Metrics(), promhttp.HandlerOpts{})
 	}
-	srv := &http.Server{Handler: rest.New(w, rest.Options{Logger: levels.Logger("sluice.rest"), Metrics: metrics}), ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(lis) }()
+	ws := &servedWorker{w: w, serveErr: make(chan error, 1),
+		srv: &http.Server{Handler: rest.New(w, rest.Options{Logger: levels.Logger("sluice.rest"), Metrics: metrics}), ReadHeaderTimeout: 10 * time.Second}}
+	go func() { ws.serveErr <- ws.srv.Serve(lis) }()
 	fmt.Fprintf(stdout, "sluice worker %s: REST API at %s\n", w.ID(), w.URL())
 
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	err = w.Start(startCtx)
 	cancel()
 	if err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("starting the worker: %w", err)
+		_ = ws.srv.Close()
+		return nil, fmt.Errorf("starting the worker: %w", err)
 	}
-	select {
-	case <-ctx.Done():
-	case err = <-serveErr:
-	}
-	log.Info("shutting down")
+	return ws, nil
+}
+
+// stop stops serving the API and the worker.
+func (ws *servedWorker) stop() {
 	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(shutdown)
-	w.Stop()
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	_ = ws.srv.Shutdown(shutdown)
+	ws.w.Stop()
 }
 
 // listen opens a REST listener given as a URL like http://:8083.

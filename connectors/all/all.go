@@ -5,3 +5,4 @@ package all
 import _ "github.com/sluicehq/sluice/connectors/datagen"
 import _ "github.com/sluicehq/sluice/connectors/file"
 import _ "github.com/sluicehq/sluice/connectors/file-source"
+import _ "github.com/sluicehq/sluice/connectors/prometheus-sink"

@@ -1,18 +1,21 @@
-// Launcher for the test MongoDB wire-protocol server (de.bwaldvogel:mongo-java-server,
-// in-memory backend). Started by scripts/testenv; not part of Sluice.
+// Launcher for the test MongoDB wire-protocol server (de.bwaldvogel:mongo-java-server, H2
+// MVStore backend on a file, or in-memory). Started by scripts/testenv; not part of Sluice.
 //
-//   java -cp 'lib/*:classes' MongoMain [host] [port] [version]
+//   java -cp 'lib/*:classes' MongoMain [host] [port] [version] [data file]
 //
-// host defaults to 127.0.0.1, port to 27117, version to 5.0. The version is what the server
+// host defaults to 127.0.0.1, port to 27117, version to 5.0. With a data file the H2 MVStore
+// backend keeps the data there, so a stop (SIGTERM, which commits and closes the store) and a
+// start on the same file keep it; without one the in-memory backend starts empty. The version is what the server
 // claims in hello/buildInfo, with the matching wire version (4.2=8, 4.4=9, 5.0=13, 6.0=17,
 // 7.0=21, 8.0=25). mongo-java-server 1.47.0's own newest choice, ServerVersion.MONGO_5_0,
 // reports wire version 8, which recent Go drivers (v2.10+: at least 9) refuse; the commands
 // the server implements do not depend on the number.
 // It prints a "listening on" line once bound, then blocks until SIGTERM/SIGINT.
-// All data lives in memory: a restart starts empty.
 
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
+import de.bwaldvogel.mongo.backend.AbstractMongoBackend;
+import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
 
 import java.util.List;
@@ -32,6 +35,7 @@ public final class MongoMain {
         String host = args.length > 0 ? args[0] : "127.0.0.1";
         int port = args.length > 1 ? Integer.parseInt(args[1]) : 27117;
         String version = args.length > 2 ? args[2] : "5.0";
+        String dataFile = args.length > 3 && !args[3].isEmpty() ? args[3] : null;
 
         Integer wire = WIRE_VERSIONS.get(version);
         if (wire == null) {
@@ -40,7 +44,9 @@ public final class MongoMain {
         String[] parts = version.split("\\.");
         MongoVersion claimed = new ClaimedVersion(
                 List.of(Integer.parseInt(parts[0]), Integer.parseInt(parts[1]), 0), wire);
-        MongoServer server = new MongoServer(new MemoryBackend().version(claimed));
+        AbstractMongoBackend backend = dataFile != null ? new H2Backend(dataFile) : new MemoryBackend();
+        String backendName = dataFile != null ? "H2 MVStore backend on " + dataFile : "in-memory backend";
+        MongoServer server = new MongoServer(backend.version(claimed));
 
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -51,7 +57,7 @@ public final class MongoMain {
 
         server.bind(host, port);
         System.out.println("mongo-java-server: listening on " + host + ":" + port
-                + " (claims MongoDB " + version + ", wire version " + wire + ", in-memory backend)");
+                + " (claims MongoDB " + version + ", wire version " + wire + ", " + backendName + ")");
         System.out.flush();
         stopped.await();
     }

@@ -1,0 +1,109 @@
+package prometheussink
+
+import (
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/connect"
+)
+
+// The metric types.
+const (
+	TypeGauge   = "gauge"
+	TypeCounter = "counter"
+)
+
+// Config is the prometheus-sink connector's configuration.
+type Config struct {
+	Listen string `config:"listen.address" default:"0.0.0.0:9400" group:"Endpoint" doc:"host:port the scrape endpoint listens on. Task n listens on port + n, so that several tasks on one worker do not collide; port 0 picks a free port. A wildcard host (0.0.0.0, ::, empty) is published for service discovery as the worker's advertised host."`
+	Path   string `config:"listen.path" default:"/metrics" pattern:"/.*" group:"Endpoint" doc:"HTTP path of the scrape endpoint. It answers in the Prometheus text format, or OpenMetrics when the scraper asks for it."`
+
+	MetricName      string   `config:"metric.name" pattern:"[a-zA-Z_:][a-zA-Z0-9_:]*" group:"Metrics" importance:"high" doc:"Metric name. With several value fields, each metric is named <name>_<value field>. Leave empty to take the name from metric.name.field, or to name each metric after its value field."`
+	MetricNameField string   `config:"metric.name.field" group:"Metrics" doc:"Record field (a dotted path into the value) holding the metric name, instead of a fixed metric.name. Names are sanitized to Prometheus' rules: characters other than letters, digits, _ and : become _, and a leading digit gets a _ in front."`
+	ValueFields     []string `config:"value.fields" default:"value" group:"Metrics" importance:"high" doc:"Record fields (dotted paths into the value) holding sample values; several fields make several metrics from one record. A value must be a number, a boolean (1 or 0) or a string holding a number; a record whose value field is missing or not numeric goes to the error policy."`
+	LabelFields     []string `config:"label.fields" group:"Metrics" importance:"high" doc:"Record fields (dotted paths into the value) whose values become labels, for example sensor_id,place_id. The label is named after the field's last path element, sanitized. A record missing one goes to the error policy."`
+	MetricType      string   `config:"metric.type" default:"gauge" enum:"gauge,counter" group:"Metrics" doc:"Prometheus type of the metrics: gauge, or counter for values that only grow (name counters with a _total suffix)."`
+	Help            string   `config:"metric.help" default:"Served by Sluice's prometheus-sink from Kafka records." group:"Metrics" doc:"HELP text of the metrics."`
+	Timestamps      bool     `config:"timestamps.enable" default:"false" group:"Metrics" doc:"Expose each sample with its record's timestamp (the Kafka record time, or timestamp.field). Prometheus drops samples older than its head block (about an hour), so leave this off for data that may arrive late."`
+	TimestampField  string   `config:"timestamp.field" group:"Metrics" doc:"Record field holding the sample time in milliseconds since the epoch (or an RFC 3339 string), used when timestamps.enable is true; empty uses the Kafka record timestamp."`
+
+	MaxSeries int           `config:"series.max" default:"100000" min:"1" group:"Limits" doc:"Most series a task keeps. A record that would add a series beyond it is counted in sluice_prometheus_sink_series_dropped_total and otherwise ignored; existing series keep updating."`
+	TTL       time.Duration `config:"series.ttl" default:"5m" min:"0" group:"Limits" doc:"A series not updated for this long is removed and counted in sluice_prometheus_sink_series_expired_total; 0 keeps series forever."`
+}
+
+// Example is a configuration that serves sensor readings from the metrics topic.
+func (Config) Example() connect.Config {
+	return connect.Config{
+		"topics":         "iot.metrics",
+		"listen.address": "127.0.0.1:0",
+		"metric.name":    "iot_sensor",
+		"value.fields":   "temperature,humidity",
+		"label.fields":   "sensor_id,place_id",
+	}
+}
+
+// Validate checks the rules across settings.
+func (c Config) Validate() error {
+	if c.MetricName != "" && c.MetricNameField != "" {
+		return &connect.FieldError{Key: "metric.name.field", Message: "set metric.name or metric.name.field, not both"}
+	}
+	if len(c.ValueFields) == 0 {
+		return &connect.FieldError{Key: "value.fields", Message: "at least one value field is needed"}
+	}
+	seen := map[string]string{}
+	for _, f := range c.LabelFields {
+		n := labelName(f)
+		if strings.HasPrefix(n, "__") {
+			return &connect.FieldError{Key: "label.fields", Message: "label " + n + " (from field " + f + ") starts with __, which Prometheus reserves"}
+		}
+		if prev, dup := seen[n]; dup {
+			return &connect.FieldError{Key: "label.fields", Message: "fields " + prev + " and " + f + " both make label " + n}
+		}
+		seen[n] = f
+	}
+	if !c.Timestamps && c.TimestampField != "" {
+		return &connect.FieldError{Key: "timestamp.field", Message: "has no effect unless timestamps.enable is true"}
+	}
+	return nil
+}
+
+// sanitizeName turns s into a valid Prometheus metric name (colons allowed) or label name:
+// other characters become _, and a leading digit gets a _ in front. A valid s is returned as
+// it is, without allocating.
+func sanitizeName(s string, colons bool) string {
+	valid := func(c byte, first bool) bool {
+		return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (colons && c == ':') || (!first && c >= '0' && c <= '9')
+	}
+	ok := s != ""
+	for i := 0; ok && i < len(s); i++ {
+		ok = valid(s[i], i == 0)
+	}
+	if ok {
+		return s
+	}
+	b := make([]byte, 0, len(s)+1)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case valid(c, false):
+			if i == 0 && c >= '0' && c <= '9' {
+				b = append(b, '_')
+			}
+		default:
+			c = '_'
+		}
+		b = append(b, c)
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
+}
+
+// labelName is the label a label field makes: its last path element, sanitized.
+func labelName(field string) string {
+	if i := strings.LastIndexByte(field, '.'); i >= 0 {
+		field = field[i+1:]
+	}
+	return sanitizeName(field, false)
+}

@@ -1,0 +1,69 @@
+// Package prometheussink is a sink connector that serves the latest sample of each series in
+// its records on a Prometheus scrape endpoint.
+//
+// Each task keeps, in memory, the latest value per metric name and label values of the
+// records it reads, and serves them over HTTP in the Prometheus text format or OpenMetrics.
+// Memory is bounded: at most series.max series, and series not updated for series.ttl
+// expire; both are counted in the task's own metrics on the same endpoint. Tasks publish
+// their endpoint with their status, and every worker's REST API answers
+// GET /connectors/{name}/prometheus-targets with a Prometheus HTTP service-discovery
+// document, so Prometheus follows the tasks as they move between workers.
+//
+// The samples live in memory only: offsets are committed as soon as records are stored, and
+// a restarted task serves a series again once its next record arrives.
+package prometheussink
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sluicehq/sluice/connect"
+)
+
+// Name is the plugin's registered name.
+const Name = "prometheus-sink"
+
+func init() {
+	connect.Register(connect.Plugin{
+		Name: Name,
+		Doc: "Serves the latest sample per series of a topic's records on a Prometheus scrape endpoint (text format " +
+			"and OpenMetrics): metric names fixed or from a field, values from one or more fields, labels from fields. " +
+			"Series are bounded in number and expire after a TTL, both counted in the task's own metrics. Every worker's " +
+			"REST API lists the connector's scrape targets for Prometheus' HTTP service discovery at " +
+			"`GET /connectors/{name}/prometheus-targets`.\n\n" +
+			"Records are JSON objects (or structs); fields are named by dotted paths. With " +
+			"`\"metric.name\": \"iot\", \"value.fields\": \"temperature,humidity\", \"label.fields\": \"sensor_id,place_id\"` " +
+			"the record `{\"sensor_id\": \"s1\", \"place_id\": \"p1\", \"temperature\": 21.5, \"humidity\": 40}` serves " +
+			"`iot_temperature{place_id=\"p1\",sensor_id=\"s1\"} 21.5` and `iot_humidity{...} 40`. A record without a value, " +
+			"with a non-numeric value or without a label field goes to the error policy (dead-letter topic) with the field and value named.\n\n" +
+			"Task n listens on the port of `listen.address` plus n. Besides the samples, each endpoint serves the task's own metrics, " +
+			"labelled with connector and task: `sluice_prometheus_sink_series`, `_series_max`, `_series_dropped_total` (samples refused by " +
+			"`series.max`), `_series_expired_total` (series removed after `series.ttl`), `_samples_total` and `_bad_records_total`. " +
+			"Samples live in memory only: after a restart a series is served again once its next record arrives.\n\n" +
+			"To have Prometheus follow the tasks as they move between workers, point its HTTP service discovery at any worker:\n\n" +
+			"```yaml\nscrape_configs:\n  - job_name: sluice-metrics\n    http_sd_configs:\n" +
+			"      - url: http://sluice-worker:8083/connectors/metrics-out/prometheus-targets\n```\n\n" +
+			"Each target carries the labels connector and task. Prometheus remote write is not implemented yet.\n\n" +
+			"Benchmark (`SLUICE_BENCH=1 go test -run TestBenchmark -v ./connectors/prometheus-sink/`, medians of 3 rounds, one machine): " +
+			"Put stores 4.7 million records/s (one value, two labels, 1,000 series, batches of 500) against 8.7 million/s setting the same " +
+			"gauges directly with client_golang's GaugeVec (ratio 0.54: the sink also reads the fields out of each record and reports bad ones). " +
+			"Serving a scrape of 100,000 series takes 0.75 s in the text format (5.7 MB) and 0.89 s in OpenMetrics.",
+		Config: Config{},
+		New:    func() connect.Connector { return &Connector{} },
+	})
+}
+
+// Connector checks the configuration and gives every task a copy of it.
+type Connector struct{ connect.Base }
+
+// Start fails on an invalid configuration, so that it shows on the connector rather than on
+// each task.
+func (c *Connector) Start(ctx context.Context, cfg connect.Config, cc connect.ConnectorContext) error {
+	if _, err := connect.Decode[Config](cfg); err != nil {
+		return fmt.Errorf("prometheus-sink: invalid configuration: %w", err)
+	}
+	return c.Base.Start(ctx, cfg, cc)
+}
+
+// NewTask returns a task that serves a scrape endpoint.
+func (*Connector) NewTask() connect.SinkTask { return &Task{} }

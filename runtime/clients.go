@@ -24,7 +24,9 @@ func newClientFactory(cfg *WorkerConfig, clientID string) *clientFactory {
 }
 
 func (f *clientFactory) configMap(kind map[string]string, extra ...map[string]string) *kafka.ConfigMap {
-	m := kafka.ConfigMap{"bootstrap.servers": f.bootstrap, "client.id": f.clientID}
+	// librdkafka logs warnings and errors (its info lines, like telemetry notices, are noise
+	// on a worker's stderr); producer.log_level and the like change it.
+	m := kafka.ConfigMap{"bootstrap.servers": f.bootstrap, "client.id": f.clientID, "log_level": 4}
 	set := func(src map[string]string) {
 		for k, v := range src {
 			m[k] = goTyped(k, v)

@@ -79,7 +79,7 @@ func (p *errorPolicy) failed(ctx context.Context, stage string, rec *connect.Rec
 		return fmt.Errorf("%w: %s", errToleranceExceeded, msg)
 	}
 	if p.cfg.ErrorsLogEnable {
-		attrs := []any{"connector", p.connector, "task", p.task, "stage", stage, "err", msg}
+		attrs := []any{"stage", stage, "err", msg} // the logger names the connector and task
 		p.log.Warn("skipping a record the connector could not process", attrs...)
 	}
 	if p.dlq == nil {

@@ -89,8 +89,3 @@ func goVersion() string {
 	}
 	return "unknown"
 }
-
-func runDev(_ context.Context, _ []string, stdout, _ io.Writer) error {
-	fmt.Fprintln(stdout, "sluice dev: the one-command demo pipeline is not built yet (see the end-to-end issue).")
-	return nil
-}

@@ -202,7 +202,9 @@ func (m *Membership) joinAndSync(ctx context.Context) (Assignment, error) {
 }
 
 // heartbeat keeps the membership alive until a rebalance starts, a rejoin is asked for, or
-// ctx is done. A member that cannot reach the coordinator for a session timeout is lost.
+// ctx is done. A member whose heartbeats have not reached the coordinator for the session
+// timeout minus one heartbeat interval is lost: it stops its work before the coordinator can
+// give it to another member.
 func (m *Membership) heartbeat(ctx context.Context, a Assignment) error {
 	tick := time.NewTicker(m.cfg.HeartbeatInterval)
 	defer tick.Stop()
@@ -210,7 +212,11 @@ func (m *Membership) heartbeat(ctx context.Context, a Assignment) error {
 	if a.Delay > 0 {
 		delay = time.After(a.Delay)
 	}
+	grace := m.cfg.SessionTimeout - m.cfg.HeartbeatInterval
 	lastOK := time.Now()
+	zombie := time.NewTimer(grace)
+	defer zombie.Stop()
+	var lastErr error
 	for {
 		select {
 		case <-ctx.Done():
@@ -219,11 +225,20 @@ func (m *Membership) heartbeat(ctx context.Context, a Assignment) error {
 			return errors.New("rejoin requested")
 		case <-delay:
 			return errors.New("the scheduled rebalance delay is over")
+		case <-zombie.C:
+			err := fmt.Errorf("no heartbeat reached the group coordinator for %v: %w", time.Since(lastOK).Round(100*time.Millisecond), lastErr)
+			m.handler.Lost(err)
+			return err
 		case <-tick.C:
 		}
 		req := kmsg.NewPtrHeartbeatRequest()
 		req.Group, req.Generation, req.MemberID = m.cfg.Group, m.generation, m.memberID
-		hctx, cancel := context.WithTimeout(ctx, m.cfg.HeartbeatInterval)
+		// A request never outlives the moment the member must give up.
+		deadline := time.Now().Add(m.cfg.HeartbeatInterval)
+		if giveUp := lastOK.Add(grace); giveUp.Before(deadline) {
+			deadline = giveUp
+		}
+		hctx, cancel := context.WithDeadline(ctx, deadline)
 		resp, err := req.RequestWith(hctx, m.client)
 		cancel()
 		if err == nil {
@@ -232,6 +247,7 @@ func (m *Membership) heartbeat(ctx context.Context, a Assignment) error {
 		switch {
 		case err == nil:
 			lastOK = time.Now()
+			zombie.Reset(grace)
 		case errors.Is(err, kerr.RebalanceInProgress):
 			return err
 		case errors.Is(err, kerr.UnknownMemberID), errors.Is(err, kerr.IllegalGeneration), errors.Is(err, kerr.FencedInstanceID):
@@ -239,10 +255,7 @@ func (m *Membership) heartbeat(ctx context.Context, a Assignment) error {
 			m.handler.Lost(err)
 			return err
 		default:
-			if time.Since(lastOK) > m.cfg.SessionTimeout-m.cfg.HeartbeatInterval {
-				m.handler.Lost(fmt.Errorf("no heartbeat reached the group coordinator for %v: %w", time.Since(lastOK).Round(time.Second), err))
-				return err
-			}
+			lastErr = err
 		}
 	}
 }

@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -67,9 +69,9 @@ func (w *worker) tasksRunning() int {
 	return len(w.running.Tasks)
 }
 
-func startMember(t *testing.T, brokers, group, id string, tasks []Task) (*worker, context.CancelFunc) {
+func startMember(t *testing.T, brokers, group, id string, tasks []Task, opts ...kgo.Opt) (*worker, context.CancelFunc) {
 	t.Helper()
-	client, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...))
+	client, err := kgo.NewClient(append(opts, kgo.SeedBrokers(strings.Split(brokers, ",")...))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,4 +130,71 @@ func TestMembersShareTasksThroughTheKafkaGroup(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("after w4 joined: loads %v, want 2/2/2", loads())
+}
+
+// cuttableNet dials through a switch the test can open: cut closes every connection and
+// refuses new ones, as a network partition between a worker and Kafka would.
+type cuttableNet struct {
+	mu    sync.Mutex
+	cut   bool
+	conns []net.Conn
+}
+
+func (n *cuttableNet) dial(ctx context.Context, network, host string) (net.Conn, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cut {
+		return nil, errors.New("network cut by the test")
+	}
+	c, err := (&net.Dialer{}).DialContext(ctx, network, host)
+	if err == nil {
+		n.conns = append(n.conns, c)
+	}
+	return c, err
+}
+
+func (n *cuttableNet) setCut(cut bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cut = cut
+	if cut {
+		for _, c := range n.conns {
+			c.Close()
+		}
+		n.conns = nil
+	}
+}
+
+func (w *worker) lostErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lost
+}
+
+// A member cut off from the coordinator stops its work before the coordinator's session
+// timeout would let another member take it (no zombies), and comes back when it can.
+func TestMemberCutOffFromTheCoordinatorStopsItsWork(t *testing.T) {
+	brokers := connecttest.Env(t, connecttest.EnvKafka)
+	group := fmt.Sprintf("zombie-%d", time.Now().UnixNano())
+	tasks := []Task{{"c", 0}, {"c", 1}}
+	network := &cuttableNet{}
+	w, _ := startMember(t, brokers, group, "w1", tasks, kgo.Dialer(network.dial))
+	waitLoads(t, "the only member runs both tasks", []*worker{w}, 2)
+
+	network.setCut(true)
+	cut := time.Now()
+	deadline := cut.Add(6 * time.Second) // the session timeout
+	for w.lostErr() == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if w.lostErr() == nil {
+		t.Fatal("the member kept its work for a whole session timeout without reaching the coordinator")
+	}
+	if n := w.tasksRunning(); n != 0 {
+		t.Fatalf("the member still runs %d tasks after losing the coordinator", n)
+	}
+	t.Logf("work stopped %v after the cut: %v", time.Since(cut).Round(10*time.Millisecond), w.lostErr())
+
+	network.setCut(false)
+	waitLoads(t, "the member back with its work", []*worker{w}, 2)
 }

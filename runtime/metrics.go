@@ -21,6 +21,7 @@ type metrics struct {
 	lastCommit    *prometheus.GaugeVec
 	taskState     *prometheus.GaugeVec
 	taskRestarts  *prometheus.CounterVec
+	sinkLag       *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -39,10 +40,11 @@ func newMetrics() *metrics {
 		lastCommit:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_offset_commit_last_success_timestamp_seconds", Help: "When offsets were last committed; time() minus it is the commit age."}, tl),
 		taskState:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_task_state", Help: "1 for the state each task is in."}, append(tl, "state")),
 		taskRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_task_restarts_total", Help: "Automatic restarts of failed tasks."}, tl),
+		sinkLag:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_sink_records_lag", Help: "Records in a sink task's partitions not yet handed to put, as of the last fetch (updated every offset flush)."}, tl),
 	}
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.sourcePolled, m.sourceWritten, m.sinkRead, m.sinkPut, m.errors, m.deadLettered, m.batchSeconds, m.commits,
-		m.lastCommit, m.taskState, m.taskRestarts)
+		m.lastCommit, m.taskState, m.taskRestarts, m.sinkLag)
 	return m
 }
 
@@ -53,6 +55,7 @@ type taskMetrics struct {
 	poll, putTime                            prometheus.Observer
 	commitOK, commitFailed                   prometheus.Counter
 	lastCommit                               prometheus.Gauge
+	lag                                      prometheus.Gauge
 }
 
 func (m *metrics) task(id TaskID) *taskMetrics {
@@ -69,6 +72,7 @@ func (m *metrics) task(id TaskID) *taskMetrics {
 		commitOK:     m.commits.With(prometheus.Labels{"connector": id.Connector, "task": strconv.Itoa(id.Task), "result": "success"}),
 		commitFailed: m.commits.With(prometheus.Labels{"connector": id.Connector, "task": strconv.Itoa(id.Task), "result": "failure"}),
 		lastCommit:   m.lastCommit.With(l),
+		lag:          m.sinkLag.With(l),
 	}
 }
 
@@ -86,4 +90,5 @@ func (m *metrics) setTaskState(id TaskID, st State) {
 
 func (m *metrics) forgetTask(id TaskID) {
 	m.taskState.DeletePartialMatch(prometheus.Labels{"connector": id.Connector, "task": strconv.Itoa(id.Task)})
+	m.sinkLag.DeletePartialMatch(prometheus.Labels{"connector": id.Connector, "task": strconv.Itoa(id.Task)})
 }

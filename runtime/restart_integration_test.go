@@ -93,7 +93,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	topic := sluicetest.UniqueName("metrics")
 	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "counted", "config": map[string]string{
 		"connector.class": "probe-source", "topic": topic, "count": "7"}}, nil)
-	sluicetest.Eventually(t, 60*time.Second, "metrics for the task", func() (bool, string) {
+	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "drain", "config": map[string]string{
+		"connector.class": "probe-sink", "topics": topic}}, nil)
+	sluicetest.Eventually(t, 60*time.Second, "metrics for the tasks", func() (bool, string) {
 		resp, err := http.Get(w.URL + "/metrics")
 		if err != nil {
 			return false, err.Error()
@@ -106,6 +108,8 @@ func TestMetricsEndpoint(t *testing.T) {
 			`sluice_source_records_polled_total{connector="counted",task="0"} 7`,
 			`sluice_task_state{connector="counted",state="RUNNING",task="0"} 1`,
 			`sluice_batch_duration_seconds_count{connector="counted",op="poll",task="0"}`,
+			`sluice_sink_records_put_total{connector="drain",task="0"} 7`,
+			`sluice_sink_records_lag{connector="drain",task="0"} 0`,
 			"go_goroutines",
 		} {
 			if !strings.Contains(body, want) {

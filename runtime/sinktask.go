@@ -297,6 +297,7 @@ func (l *sinkLoop) put(ctx context.Context, batch []connect.Record, raws []*kafk
 // commit asks the task which offsets are safe and commits them, for the given partitions or
 // all assigned ones.
 func (l *sinkLoop) commit(ctx context.Context, only []connect.TopicPartition) {
+	l.updateLag()
 	offsets := connect.Offsets{}
 	for tp, off := range l.current {
 		if only == nil || contains(only, tp) {
@@ -331,6 +332,22 @@ func (l *sinkLoop) commit(ctx context.Context, only []connect.TopicPartition) {
 	}
 	l.setup.metrics.commitOK.Inc()
 	l.setup.metrics.lastCommit.SetToCurrentTime()
+}
+
+// updateLag sets the lag gauge from the high watermarks the consumer last fetched (no request
+// to Kafka) and what was handed to Put.
+func (l *sinkLoop) updateLag() {
+	var lag int64
+	for tp := range l.assigned {
+		next, ok := l.current[tp]
+		if !ok {
+			continue
+		}
+		if _, high, err := l.consumer.GetWatermarkOffsets(tp.Topic, tp.Partition); err == nil && high > next {
+			lag += high - next
+		}
+	}
+	l.setup.metrics.lag.Set(float64(lag))
 }
 
 // rebalance runs inside Poll when the group assigns or revokes partitions.

@@ -142,10 +142,7 @@ func TestKilledWorkersTasksMoveInTime(t *testing.T) {
 	gen, sink, files := startDatagenToFile(t, c, ws[0].URL, tasks, perTask, rate)
 	placement(t, ws[0].URL, gen, tasks, ws, time.Minute, spread(1, 1))
 	placement(t, ws[0].URL, sink, tasks, ws, time.Minute, spread(1, 1))
-	sluicetest.Eventually(t, time.Minute, "records in the files", func() (bool, string) {
-		_, n := countSeqs(t, files)
-		return n > tasks*rate*3, fmt.Sprint(n)
-	})
+	awaitLines(t, files, tasks*rate*3)
 
 	victim := ws[2]
 	victim.Kill()
@@ -159,14 +156,7 @@ func TestKilledWorkersTasksMoveInTime(t *testing.T) {
 	if bound := 10*time.Second + 15*time.Second + 5*time.Second; took > bound {
 		t.Errorf("the killed worker's tasks took %v to run elsewhere, more than %v", took, bound)
 	}
-	sluicetest.Eventually(t, 3*time.Minute, "every sequence number in the files", func() (bool, string) {
-		seqs, _ := countSeqs(t, files)
-		return len(seqs) == tasks*perTask, fmt.Sprint(len(seqs), " distinct")
-	})
-	seqs, _ := countSeqs(t, files)
-	if k := missingSeq(seqs, tasks, perTask); k != "" {
-		t.Fatalf("sequence %s missing", k)
-	}
+	awaitEverySeq(t, files, tasks, perTask, 3*time.Minute)
 }
 
 // TestTerminatedWorkerHandsOverWithoutLoss stops a worker with SIGTERM under load: its tasks
@@ -178,23 +168,12 @@ func TestTerminatedWorkerHandsOverWithoutLoss(t *testing.T) {
 	const tasks, perTask, rate = 3, 12000, 600
 	gen, sink, files := startDatagenToFile(t, c, ws[0].URL, tasks, perTask, rate)
 	placement(t, ws[0].URL, sink, tasks, ws, time.Minute, spread(1, 1))
-	sluicetest.Eventually(t, time.Minute, "records in the files", func() (bool, string) {
-		_, n := countSeqs(t, files)
-		return n > tasks*rate*3, fmt.Sprint(n)
-	})
+	awaitLines(t, files, tasks*rate*3)
 	ws[1].Term()
 	live := []*sluicetest.Process{ws[0], ws[2]}
 	placement(t, ws[0].URL, gen, tasks, live, time.Minute, spread(1, 2))
 	placement(t, ws[0].URL, sink, tasks, live, time.Minute, spread(1, 2))
-	var seqs map[string]int
-	var lines int
-	sluicetest.Eventually(t, 3*time.Minute, "every sequence number in the files", func() (bool, string) {
-		seqs, lines = countSeqs(t, files)
-		return len(seqs) == tasks*perTask, fmt.Sprint(len(seqs), " distinct")
-	})
-	if k := missingSeq(seqs, tasks, perTask); k != "" {
-		t.Fatalf("sequence %s missing", k)
-	}
+	seqs, lines := awaitEverySeq(t, files, tasks, perTask, 3*time.Minute)
 	// A graceful stop commits what it wrote; at most one flush interval of one worker's
 	// tasks may be replayed.
 	if dups, bound := lines-len(seqs), 2*rate*2; dups > bound {
@@ -407,14 +386,7 @@ func TestChurnKeepsEveryTaskOnOneWorker(t *testing.T) {
 		slices.Sort(wrong)
 		return len(wrong) == 0, strings.Join(wrong, ", ")
 	})
-	sluicetest.Eventually(t, 4*time.Minute, "every sequence number in the files", func() (bool, string) {
-		seqs, _ := countSeqs(t, files)
-		return len(seqs) == tasks*perTask, fmt.Sprint(len(seqs), " distinct")
-	})
-	seqs, _ := countSeqs(t, files)
-	if k := missingSeq(seqs, tasks, perTask); k != "" {
-		t.Fatalf("sequence %s missing", k)
-	}
+	awaitEverySeq(t, files, tasks, perTask, 4*time.Minute)
 }
 
 // TestWorkersJoiningDuringConfigChangesCatchUp starts workers while connectors are being
@@ -482,10 +454,7 @@ func TestBrokerStoppedUnderLoadLosesNothing(t *testing.T) {
 	const tasks, perTask, rate = 3, 15000, 500
 	gen, sink, files := startDatagenToFile(t, c, ws[0].URL, tasks, perTask, rate)
 	placement(t, ws[0].URL, sink, tasks, ws, time.Minute, spread(1, 1))
-	sluicetest.Eventually(t, time.Minute, "records in the files", func() (bool, string) {
-		_, n := countSeqs(t, files)
-		return n > tasks*rate*3, fmt.Sprint(n)
-	})
+	awaitLines(t, files, tasks*rate*3)
 	broker := "kafka-2"
 	if out, err := exec.Command(script, "stop", broker).CombinedOutput(); err != nil {
 		t.Fatalf("stop %s: %v\n%s", broker, err, out)
@@ -495,14 +464,7 @@ func TestBrokerStoppedUnderLoadLosesNothing(t *testing.T) {
 			t.Errorf("start %s again: %v\n%s", broker, err, out)
 		}
 	})
-	sluicetest.Eventually(t, 4*time.Minute, "every sequence number in the files", func() (bool, string) {
-		seqs, _ := countSeqs(t, files)
-		return len(seqs) == tasks*perTask, fmt.Sprint(len(seqs), " distinct")
-	})
-	seqs, _ := countSeqs(t, files)
-	if k := missingSeq(seqs, tasks, perTask); k != "" {
-		t.Fatalf("sequence %s missing", k)
-	}
+	awaitEverySeq(t, files, tasks, perTask, 4*time.Minute)
 	for _, name := range []string{gen, sink} {
 		placement(t, ws[0].URL, name, tasks, ws, time.Minute, func(map[string]int) bool { return true })
 	}

@@ -49,6 +49,31 @@ func countFileSeqs(t *testing.T, path string, out map[string]int) int {
 	return lines
 }
 
+// awaitEverySeq waits until the files matching pattern hold every sequence number of
+// datagen's tasks (one partition each), and returns the counts and the number of lines.
+func awaitEverySeq(t *testing.T, pattern string, tasks, perTask int, timeout time.Duration) (map[string]int, int) {
+	t.Helper()
+	var seqs map[string]int
+	var lines int
+	sluicetest.Eventually(t, timeout, "every sequence number in the files", func() (bool, string) {
+		seqs, lines = countSeqs(t, pattern)
+		return len(seqs) == tasks*perTask, fmt.Sprint(len(seqs), " distinct")
+	})
+	if k := missingSeq(seqs, tasks, perTask); k != "" {
+		t.Fatalf("sequence %s missing", k)
+	}
+	return seqs, lines
+}
+
+// awaitLines waits until the files matching pattern hold more than n lines.
+func awaitLines(t *testing.T, pattern string, n int) {
+	t.Helper()
+	sluicetest.Eventually(t, 90*time.Second, fmt.Sprintf("more than %d lines in the files", n), func() (bool, string) {
+		_, got := countSeqs(t, pattern)
+		return got > n, fmt.Sprint(got)
+	})
+}
+
 // missingSeq names the first sequence number of datagen's tasks (one partition each) that is
 // not in seqs, or returns "".
 func missingSeq(seqs map[string]int, tasks, perTask int) string {
@@ -80,24 +105,13 @@ func TestKilledWorkerLosesNothing(t *testing.T) {
 		"rate": fmt.Sprint(rate), "topic.creation.default.partitions": "2", "topic.creation.default.replication.factor": "-1"})
 	sluicetest.CreateConnector(t, w.URL, prefix+"-sink", map[string]string{
 		"connector.class": "file", "topics": topic, "file": out, "tasks.max": "2"})
-	sluicetest.Eventually(t, 90*time.Second, "a third of the records in the file", func() (bool, string) {
-		_, n := countSeqs(t, out)
-		return n > tasks*perTask/3, fmt.Sprint(n, " lines")
-	})
+	awaitLines(t, out, tasks*perTask/3)
 	w.Kill()
 	_, atKill := countSeqs(t, out)
 	t.Logf("killed the worker with %d of %d records in the file", atKill, tasks*perTask)
 
 	sluicetest.StartProcess(t, w.Settings)
-	var seqs map[string]int
-	var lines int
-	sluicetest.Eventually(t, 3*time.Minute, "every sequence number in the file", func() (bool, string) {
-		seqs, lines = countSeqs(t, out)
-		return len(seqs) == tasks*perTask, fmt.Sprint(len(seqs), " distinct")
-	})
-	if k := missingSeq(seqs, tasks, perTask); k != "" {
-		t.Fatalf("sequence %s missing", k)
-	}
+	seqs, lines := awaitEverySeq(t, out, tasks, perTask, 3*time.Minute)
 	dups := lines - len(seqs)
 	// What one flush interval can replay: the source regenerates at most the records it made
 	// since its last stored offsets, and the sink rewrites at most what it wrote since its last

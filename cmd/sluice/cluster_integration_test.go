@@ -396,6 +396,7 @@ func TestWorkersJoiningDuringConfigChangesCatchUp(t *testing.T) {
 	c := sluicetest.NewCluster(t)
 	ws := []*sluicetest.Process{c.StartProcess(nil), c.StartProcess(nil)}
 	const n = 15
+	first := ws[0].URL // ws grows below while this goroutine creates connectors
 	created := make(chan struct{})
 	go func() {
 		defer close(created)
@@ -404,7 +405,7 @@ func TestWorkersJoiningDuringConfigChangesCatchUp(t *testing.T) {
 				"connector.class": "datagen", "kafka.topic": c.Prefix + "-data", "rate": "1",
 				"topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"}}
 			for code := 0; code != 201; {
-				code = sluicetest.Call(t, "POST", ws[0].URL+"/connectors", body, nil)
+				code = sluicetest.Call(t, "POST", first+"/connectors", body, nil)
 				if code != 201 && code != 409 {
 					t.Errorf("create %d answered %d", i, code)
 					return

@@ -1,0 +1,33 @@
+package mongodbsink
+
+import "time"
+
+// validateTimeout bounds the connection test.
+const validateTimeout = 10 * time.Second
+
+// pluginDoc is the plugin's description, the prose of its docs page.
+const pluginDoc = "Writes records to MongoDB collections with bulk writes. " +
+	"Each record is inserted, replaces the document with its `_id` (upsert), or sets its fields in it (update, `$set`); " +
+	"a tombstone deletes the document. The `_id` comes from the record key, from value fields, from the record's " +
+	"topic, partition and offset, or is a new ObjectId. `collection` may name the topic (`{topic}`), and " +
+	"`collection.map` sends particular topics to particular collections. New collections can be created as " +
+	"time-series collections, and indexes created before the first write.\n\n" +
+	"Offsets are committed only for records MongoDB has, so after a crash or a rebalance the records since the " +
+	"last commit are written again: with upsert or update and any `id.strategy` but `objectid`, each `_id` " +
+	"still has exactly one document. A server that cannot be reached, is not primary or times out makes the " +
+	"task retry the same records with backoff, leaving out those written already. A document MongoDB " +
+	"rejects (a duplicate key, a failed validation) and a record that cannot be a document (not a JSON " +
+	"object, an id field missing) go to the error policy, and to the dead-letter topic when one is set, " +
+	"while the rest of the batch is written.\n\n" +
+	"Record values are documents when they are maps or structs (the JSON converter's output) or text holding a " +
+	"JSON object (MongoDB Extended JSON included); map keys are sorted, struct fields keep their schema order. " +
+	"`PUT /connector-plugins/mongodb-sink/config/validate` connects and pings the server.\n\n" +
+	"Time-series collections need MongoDB 5.0 or later. A server that takes the create command but makes an " +
+	"ordinary collection (the test server, mongo-java-server, does) is detected: the task fails with an error " +
+	"saying the server does not support time-series collections, instead of writing to the wrong kind of collection.\n\n" +
+	"Throughput (`SLUICE_BENCH=1 go test ./connectors/mongodb-sink -run Throughput`): 50,000 JSON records " +
+	"from one Kafka partition, upsert by `_id`, bulk writes of 1,000, one task, into the test server " +
+	"(mongo-java-server 1.47.0, H2 backend) on a 2-core machine; medians of 3 rounds against the raw Go driver's " +
+	"`BulkWrite` of the same documents in the same run: sluice 6,984 records/s, raw driver 7,535 records/s, " +
+	"ratio 0.93. The server is the bottleneck there; raise `batch.size` together with " +
+	"`consumer.max.batch.records`, and `max.in.flight` for a server that takes concurrent writes."

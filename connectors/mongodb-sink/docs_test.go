@@ -1,0 +1,11 @@
+package mongodbsink
+
+import (
+	"testing"
+
+	"github.com/sluicehq/sluice/connect/connecttest"
+)
+
+func TestDocsAreCurrent(t *testing.T) {
+	connecttest.CheckDocs(t, connecttest.Registered(t, Name), "../../docs/connectors")
+}

@@ -1,0 +1,57 @@
+// Package aggregate is a source connector that aggregates a raw topic of JSON sensor frames
+// over event-time windows into an aggregated topic and, optionally, a metrics topic, exactly
+// once.
+//
+// It is a source connector only in how the runtime hosts it (status, restarts, placement):
+// each task owns a consumer of the raw topic and a transactional producer, and every
+// transaction holds the window results, the changed window state (a compacted changelog
+// topic) and the consumed offsets. A restarted or moved task restores its windows from the
+// changelog and resumes at the committed offsets, so read_committed consumers of the output
+// see every window result exactly once. Its Poll returns no records.
+package aggregate
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sluicehq/sluice/connect"
+)
+
+// Name is the plugin's registered name.
+const Name = "aggregate"
+
+func init() {
+	connect.Register(connect.Plugin{
+		Name:   Name,
+		Doc:    pluginDoc,
+		Config: Config{},
+		New:    func() connect.Connector { return &Connector{} },
+	})
+}
+
+// Connector checks the configuration and plans the tasks: up to tasks.max with aligned
+// partitioning, one with global partitioning.
+type Connector struct{ connect.Base }
+
+// Start fails on an invalid configuration, so that it shows on the connector.
+func (c *Connector) Start(ctx context.Context, cfg connect.Config, cc connect.ConnectorContext) error {
+	if _, err := connect.Decode[Config](cfg); err != nil {
+		return fmt.Errorf("aggregate: invalid configuration: %w", err)
+	}
+	return c.Base.Start(ctx, cfg, cc)
+}
+
+// TaskConfigs gives every task the connector's configuration; global partitioning has one.
+func (c *Connector) TaskConfigs(maxTasks int) ([]connect.Config, error) {
+	cfg, err := connect.Decode[Config](c.Config)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Partitioning == PartitionGlobal {
+		maxTasks = 1
+	}
+	return c.Base.TaskConfigs(maxTasks)
+}
+
+// NewTask returns a task.
+func (*Connector) NewTask() connect.SourceTask { return &Task{} }

@@ -1,0 +1,274 @@
+package icebergsink_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go/catalog"
+	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	"github.com/apache/iceberg-go/table"
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/runtime"
+)
+
+// Worker-level tests: the connector in real workers, reading real Kafka, writing Iceberg tables
+// in a SQLite catalog with a local warehouse.
+
+type lake struct {
+	dir, uri, warehouse string
+}
+
+func newLake(t *testing.T) lake {
+	dir := t.TempDir()
+	return lake{dir: dir, uri: "sqlite://" + filepath.Join(dir, "catalog.db"), warehouse: "file://" + filepath.Join(dir, "warehouse")}
+}
+
+// load reads the table through its own catalog connection, as another reader would; nil when
+// it does not exist yet.
+func (l lake) load(t testing.TB, name string) *table.Table {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(l.dir, "catalog.db")+"?_pragma=busy_timeout(30000)&mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cat, err := sqlcat.NewCatalog("sluice", db, sqlcat.SQLite, map[string]string{"warehouse": l.warehouse})
+	if err != nil {
+		return nil
+	}
+	defer cat.Close()
+	tbl, err := cat.LoadTable(context.Background(), catalog.ToIdentifier("sluice", name))
+	if err != nil {
+		return nil
+	}
+	return tbl
+}
+
+// committed is the row count of the table's current snapshot, -1 before the first.
+func committed(tbl *table.Table) int64 {
+	if tbl == nil || tbl.CurrentSnapshot() == nil {
+		return -1
+	}
+	n, _ := strconv.ParseInt(tbl.CurrentSnapshot().Summary.Properties["total-records"], 10, 64)
+	return n
+}
+
+// seqCounts scans the table and counts each seq value.
+func seqCounts(t testing.TB, tbl *table.Table) map[int64]int {
+	t.Helper()
+	at, err := tbl.Scan(table.WithSelectedFields("seq")).ToArrowTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer at.Release()
+	out := map[int64]int{}
+	rdr := array.NewTableReader(at, 8192)
+	defer rdr.Release()
+	for rdr.Next() {
+		col := rdr.RecordBatch().Column(0).(*array.Int64)
+		for i := 0; i < col.Len(); i++ {
+			out[col.Value(i)]++
+		}
+	}
+	return out
+}
+
+// dataFiles counts the Parquet files in the warehouse, committed or not.
+func (l lake) dataFiles(t testing.TB) int {
+	n := 0
+	_ = filepath.Walk(strings.TrimPrefix(l.warehouse, "file://"), func(p string, info os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, ".parquet") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func committedFiles(t testing.TB, tbl *table.Table) int {
+	tasks, err := tbl.Scan().PlanFiles(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(tasks)
+}
+
+func createTopic(t *testing.T, bootstrap, topic string, partitions int) {
+	t.Helper()
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions, ReplicationFactor: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Error.Code() != kafka.ErrNoError {
+		t.Fatalf("create topic %s: %v", topic, res[0].Error)
+	}
+}
+
+// frames are JSON sensor frames numbered from first, keyed by device.
+func frames(first, n int, extra map[string]any) []*kafka.Message {
+	out := make([]*kafka.Message, n)
+	for i := range out {
+		seq := first + i
+		dev := fmt.Sprintf("dev-%d", seq%7)
+		v := map[string]any{"seq": seq, "device_id": dev, "place_id": fmt.Sprintf("place-%d", seq%3),
+			"event_time": time.UnixMilli(1714564800000 + int64(seq)*60_000).UTC().Format(time.RFC3339Nano), "temperature": 20.05 + float64(seq%100)/10}
+		for k, x := range extra {
+			v[k] = x
+		}
+		b, _ := json.Marshal(v)
+		out[i] = &kafka.Message{Key: []byte(dev), Value: b}
+	}
+	return out
+}
+
+func sinkConfig(l lake, topic string, extra ...string) map[string]string {
+	cfg := map[string]string{
+		"connector.class": "iceberg-sink", "tasks.max": "1", "topics": topic,
+		"catalog.uri": l.uri, "warehouse": l.warehouse, "commit.interval": "1s",
+		"table.partition.by": "day(event_time),place_id", "schema.timestamp.fields": "event_time",
+		"consumer.max.batch.records": "500",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		cfg[extra[i]] = extra[i+1]
+	}
+	return cfg
+}
+
+func tableOf(topic string) string { return strings.NewReplacer("-", "_", ".", "_").Replace(topic) }
+
+// TestKilledWorkersLeaveEveryRecordInTheTableOnce kills the worker process twice mid-stream,
+// once at an arbitrary moment (usually with data files written and not committed) and once
+// right after a commit, restarting it each time; the table ends with every record exactly once.
+func TestKilledWorkersLeaveEveryRecordInTheTableOnce(t *testing.T) {
+	l := newLake(t)
+	c := sluicetest.NewCluster(t)
+	settings := map[string]string{"offset.flush.interval.ms": "600000"}
+	p := c.StartProcess(settings)
+	topic := sluicetest.UniqueName("ice-eos")
+	createTopic(t, c.Bootstrap, topic, 3)
+	name := sluicetest.UniqueName("ice-eos")
+	sluicetest.CreateConnector(t, p.URL, name, sinkConfig(l, topic))
+	sluicetest.WaitState(t, p.URL, name, runtime.StateRunning, 1)
+	tbl := tableOf(topic)
+
+	const first, second, third = 2000, 20000, 5000
+	sluicetest.Produce(t, c.Bootstrap, topic, frames(0, first, nil)...)
+	sluicetest.Eventually(t, 60*time.Second, "the first records in the table", func() (bool, string) {
+		n := committed(l.load(t, tbl))
+		return n == first, fmt.Sprint(n)
+	})
+	p.Term()
+	hold := t.TempDir()
+	t.Setenv("SLUICE_ICEBERG_TEST_HOLD_COMMIT", hold)
+	p = c.StartProcess(settings)
+	sluicetest.Produce(t, c.Bootstrap, topic, frames(first, second, nil)...)
+	sluicetest.Eventually(t, 60*time.Second, "data files written and held before their commit", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(hold, "holding"))
+		return err == nil, fmt.Sprint(err)
+	})
+	p.Kill()
+	tb := l.load(t, tbl)
+	if files, done := l.dataFiles(t), committedFiles(t, tb); files <= done {
+		t.Fatalf("killed with %d data files in the warehouse, %d committed: the kill was not between write and commit", files, done)
+	}
+	t.Logf("first kill: %d rows committed; %d data files in the warehouse, %d committed", committed(tb), l.dataFiles(t), committedFiles(t, tb))
+
+	t.Setenv("SLUICE_ICEBERG_TEST_HOLD_COMMIT", "")
+	p = c.StartProcess(settings)
+	sluicetest.Produce(t, c.Bootstrap, topic, frames(first+second, third, nil)...)
+	// Kill right after a commit: wait for a new snapshot, then kill at once.
+	before := len(l.load(t, tbl).Metadata().Snapshots())
+	sluicetest.Eventually(t, 60*time.Second, "a commit after the restart", func() (bool, string) {
+		n := len(l.load(t, tbl).Metadata().Snapshots())
+		return n > before, fmt.Sprint(n)
+	})
+	p.Kill()
+	tb = l.load(t, tbl)
+	t.Logf("second kill: %d rows committed; %d data files in the warehouse, %d committed", committed(tb), l.dataFiles(t), committedFiles(t, tb))
+
+	p = c.StartProcess(settings)
+	const total = first + second + third
+	sluicetest.Eventually(t, 120*time.Second, "every record committed", func() (bool, string) {
+		n := committed(l.load(t, tbl))
+		return n >= total, fmt.Sprint(n)
+	})
+	tb = l.load(t, tbl)
+	counts := seqCounts(t, tb)
+	var dup, missing int
+	for s := range total {
+		switch counts[int64(s)] {
+		case 0:
+			missing++
+		case 1:
+		default:
+			dup++
+		}
+	}
+	if len(counts) != total || dup != 0 || missing != 0 || committed(tb) != total {
+		t.Errorf("%d rows, %d distinct seqs, %d missing, %d written more than once; want %d once each", committed(tb), len(counts), missing, dup, total)
+	}
+	sluicetest.WaitState(t, p.URL, name, runtime.StateRunning, 1)
+}
+
+// TestANewFieldMidStreamAddsAColumn runs records through a worker, then records with a new
+// field: the table gains the column, and the rows before read it as null.
+func TestANewFieldMidStreamAddsAColumn(t *testing.T) {
+	l := newLake(t)
+	c := sluicetest.NewCluster(t)
+	w := c.StartWorker(nil)
+	topic := sluicetest.UniqueName("ice-evolve")
+	createTopic(t, c.Bootstrap, topic, 1)
+	name := sluicetest.UniqueName("ice-evolve")
+	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(l, topic))
+	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.Produce(t, c.Bootstrap, topic, frames(0, 100, nil)...)
+	sluicetest.Produce(t, c.Bootstrap, topic, frames(100, 50, map[string]any{"humidity": 41.5})...)
+	tbl := tableOf(topic)
+	sluicetest.Eventually(t, 60*time.Second, "every record in the table", func() (bool, string) {
+		n := committed(l.load(t, tbl))
+		return n == 150, fmt.Sprint(n)
+	})
+	tb := l.load(t, tbl)
+	if f, ok := tb.Schema().FindFieldByName("humidity"); !ok || f.Type.String() != "double" {
+		t.Fatalf("schema %s has no double humidity", tb.Schema())
+	}
+	at, err := tb.Scan(table.WithSelectedFields("seq", "humidity")).ToArrowTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer at.Release()
+	rdr := array.NewTableReader(at, 1024)
+	defer rdr.Release()
+	rows := 0
+	for rdr.Next() {
+		rec := rdr.RecordBatch()
+		seq, hum := rec.Column(0).(*array.Int64), rec.Column(1).(*array.Float64)
+		for i := 0; i < int(rec.NumRows()); i++ {
+			rows++
+			if old := seq.Value(i) < 100; old != hum.IsNull(i) || (!old && hum.Value(i) != 41.5) {
+				t.Errorf("seq %d: humidity null=%v", seq.Value(i), hum.IsNull(i))
+			}
+		}
+	}
+	if rows != 150 {
+		t.Errorf("%d rows", rows)
+	}
+}

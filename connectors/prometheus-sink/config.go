@@ -1,8 +1,13 @@
 package prometheussink
 
 import (
+	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/sluicehq/sluice/connect"
 )
@@ -17,6 +22,7 @@ const (
 type Config struct {
 	Listen string `config:"listen.address" default:"0.0.0.0:9400" group:"Endpoint" doc:"host:port the scrape endpoint listens on. Task n listens on port + n, so that several tasks on one worker do not collide; port 0 picks a free port. A wildcard host (0.0.0.0, ::, empty) is published for service discovery as the worker's advertised host."`
 	Path   string `config:"listen.path" default:"/metrics" pattern:"/.*" group:"Endpoint" doc:"HTTP path of the scrape endpoint. It answers in the Prometheus text format, or OpenMetrics when the scraper asks for it."`
+	Scrape bool   `config:"scrape.enable" default:"true" group:"Endpoint" doc:"Serve the scrape endpoint. Set it to false to use remote write only (remote.write.url is then required); the task then publishes no scrape target, and its own metrics are remote-written with the samples."`
 
 	MetricName      string   `config:"metric.name" pattern:"[a-zA-Z_:][a-zA-Z0-9_:]*" group:"Metrics" importance:"high" doc:"Metric name. With several value fields, each metric is named <name>_<value field>. Leave empty to take the name from metric.name.field, or to name each metric after its value field."`
 	MetricNameField string   `config:"metric.name.field" group:"Metrics" doc:"Record field (a dotted path into the value) holding the metric name, instead of a fixed metric.name. Names are sanitized to Prometheus' rules: characters other than letters, digits, _ and : become _, and a leading digit gets a _ in front."`
@@ -29,7 +35,22 @@ type Config struct {
 
 	MaxSeries int           `config:"series.max" default:"100000" min:"1" group:"Limits" doc:"Most series a task keeps. A record that would add a series beyond it is counted in sluice_prometheus_sink_series_dropped_total and otherwise ignored; existing series keep updating."`
 	TTL       time.Duration `config:"series.ttl" default:"5m" min:"0" group:"Limits" doc:"A series not updated for this long is removed and counted in sluice_prometheus_sink_series_expired_total; 0 keeps series forever."`
+
+	RemoteWriteURL   string        `config:"remote.write.url" group:"Remote write" doc:"URL of a Prometheus remote-write receiver (remote write 1.0: snappy-compressed protobuf), such as http://prometheus:9090/api/v1/write; empty turns remote write off. Prometheus itself must run with --web.enable-remote-write-receiver."`
+	RemoteInterval   time.Duration `config:"remote.write.interval" default:"15s" min:"1" group:"Remote write" doc:"How often the task pushes its samples. Without timestamps.enable every push sends every series held, stamped with the push time, as a scrape would; with it, a push sends the samples updated since the last one, with their own timestamps."`
+	RemoteTimeout    time.Duration `config:"remote.write.timeout" default:"30s" min:"1" group:"Remote write" doc:"Timeout of one remote-write HTTP request."`
+	RemoteBatch      int           `config:"remote.write.batch.size" default:"2000" min:"1" group:"Remote write" doc:"Most samples in one remote-write request; a push sends as many requests as it needs, one after the other."`
+	RemoteRetries    int           `config:"remote.write.retries" default:"10" min:"0" group:"Remote write" doc:"How many times a request the receiver answers with a 5xx or 429 (or that fails on the network) is retried, with exponential backoff and jitter, before it is given up and counted in sluice_prometheus_sink_remote_write_failures_total. Samples given up are sent again by the next push. 0 retries until the request succeeds or the task stops. Other 4xx answers are never retried: they are logged and counted, and their samples dropped."`
+	RemoteBackoff    time.Duration `config:"remote.write.retry.backoff.min" default:"30ms" min:"1" group:"Remote write" doc:"Wait before the first retry; it doubles with each retry up to remote.write.retry.backoff.max. A Retry-After in the answer is added to it."`
+	RemoteBackoffMax time.Duration `config:"remote.write.retry.backoff.max" default:"5s" min:"1" group:"Remote write" doc:"Longest wait between retries."`
+	RemoteUser       string        `config:"remote.write.basic.auth.user" group:"Remote write" doc:"User name for HTTP basic authentication to the receiver."`
+	RemotePassword   string        `config:"remote.write.basic.auth.password" secret:"true" group:"Remote write" doc:"Password for HTTP basic authentication; needs remote.write.basic.auth.user."`
+	RemoteToken      string        `config:"remote.write.bearer.token" secret:"true" group:"Remote write" doc:"Bearer token sent as Authorization: Bearer <token>, instead of basic authentication."`
+	RemoteHeaders    []string      `config:"remote.write.headers" group:"Remote write" doc:"Extra HTTP headers sent with each request, as Name=value pairs separated by commas, such as X-Scope-OrgID=tenant1. The protocol's own headers (Content-Type, Content-Encoding, X-Prometheus-Remote-Write-Version) and Authorization cannot be set this way."`
 }
+
+// reservedHeaders are the headers remote.write.headers may not set.
+var reservedHeaders = []string{"Content-Type", "Content-Encoding", "Content-Length", "X-Prometheus-Remote-Write-Version", "Authorization", "Host"}
 
 // Example is a configuration that serves sensor readings from the metrics topic.
 func (Config) Example() connect.Config {
@@ -64,7 +85,65 @@ func (c Config) Validate() error {
 	if !c.Timestamps && c.TimestampField != "" {
 		return &connect.FieldError{Key: "timestamp.field", Message: "has no effect unless timestamps.enable is true"}
 	}
-	return nil
+	return c.validateRemoteWrite()
+}
+
+// validateRemoteWrite checks the remote-write settings.
+func (c Config) validateRemoteWrite() error {
+	if c.RemoteWriteURL == "" {
+		if !c.Scrape {
+			return &connect.FieldError{Key: "scrape.enable", Message: "with scraping off, remote.write.url is needed: the samples would go nowhere"}
+		}
+		return nil
+	}
+	u, err := url.Parse(c.RemoteWriteURL)
+	if err != nil {
+		return &connect.FieldError{Key: "remote.write.url", Message: err.Error()}
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &connect.FieldError{Key: "remote.write.url", Message: "want an http:// or https:// URL with a host"}
+	}
+	if u.User != nil {
+		return &connect.FieldError{Key: "remote.write.url", Message: "put credentials in remote.write.basic.auth.user and remote.write.basic.auth.password, not in the URL"}
+	}
+	for _, d := range []struct {
+		key string
+		d   time.Duration
+	}{{"remote.write.interval", c.RemoteInterval}, {"remote.write.timeout", c.RemoteTimeout}, {"remote.write.retry.backoff.min", c.RemoteBackoff}, {"remote.write.retry.backoff.max", c.RemoteBackoffMax}} {
+		if d.d <= 0 {
+			return &connect.FieldError{Key: d.key, Message: "must be more than 0"}
+		}
+	}
+	if c.RemoteBackoffMax < c.RemoteBackoff {
+		return &connect.FieldError{Key: "remote.write.retry.backoff.max", Message: "is less than remote.write.retry.backoff.min"}
+	}
+	if c.RemotePassword != "" && c.RemoteUser == "" {
+		return &connect.FieldError{Key: "remote.write.basic.auth.password", Message: "needs remote.write.basic.auth.user"}
+	}
+	if c.RemoteUser != "" && c.RemoteToken != "" {
+		return &connect.FieldError{Key: "remote.write.bearer.token", Message: "set basic authentication or a bearer token, not both"}
+	}
+	_, err = c.remoteHeaders()
+	return err
+}
+
+// remoteHeaders parses remote.write.headers.
+func (c Config) remoteHeaders() (http.Header, error) {
+	h := http.Header{}
+	for _, kv := range c.RemoteHeaders {
+		name, value, ok := strings.Cut(kv, "=")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if !ok || name == "" || !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(value) {
+			return nil, &connect.FieldError{Key: "remote.write.headers", Message: fmt.Sprintf("%q is not a Name=value header", kv)}
+		}
+		for _, r := range reservedHeaders {
+			if strings.EqualFold(name, r) {
+				return nil, &connect.FieldError{Key: "remote.write.headers", Message: "header " + name + " cannot be set here"}
+			}
+		}
+		h.Add(name, value)
+	}
+	return h, nil
 }
 
 // sanitizeName turns s into a valid Prometheus metric name (colons allowed) or label name:

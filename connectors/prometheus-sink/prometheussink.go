@@ -9,6 +9,11 @@
 // GET /connectors/{name}/prometheus-targets with a Prometheus HTTP service-discovery
 // document, so Prometheus follows the tasks as they move between workers.
 //
+// Optionally, or instead of serving them, a task pushes its samples every
+// remote.write.interval with Prometheus remote write 1.0 (client_golang's exp/api/remote client
+// with the prompb.WriteRequest of Prometheus: protobuf, snappy-compressed), in batches,
+// retrying 5xx and 429 answers with backoff.
+//
 // The samples live in memory only: offsets are committed as soon as records are stored, and
 // a restarted task serves a series again once its next record arrives.
 package prometheussink
@@ -43,7 +48,18 @@ func init() {
 			"To have Prometheus follow the tasks as they move between workers, point its HTTP service discovery at any worker:\n\n" +
 			"```yaml\nscrape_configs:\n  - job_name: sluice-metrics\n    http_sd_configs:\n" +
 			"      - url: http://sluice-worker:8083/connectors/metrics-out/prometheus-targets\n```\n\n" +
-			"Each target carries the labels connector and task. Prometheus remote write is not implemented yet.\n\n" +
+			"Each target carries the labels connector and task.\n\n" +
+			"Instead of or besides being scraped, a task can push its samples with Prometheus remote write 1.0 (a snappy-compressed " +
+			"protobuf `prometheus.WriteRequest`, sent with client_golang's remote-write client) to `remote.write.url`: Prometheus " +
+			"itself with `--web.enable-remote-write-receiver` (`http://prometheus:9090/api/v1/write`), or Mimir, Thanos, VictoriaMetrics " +
+			"and the like. Every `remote.write.interval` the task sends every series it holds, stamped with the push time as a scrape " +
+			"would be; with `timestamps.enable` it sends instead each sample once, with its record's timestamp. Requests carry at most " +
+			"`remote.write.batch.size` samples; answers 5xx and 429 (and network errors) are retried with exponential backoff, other 4xx " +
+			"answers are not (Prometheus answers 400 to a sample older than its head block). Failed requests are logged and counted " +
+			"in `_remote_write_failures_total`, retries in `_remote_write_retries_total`, accepted samples in `_remote_write_samples_total`; " +
+			"the task never fails for them. A task also pushes once more when it stops. Remote write adds no job or instance labels, so " +
+			"tasks should hold different series (records of one series keyed alike, so that they reach one task). With " +
+			"`\"scrape.enable\": \"false\"` there is no scrape endpoint and no scrape target, and the task's own metrics are remote-written with the samples.\n\n" +
 			"Benchmark (`SLUICE_BENCH=1 go test -run TestBenchmark -v ./connectors/prometheus-sink/`, medians of 3 rounds, one machine): " +
 			"Put stores 4.7 million records/s (one value, two labels, 1,000 series, batches of 500) against 8.7 million/s setting the same " +
 			"gauges directly with client_golang's GaugeVec (ratio 0.54: the sink also reads the fields out of each record and reports bad ones). " +

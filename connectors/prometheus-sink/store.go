@@ -17,6 +17,7 @@ type series struct {
 	value  float64
 	at     time.Time // the sample's timestamp, when timestamps are exposed
 	seen   time.Time // when it was last updated, for the TTL
+	gen    uint64    // the store's generation when it was last updated, for remote write
 }
 
 // family is one metric name: its descriptor and how many series use it.
@@ -43,6 +44,7 @@ type store struct {
 	series   map[string]*series
 	families map[string]*family
 	key      []byte // scratch for set
+	gen      uint64 // counts the calls of set
 }
 
 func newStore(c Config, dropped, expired prometheus.Counter) *store {
@@ -69,6 +71,7 @@ func (s *store) set(samples []sample, labels []string, at time.Time) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.gen++
 	for _, sm := range samples {
 		k := append(s.key[:0], sm.name...)
 		for _, l := range labels {
@@ -76,7 +79,7 @@ func (s *store) set(samples []sample, labels []string, at time.Time) {
 		}
 		s.key = k
 		if se, ok := s.series[string(k)]; ok {
-			se.value, se.at, se.seen = sm.value, at, now
+			se.value, se.at, se.seen, se.gen = sm.value, at, now, s.gen
 			continue
 		}
 		if len(s.series) >= s.max {
@@ -89,7 +92,7 @@ func (s *store) set(samples []sample, labels []string, at time.Time) {
 			s.families[sm.name] = f
 		}
 		f.n++
-		s.series[string(k)] = &series{family: f, labels: append([]string(nil), labels...), value: sm.value, at: at, seen: now}
+		s.series[string(k)] = &series{family: f, labels: append([]string(nil), labels...), value: sm.value, at: at, seen: now, gen: s.gen}
 	}
 }
 

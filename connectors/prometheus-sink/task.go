@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluicehq/sluice/connect"
 )
@@ -37,7 +38,8 @@ type Task struct {
 	ln       net.Listener
 	srv      *http.Server
 	served   chan struct{}
-	stopTick chan struct{}
+	stopTick chan struct{} // nil until started, and again once stopped
+	remote   *remoteWriter // nil without remote write
 
 	// scratch, reused across records
 	samples []sample
@@ -46,7 +48,7 @@ type Task struct {
 
 var _ connect.Endpointer = (*Task)(nil)
 
-// Start opens the scrape endpoint.
+// Start opens the scrape endpoint and starts the remote-write pushes, as configured.
 func (t *Task) Start(_ context.Context, cfg connect.Config, tc connect.SinkTaskContext) error {
 	c, err := connect.Decode[Config](cfg)
 	if err != nil {
@@ -80,7 +82,7 @@ func (t *Task) Start(_ context.Context, cfg connect.Config, tc connect.SinkTaskC
 		}
 	}
 
-	reg := prometheus.NewRegistry()
+	reg := prometheus.NewRegistry() // the task's own metrics
 	own := prometheus.Labels{"connector": tc.Connector(), "task": strconv.Itoa(tc.TaskID())}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: ownPrefix + name, Help: help, ConstLabels: own})
@@ -96,9 +98,46 @@ func (t *Task) Start(_ context.Context, cfg connect.Config, tc connect.SinkTaskC
 		func() float64 { return float64(t.store.len()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ownPrefix + "series_max", Help: "series.max: the most series held.", ConstLabels: own},
 		func() float64 { return float64(c.MaxSeries) }))
-	reg.MustRegister(t.store)
+	samples := prometheus.NewRegistry()
+	samples.MustRegister(t.store)
 
-	addr, err := taskAddress(c.Listen, tc.TaskID())
+	if c.RemoteWriteURL != "" {
+		sent := counter("remote_write_samples_total", "Samples from records that the remote-write receiver accepted (the task's own metrics not counted).")
+		failures := counter("remote_write_failures_total", "Remote-write requests refused by the receiver (4xx other than 429), or given up after their retries.")
+		retries := counter("remote_write_retries_total", "Remote-write requests retried after a 5xx or 429 answer or a network error.")
+		var pushOwn prometheus.Gatherer
+		if !c.Scrape {
+			pushOwn = reg
+		}
+		t.remote, err = newRemoteWriter(c, t.store, pushOwn, t.log, sent, failures, retries)
+		if err != nil {
+			return fmt.Errorf("prometheus-sink: remote write: %w", err)
+		}
+	}
+	if c.Scrape {
+		all := prometheus.Gatherers{reg, samples}
+		scraped := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+			t.store.expire() // first, so that the expired counter served counts them
+			return all.Gather()
+		})
+		if err := t.listen(c, tc.TaskID(), scraped); err != nil {
+			return err
+		}
+	}
+	t.stopTick = make(chan struct{})
+	if c.TTL > 0 {
+		go t.sweep(min(max(c.TTL/4, 100*time.Millisecond), 30*time.Second), t.stopTick)
+	}
+	if t.remote != nil {
+		t.remote.start()
+		t.log.Info("remote writing", "url", redactURL(c.RemoteWriteURL), "interval", c.RemoteInterval)
+	}
+	return nil
+}
+
+// listen opens the scrape endpoint.
+func (t *Task) listen(c Config, id int, g prometheus.Gatherer) error {
+	addr, err := taskAddress(c.Listen, id)
 	if err != nil {
 		return &connect.FieldError{Key: "listen.address", Message: err.Error()}
 	}
@@ -107,8 +146,8 @@ func (t *Task) Start(_ context.Context, cfg connect.Config, tc connect.SinkTaskC
 		return fmt.Errorf("prometheus-sink: listening on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(c.Path, promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true, ErrorHandling: promhttp.ContinueOnError}))
-	t.ln, t.served, t.stopTick = ln, make(chan struct{}), make(chan struct{})
+	mux.Handle(c.Path, promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true, ErrorHandling: promhttp.ContinueOnError}))
+	t.ln, t.served = ln, make(chan struct{})
 	t.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(t.served)
@@ -116,9 +155,6 @@ func (t *Task) Start(_ context.Context, cfg connect.Config, tc connect.SinkTaskC
 			t.log.Error("scrape endpoint stopped", "err", err)
 		}
 	}()
-	if c.TTL > 0 {
-		go t.sweep(min(max(c.TTL/4, 100*time.Millisecond), 30*time.Second))
-	}
 	t.log.Info("serving scrape endpoint", "address", ln.Addr().String(), "path", c.Path)
 	return nil
 }
@@ -143,20 +179,20 @@ func taskAddress(listen string, id int) (string, error) {
 }
 
 // sweep expires series regularly, so that memory is released without scrapes too.
-func (t *Task) sweep(every time.Duration) {
+func (t *Task) sweep(every time.Duration, stop <-chan struct{}) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
 		case <-tick.C:
 			t.store.expire()
-		case <-t.stopTick:
+		case <-stop:
 			return
 		}
 	}
 }
 
-// Endpoints is the scrape endpoint, for service discovery.
+// Endpoints is the scrape endpoint, for service discovery; none when scraping is off.
 func (t *Task) Endpoints() []connect.Endpoint {
 	if t.ln == nil {
 		return nil
@@ -321,12 +357,19 @@ func (t *Task) PreCommit(_ context.Context, offsets connect.Offsets) (connect.Of
 	return offsets, nil
 }
 
-// Stop closes the scrape endpoint.
+// Stop pushes the samples a last time when remote writing, and closes the scrape endpoint.
 func (t *Task) Stop() error {
-	if t.srv == nil {
+	if t.stopTick == nil {
 		return nil
 	}
 	close(t.stopTick)
+	t.stopTick = nil
+	if t.remote != nil {
+		t.remote.stop()
+	}
+	if t.srv == nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := t.srv.Shutdown(ctx)

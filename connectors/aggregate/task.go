@@ -92,7 +92,9 @@ func (t *Task) transactionalID() string {
 
 // props are the client properties common to all the task's clients.
 func (t *Task) props(extra kafka.ConfigMap) *kafka.ConfigMap {
-	m := kafka.ConfigMap{"bootstrap.servers": t.cfg.Bootstrap}
+	// librdkafka's informational lines (telemetry, ...) go to stderr unformatted: warnings only,
+	// unless kafka.log_level says otherwise.
+	m := kafka.ConfigMap{"bootstrap.servers": t.cfg.Bootstrap, "log_level": 4}
 	for k, v := range t.raw {
 		if strings.HasPrefix(k, "kafka.") && !slices.Contains(declaredKafka, k) {
 			m[strings.TrimPrefix(k, "kafka.")] = v

@@ -1,0 +1,139 @@
+// Package deploy holds the files of the docker compose stack; its test checks that the stack
+// refers only to files that exist and that every connector definition validates against its
+// plugin, as the stack's one-shot would submit it.
+package deploy
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	_ "github.com/sluicehq/sluice/connectors/all"
+	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/runtime"
+)
+
+// compose is the part of docker-compose.yml this test reads.
+type compose struct {
+	Services map[string]struct {
+		Build   any      `yaml:"build"`
+		Volumes []string `yaml:"volumes"`
+		Command []string `yaml:"command"`
+	} `yaml:"services"`
+}
+
+func TestComposeRefersOnlyToFilesThatExist(t *testing.T) {
+	b, err := os.ReadFile("../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c compose
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	if len(c.Services) < 10 {
+		t.Fatalf("docker-compose.yml has %d services; the stack needs its brokers, stores, workers and monitoring", len(c.Services))
+	}
+	for name, s := range c.Services {
+		if s.Build != nil {
+			if _, err := os.Stat("../Dockerfile"); err != nil {
+				t.Errorf("service %s builds the image, but there is no Dockerfile: %v", name, err)
+			}
+		}
+		for _, v := range s.Volumes {
+			src, _, _ := strings.Cut(v, ":")
+			if !strings.HasPrefix(src, "./") {
+				continue // a named volume
+			}
+			if _, err := os.Stat(filepath.Join("..", src)); err != nil {
+				t.Errorf("service %s mounts %s, which does not exist", name, src)
+			}
+		}
+	}
+	for _, f := range []string{"grafana/dashboards/sluice.json", "grafana/provisioning/dashboards/dashboards.yml"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v any
+		if strings.HasSuffix(f, ".json") {
+			err = json.Unmarshal(b, &v)
+		} else {
+			err = yaml.Unmarshal(b, &v)
+		}
+		if err != nil {
+			t.Errorf("%s does not parse: %v", f, err)
+		}
+	}
+}
+
+// stackAddresses maps the compose stack's service addresses to the test services'.
+func stackAddresses(t *testing.T) map[string]string {
+	out := map[string]string{}
+	if v := os.Getenv("SLUICE_TEST_MQTT"); v != "" {
+		out["tcp://mosquitto:1883"] = v
+	}
+	if v := os.Getenv("SLUICE_TEST_KAFKA"); v != "" {
+		out["kafka:9092"] = v
+	}
+	return out
+}
+
+// stackSecrets sets the secrets the stack's workers hold in their environment (docker-compose.yml
+// x-sluice-worker) to the test services', so the definitions' ${env:...} placeholders resolve.
+func stackSecrets(t *testing.T) {
+	for name, test := range map[string]string{"MONGODB_URI": "SLUICE_TEST_MONGODB", "TIMESCALE_URL": "SLUICE_TEST_POSTGRES"} {
+		t.Setenv(name, os.Getenv(test))
+	}
+	t.Setenv("ICEBERG_S3_ACCESS_KEY", "sluice")
+	t.Setenv("ICEBERG_S3_SECRET_KEY", "sluice-secret")
+}
+
+// TestConnectorDefinitionsValidate sends every deploy/connectors/*.json to a worker's
+// PUT /connector-plugins/{class}/config/validate, as a Kafka Connect tool would, and expects
+// no errors.
+func TestConnectorDefinitionsValidate(t *testing.T) {
+	files, err := filepath.Glob("connectors/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no connector definitions: %v", err)
+	}
+	c := sluicetest.NewCluster(t)
+	stackSecrets(t)
+	w := c.StartWorker(nil)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg map[string]string
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			t.Errorf("%s: not a JSON object of strings: %v", f, err)
+			continue
+		}
+		cfg["name"] = strings.TrimSuffix(filepath.Base(f), ".json")
+		// Validation tests connections: point the stack's addresses at the test services.
+		for k, v := range cfg {
+			for stack, test := range stackAddresses(t) {
+				v = strings.ReplaceAll(v, stack, test)
+			}
+			cfg[k] = v
+		}
+		var infos runtime.ConfigInfos
+		code := sluicetest.Call(t, "PUT", w.URL+"/connector-plugins/"+cfg["connector.class"]+"/config/validate", cfg, &infos)
+		if code != 200 {
+			t.Errorf("%s: validate answered %d", f, code)
+			continue
+		}
+		if infos.ErrorCount > 0 {
+			for _, ci := range infos.Configs {
+				if len(ci.Value.Errors) > 0 {
+					t.Errorf("%s: %s: %v", f, ci.Value.Name, ci.Value.Errors)
+				}
+			}
+		}
+	}
+}

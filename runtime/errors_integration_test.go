@@ -2,6 +2,8 @@ package runtime_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -72,11 +74,37 @@ func TestRetriablePutRedeliversTheSameBatch(t *testing.T) {
 	}
 	sluicetest.Produce(t, c.Bootstrap, topic, msgs...)
 	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "flaky", "config": map[string]string{
-		"connector.class": "probe-sink", "topics": topic, "mode": "flaky", "flaky.failures": "3"}}, nil)
+		"connector.class": "probe-sink", "topics": topic, "mode": "flaky", "flaky.failures": "5"}}, nil)
+	// While it retries the task is RUNNING (it loses nothing, it waits) and its status says why.
+	status := func() runtime.TaskState {
+		var st runtime.ConnectorStatus
+		sluicetest.Call(t, "GET", w.URL+"/connectors/flaky/status", nil, &st)
+		if len(st.Tasks) != 1 {
+			return runtime.TaskState{}
+		}
+		return st.Tasks[0]
+	}
+	sluicetest.Eventually(t, 60*time.Second, "the status says the task is retrying", func() (bool, string) {
+		ts := status()
+		return ts.State == runtime.StateRunning && strings.Contains(ts.Trace, "retrying put: database unavailable"), fmt.Sprintf("%+v", ts)
+	})
 	sluicetest.Eventually(t, 60*time.Second, "all 20 records written once", func() (bool, string) {
 		v := collectedValues("flaky")
 		return len(v) == 20, fmt.Sprint(len(v))
 	})
+	sluicetest.Eventually(t, 30*time.Second, "the retry note gone from the status", func() (bool, string) {
+		ts := status()
+		return ts.State == runtime.StateRunning && ts.Trace == "", fmt.Sprintf("%+v", ts)
+	})
+	resp, err := http.Get(w.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `sluice_sink_put_retries_total{connector="flaky",task="0"} 5`; !strings.Contains(string(metrics), want) {
+		t.Errorf("metrics lack %s", want)
+	}
 	seen := map[string]bool{}
 	for _, v := range collectedValues("flaky") {
 		k := fmt.Sprint(v)

@@ -22,6 +22,7 @@ type metrics struct {
 	taskState     *prometheus.GaugeVec
 	taskRestarts  *prometheus.CounterVec
 	sinkLag       *prometheus.GaugeVec
+	putRetries    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -41,10 +42,11 @@ func newMetrics() *metrics {
 		taskState:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_task_state", Help: "1 for the state each task is in."}, append(tl, "state")),
 		taskRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_task_restarts_total", Help: "Automatic restarts of failed tasks."}, tl),
 		sinkLag:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_sink_records_lag", Help: "Records in a sink task's partitions not yet handed to put, as of the last fetch (updated every offset flush)."}, tl),
+		putRetries:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_put_retries_total", Help: "Puts that failed with a retriable error and were retried with the same records."}, tl),
 	}
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.sourcePolled, m.sourceWritten, m.sinkRead, m.sinkPut, m.errors, m.deadLettered, m.batchSeconds, m.commits,
-		m.lastCommit, m.taskState, m.taskRestarts, m.sinkLag)
+		m.lastCommit, m.taskState, m.taskRestarts, m.sinkLag, m.putRetries)
 	return m
 }
 
@@ -56,6 +58,7 @@ type taskMetrics struct {
 	commitOK, commitFailed                   prometheus.Counter
 	lastCommit                               prometheus.Gauge
 	lag                                      prometheus.Gauge
+	putRetries                               prometheus.Counter
 }
 
 func (m *metrics) task(id TaskID) *taskMetrics {
@@ -73,6 +76,7 @@ func (m *metrics) task(id TaskID) *taskMetrics {
 		commitFailed: m.commits.With(prometheus.Labels{"connector": id.Connector, "task": strconv.Itoa(id.Task), "result": "failure"}),
 		lastCommit:   m.lastCommit.With(l),
 		lag:          m.sinkLag.With(l),
+		putRetries:   m.putRetries.With(l),
 	}
 }
 

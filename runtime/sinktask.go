@@ -109,6 +109,7 @@ func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
 		l.consumer.Close()
 		return fmt.Errorf("starting the task: %w", err)
 	}
+	l.setup.started()
 	if err := l.subscribe(); err != nil {
 		_ = safely("stop", l.task.Stop)
 		l.consumer.Close()
@@ -147,6 +148,7 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 	var batch []connect.Record
 	var raws []*kafka.Message
 	retry := backoff{initial: 300 * time.Millisecond, max: 10 * time.Second}
+	retrying := false
 	for ctx.Err() == nil {
 		if l.openErr != nil {
 			return l.openErr
@@ -184,6 +186,11 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 		err := l.put(ctx, batch, raws)
 		switch {
 		case err == nil:
+			if retrying {
+				// Back to plain RUNNING: the status no longer says what it was waiting for.
+				l.w.writeTaskStatus(l.setup.id, StateRunning, "", l.w.restartCount(l.setup.id))
+				retrying = false
+			}
 			retry.reset()
 			for _, m := range raws {
 				tp := connect.TopicPartition{Topic: *m.TopicPartition.Topic, Partition: m.TopicPartition.Partition}
@@ -194,7 +201,15 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 			batch, raws = nil, nil
 		case connect.IsRetriable(err):
 			// Keep the batch, stop fetching, and hand the same records to Put again.
-			l.setup.log.Warn("put failed; retrying the same batch", "records", len(batch), "err", scrub(err.Error(), l.setup.secrets))
+			msg := scrub(err.Error(), l.setup.secrets)
+			l.setup.log.Warn("put failed; retrying the same batch", "records", len(batch), "err", msg)
+			l.setup.metrics.putRetries.Inc()
+			if !retrying {
+				// The task stays RUNNING (nothing is lost, it waits), but its status says why
+				// no records move, as an operator looking at GET .../status needs to know.
+				l.w.writeTaskStatus(l.setup.id, StateRunning, "retrying put: "+msg, l.w.restartCount(l.setup.id))
+				retrying = true
+			}
 			l.setPausedAll(true)
 			if sleepCtx(ctx, retry.wait()) != nil {
 				return nil

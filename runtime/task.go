@@ -28,6 +28,9 @@ type taskSetup struct {
 	chain     *transform.Chain
 	log       *slog.Logger
 	metrics   *taskMetrics
+	// started reports that the task's Start succeeded: only then is the task RUNNING, as in
+	// Kafka Connect (a task that cannot connect is not shown running while it tries).
+	started func()
 }
 
 // converterFor builds the key or value converter: the connector's setting, else the worker's,

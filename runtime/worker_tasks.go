@@ -34,8 +34,9 @@ func (w *Worker) startTask(id TaskID, taskCfg, connCfg map[string]string, target
 	w.tasks[id] = run
 	w.mu.Unlock()
 	w.log.Info("starting task", "task", id.String())
-	st, _ := run.State()
-	w.writeTaskStatus(id, st, "", w.restartCount(id))
+	if target == TargetPaused {
+		w.writeTaskStatus(id, StatePaused, "", w.restartCount(id))
+	}
 	go func() {
 		defer close(run.done)
 		err := w.runTask(ctx, run, taskCfg, connCfg)
@@ -61,6 +62,11 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 	}
 	run.secrets = append(connRes.secrets, taskRes.secrets...)
 	setup := &taskSetup{id: id, connector: connRes.config, task: taskRes.config, secrets: run.secrets, log: log, metrics: w.metrics.task(id)}
+	setup.started = func() {
+		if st, _ := run.State(); st == StateRunning {
+			w.writeTaskStatus(id, st, "", w.restartCount(id))
+		}
+	}
 	if setup.keyConv, err = converterFor("key.converter", connRes.config, w.cfg.Raw); err != nil {
 		return err
 	}

@@ -162,3 +162,36 @@ func TestPrometheusScrapesAndFollowsTheTask(t *testing.T) {
 		return len(res) == 1 && res[0].Value[1] == "30.5", fmt.Sprintf("%+v", res)
 	})
 }
+
+// TestExpiredSeriesLeavePrometheus: a series not updated for series.ttl is no longer served,
+// and the expiry is counted in a metric Prometheus scrapes.
+func TestExpiredSeriesLeavePrometheus(t *testing.T) {
+	prom := connecttest.Env(t, connecttest.EnvPrometheus)
+	c := sluicetest.NewCluster(t)
+	w := c.StartWorker(nil)
+	name := sluicetest.UniqueName("promttl")
+	metric := strings.ReplaceAll(name, "-", "_")
+	topic := name + "-metrics"
+	sluicetest.Produce(t, c.Bootstrap, topic, reading("s1", "p1", 20.5))
+	sluicetest.CreateConnector(t, w.URL, name, map[string]string{
+		"connector.class": "prometheus-sink", "tasks.max": "1", "topics": topic, "listen.address": "127.0.0.1:0",
+		"metric.name": metric, "value.fields": "temperature", "label.fields": "sensor_id,place_id", "series.ttl": "5s",
+	})
+	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	httpSDJob(t, name, w.URL+"/connectors/"+name+"/prometheus-targets")
+	sluicetest.Eventually(t, 60*time.Second, "Prometheus to have the series", func() (bool, string) {
+		res := query(t, prom, fmt.Sprintf(`%s{job=%q}`, metric, name))
+		return len(res) == 1 && res[0].Value[1] == "20.5", fmt.Sprintf("%+v", res)
+	})
+	sluicetest.Eventually(t, 60*time.Second, "the expiry counted in Prometheus and the series gone", func() (bool, string) {
+		expired := query(t, prom, fmt.Sprintf(`sluice_prometheus_sink_series_expired_total{job=%q}`, name))
+		held := query(t, prom, fmt.Sprintf(`sluice_prometheus_sink_series{job=%q}`, name))
+		return len(expired) == 1 && expired[0].Value[1] == "1" && len(held) == 1 && held[0].Value[1] == "0",
+			fmt.Sprintf("expired %+v, held %+v", expired, held)
+	})
+	// Prometheus marks the series stale once a scrape no longer has it.
+	sluicetest.Eventually(t, 60*time.Second, "the expired series no longer in Prometheus", func() (bool, string) {
+		res := query(t, prom, fmt.Sprintf(`%s{job=%q}`, metric, name))
+		return len(res) == 0, fmt.Sprintf("%+v", res)
+	})
+}

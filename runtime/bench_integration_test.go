@@ -43,51 +43,6 @@ func (discardTask) PreCommit(_ context.Context, o connect.Offsets) (connect.Offs
 }
 func (discardTask) Stop() error { return nil }
 
-// counter reads a counter of the worker's metrics, summed over its labels.
-func counter(t *testing.T, tw *sluicetest.Worker, name, connector string) float64 {
-	t.Helper()
-	mfs, err := tw.W.Metrics().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "connector" && l.GetValue() == connector {
-					sum += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return sum
-}
-
-// steadyRate waits until count reaches want and returns the records per second from the first
-// record counted to the last, leaving out start-up (group joins, topic creation), which the
-// harness measures for neither side.
-func steadyRate(t *testing.T, timeout time.Duration, what string, want int, count func() int) float64 {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var t0 time.Time
-	c0 := 0
-	for time.Now().Before(deadline) {
-		c := count()
-		if c > 0 && t0.IsZero() {
-			t0, c0 = time.Now(), c
-		}
-		if c >= want {
-			return float64(c-c0) / time.Since(t0).Seconds()
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %d of %d", what, count(), want)
-	return 0
-}
-
 func report(t *testing.T, what string, s, r float64) {
 	t.Helper()
 	t.Logf("%s: sluice %.0f records/s, raw client %.0f records/s, ratio %.2f", what, s, r, s/r)
@@ -122,8 +77,8 @@ func sourceRound(t *testing.T, c *sluicetest.Cluster, w *sluicetest.Worker, n, r
 		"connector.class": "datagen", "kafka.topic": sluicetest.UniqueName("bench-src"), "max.records": fmt.Sprint(n), "format": "string",
 		"payload.bytes": "100", "value.converter": "string", "batch.size": "2000",
 		"topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"}}, nil)
-	rate := steadyRate(t, 5*time.Minute, "records acknowledged", n, func() int {
-		return int(counter(t, w, "sluice_source_records_written_total", name))
+	rate := sluicetest.SteadyRate(t, 5*time.Minute, "records acknowledged", int64(n), func() int64 {
+		return int64(w.Counter(t, "sluice_source_records_written_total", name))
 	})
 	sluicetest.Call(t, "DELETE", w.URL+"/connectors/"+name, nil, nil)
 	return rate
@@ -152,7 +107,7 @@ func rawProducerRound(t *testing.T, c *sluicetest.Cluster, n int) float64 {
 	}()
 	rawRate := make(chan float64, 1)
 	go func() {
-		rawRate <- steadyRate(t, 5*time.Minute, "raw records acknowledged", n, func() int { return int(acked.Load()) })
+		rawRate <- sluicetest.SteadyRate(t, 5*time.Minute, "raw records acknowledged", int64(n), func() int64 { return int64(acked.Load()) })
 	}()
 	for i := 0; i < n; i++ {
 		m := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &rawTopic, Partition: kafka.PartitionAny},
@@ -202,8 +157,8 @@ func TestThroughputSinkVsRawConsumer(t *testing.T) {
 		name := fmt.Sprintf("bench-discard-%d", round)
 		sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": name, "config": map[string]string{
 			"connector.class": "discard", "topics": topic, "value.converter": "bytearray", "key.converter": "bytearray"}}, nil)
-		sluice = append(sluice, steadyRate(t, 5*time.Minute, "records put", n, func() int {
-			return int(counter(t, w, "sluice_sink_records_put_total", name))
+		sluice = append(sluice, sluicetest.SteadyRate(t, 5*time.Minute, "records put", int64(n), func() int64 {
+			return int64(w.Counter(t, "sluice_sink_records_put_total", name))
 		}))
 		sluicetest.Call(t, "DELETE", w.URL+"/connectors/"+name, nil, nil)
 	}

@@ -1,7 +1,6 @@
 package aggregate_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -227,21 +226,6 @@ func produceFrames(t *testing.T, bootstrap, topic string, parts [][]genFrame, fr
 	return len(msgs)
 }
 
-func createTopic(t *testing.T, bootstrap, topic string, n int) {
-	t.Helper()
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: n, ReplicationFactor: -1}})
-	if err != nil || res[0].Error.Code() != kafka.ErrNoError {
-		t.Fatalf("create topic %s: %v %v", topic, err, res)
-	}
-}
-
 // readCommitted reads a whole topic as a read_committed consumer sees it now.
 func readCommitted(t *testing.T, bootstrap, topic string) []*kafka.Message {
 	t.Helper()
@@ -413,7 +397,7 @@ func TestAggregatesEqualIndependentComputation(t *testing.T) {
 	w := c.StartWorker(nil)
 	raw, out, late, metrics, dlq := sluicetest.UniqueName("raw"), sluicetest.UniqueName("agg"), sluicetest.UniqueName("late"),
 		sluicetest.UniqueName("metrics"), sluicetest.UniqueName("dlq")
-	createTopic(t, c.Bootstrap, raw, partitions)
+	sluicetest.CreateTopic(t, c.Bootstrap, raw, partitions)
 	parts := generate(6, 120, baseTime())
 	want, counts := simulate(parts, "device_id")
 	if counts.lateAccepted == 0 || counts.tooLate == 0 || counts.dupes == 0 {
@@ -482,7 +466,7 @@ func TestAggregatesEqualIndependentComputation(t *testing.T) {
 func TestKilledWorkerStillExactlyOnce(t *testing.T) {
 	c := sluicetest.NewCluster(t)
 	raw, out, late := sluicetest.UniqueName("raw"), sluicetest.UniqueName("agg"), sluicetest.UniqueName("late")
-	createTopic(t, c.Bootstrap, raw, partitions)
+	sluicetest.CreateTopic(t, c.Bootstrap, raw, partitions)
 	parts := generate(6, 300, baseTime())
 	want, counts := simulate(parts, "device_id")
 	t.Logf("stream: %+v, %d windows", counts, len(want))
@@ -526,7 +510,7 @@ func TestGlobalPartitioningPerPlace(t *testing.T) {
 	c := sluicetest.NewCluster(t)
 	w := c.StartWorker(nil)
 	raw, out, late := sluicetest.UniqueName("raw"), sluicetest.UniqueName("agg"), sluicetest.UniqueName("late")
-	createTopic(t, c.Bootstrap, raw, 1)
+	sluicetest.CreateTopic(t, c.Bootstrap, raw, 1)
 	parts := generate(6, 120, baseTime())
 	var merged []genFrame // the partitions' frames interleaved into one partition
 	for i := 0; ; i++ {

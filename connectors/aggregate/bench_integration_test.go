@@ -34,7 +34,7 @@ func TestBenchAggregateVsCopy(t *testing.T) {
 	c := sluicetest.NewCluster(t)
 	w := c.StartWorker(nil)
 	raw := sluicetest.UniqueName("bench-raw")
-	createTopic(t, c.Bootstrap, raw, 1)
+	sluicetest.CreateTopic(t, c.Bootstrap, raw, 1)
 	produceBenchFrames(t, c.Bootstrap, raw, n)
 
 	var agg, plain, txn []float64
@@ -45,7 +45,7 @@ func TestBenchAggregateVsCopy(t *testing.T) {
 			"source.topic": raw, "output.topic": sluicetest.UniqueName("bench-out"), "metrics.topic": sluicetest.UniqueName("bench-metrics"),
 			"group.by": "device_id", "value.fields": "temperature,humidity,pressure,luminosity", "dedupe.field": "frame_id",
 			"window.size": "10s", "topic.replication.factor": "-1"})
-		agg = append(agg, steadyRate(t, "aggregated", n, func() int64 { return committedOne(t, c.Bootstrap, "sluice-aggregate-"+name, raw) }))
+		agg = append(agg, sluicetest.SteadyRate(t, 5*time.Minute, "aggregated", n, func() int64 { return committedOne(t, c.Bootstrap, "sluice-aggregate-"+name, raw) }))
 		sluicetest.Call(t, "DELETE", w.URL+"/connectors/"+name, nil, nil)
 		plain = append(plain, copyRound(t, c.Bootstrap, raw, n, false))
 		txn = append(txn, copyRound(t, c.Bootstrap, raw, n, true))
@@ -86,27 +86,6 @@ func produceBenchFrames(t *testing.T, bootstrap, topic string, n int) {
 	}
 }
 
-// steadyRate waits until count reaches want and returns the count per second from the first
-// progress seen to the end, leaving out start-up (group join, topic creation).
-func steadyRate(t *testing.T, what string, want int64, count func() int64) float64 {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Minute)
-	var t0 time.Time
-	var c0 int64
-	for time.Now().Before(deadline) {
-		c := count()
-		if c > 0 && t0.IsZero() {
-			t0, c0 = time.Now(), c
-		}
-		if c >= want {
-			return float64(c-c0) / time.Since(t0).Seconds()
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %d of %d", what, count(), want)
-	return 0
-}
-
 func committedOne(t *testing.T, bootstrap, group, topic string) int64 {
 	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": false})
 	if err != nil {
@@ -126,7 +105,7 @@ func committedOne(t *testing.T, bootstrap, group, topic string) int64 {
 func copyRound(t *testing.T, bootstrap, raw string, n int, transactional bool) float64 {
 	t.Helper()
 	out := sluicetest.UniqueName("bench-copy")
-	createTopic(t, bootstrap, out, 1)
+	sluicetest.CreateTopic(t, bootstrap, out, 1)
 	group := sluicetest.UniqueName("bench-copy")
 	cons, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": group,
 		"isolation.level": "read_committed", "enable.auto.commit": false, "auto.offset.reset": "earliest"})

@@ -39,7 +39,7 @@ func TestThroughputVsRawBulkWrite(t *testing.T) {
 	uri, db := mongoDB(t)
 	c := sluicetest.NewCluster(t)
 	topic := sluicetest.UniqueName("bench-mongo")
-	createTopic(t, c.Bootstrap, topic, 1)
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 1)
 	msgs := frames(0, n, benchDevices)
 	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": c.Bootstrap, "linger.ms": 20})
 	if err != nil {
@@ -81,7 +81,7 @@ func sluiceRound(t *testing.T, w *sluicetest.Worker, uri string, db *mongo.Datab
 		"write.model": "upsert", "id.strategy": "fields", "id.fields": "seq",
 		"batch.size": fmt.Sprint(benchBatch), "consumer.max.batch.records": fmt.Sprint(benchBatch),
 	})
-	rate := steadyRate(t, 10*time.Minute, "records put", n, func() int { return int(counter(t, w, "sluice_sink_records_put_total", name)) })
+	rate := sluicetest.SteadyRate(t, 10*time.Minute, "records put", int64(n), func() int64 { return int64(w.Counter(t, "sluice_sink_records_put_total", name)) })
 	sluicetest.Call(t, "DELETE", w.URL+"/connectors/"+name, nil, nil)
 	if k := count(t, db.Collection(coll)); k != int64(n) {
 		t.Fatalf("round %d: %d documents, want %d", round, k, n)
@@ -129,51 +129,6 @@ func rawRound(t *testing.T, db *mongo.Database, msgs []*kafka.Message, round int
 	}
 	_ = coll.Drop(ctx)
 	return rate
-}
-
-// counter reads a counter of the worker's metrics for a connector, summed over its labels.
-func counter(t *testing.T, tw *sluicetest.Worker, name, connector string) float64 {
-	t.Helper()
-	mfs, err := tw.W.Metrics().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "connector" && l.GetValue() == connector {
-					sum += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return sum
-}
-
-// steadyRate waits until count reaches want and returns the records per second from the first
-// record counted to the last, leaving out start-up (group join, connection), as
-// runtime/bench_integration_test.go does.
-func steadyRate(t *testing.T, timeout time.Duration, what string, want int, count func() int) float64 {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var t0 time.Time
-	c0 := 0
-	for time.Now().Before(deadline) {
-		c := count()
-		if c > 0 && t0.IsZero() {
-			t0, c0 = time.Now(), c
-		}
-		if c >= want {
-			return float64(c-c0) / time.Since(t0).Seconds()
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %d of %d", what, count(), want)
-	return 0
 }
 
 func median(v []float64) float64 {

@@ -46,27 +46,6 @@ func count(t testing.TB, coll *mongo.Collection) int64 {
 	return n
 }
 
-// createTopic creates a topic with the given partitions on the test Kafka.
-func createTopic(t testing.TB, bootstrap, topic string, partitions int) {
-	t.Helper()
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions, ReplicationFactor: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range res {
-		if r.Error.Code() != kafka.ErrNoError && r.Error.Code() != kafka.ErrTopicAlreadyExists {
-			t.Fatalf("create topic %s: %v", topic, r.Error)
-		}
-	}
-}
-
 // frames returns records from..to-1 keyed "dev-<i%devices>" with a JSON value {"device", "seq"}.
 func frames(from, to, devices int) []*kafka.Message {
 	var out []*kafka.Message

@@ -35,7 +35,7 @@ func TestWorkerKilledMidStreamLeavesOneDocumentPerID(t *testing.T) {
 	uri, db := mongoDB(t)
 	c := sluicetest.NewCluster(t)
 	topic := sluicetest.UniqueName("mongo-kill")
-	createTopic(t, c.Bootstrap, topic, 3)
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 3)
 	const n = 20000
 	sluicetest.Produce(t, c.Bootstrap, topic, frames(0, n/2, 500)...)
 
@@ -99,7 +99,7 @@ func TestServerStoppedUnderLoadLosesNothing(t *testing.T) {
 	uri, db := mongoDB(t)
 	c := sluicetest.NewCluster(t)
 	topic := sluicetest.UniqueName("mongo-outage")
-	createTopic(t, c.Bootstrap, topic, 2)
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
 	w := c.StartWorker(nil)
 	name := sluicetest.UniqueName("mongo-outage")
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(uri, db.Name(), topic, "timeout", "2s"))
@@ -163,7 +163,7 @@ func TestServerStoppedUnderLoadLosesNothing(t *testing.T) {
 	t.Logf("stopped MongoDB with %d records produced", produced.Load())
 	// The outage itself lasts 30 s, as the acceptance test asks; meanwhile the tasks must
 	// retry and never fail.
-	retryLogged := false
+	retryLogged, retryShown := false, false
 	for time.Since(down) < 30*time.Second {
 		var st runtime.ConnectorStatus
 		sluicetest.Call(t, "GET", w.URL+"/connectors/"+name+"/status", nil, &st)
@@ -171,6 +171,7 @@ func TestServerStoppedUnderLoadLosesNothing(t *testing.T) {
 			if ts.State != runtime.StateRunning {
 				t.Fatalf("during the outage task %d is %s: %s", ts.ID, ts.State, ts.Trace)
 			}
+			retryShown = retryShown || (strings.HasPrefix(ts.Trace, "retrying put: ") && strings.Contains(ts.Trace, "bulk write"))
 		}
 		logs := c.Logs.String()
 		retryLogged = retryLogged || (strings.Contains(logs, "put failed; retrying the same batch") && strings.Contains(logs, "mongodb-sink: bulk write"))
@@ -178,6 +179,9 @@ func TestServerStoppedUnderLoadLosesNothing(t *testing.T) {
 	}
 	if !retryLogged {
 		t.Error("no task logged a retried put during the outage")
+	}
+	if !retryShown {
+		t.Error("no task status said it was retrying during the outage")
 	}
 	testenv(t, "start", "mongodb")
 	restarted = true
@@ -198,6 +202,16 @@ func TestServerStoppedUnderLoadLosesNothing(t *testing.T) {
 		return k >= int64(n), fmt.Sprintf("%d of %d documents", k, n)
 	})
 	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 2)
+	sluicetest.Eventually(t, 30*time.Second, "the retry note gone from the status", func() (bool, string) {
+		var st runtime.ConnectorStatus
+		sluicetest.Call(t, "GET", w.URL+"/connectors/"+name+"/status", nil, &st)
+		for _, ts := range st.Tasks {
+			if ts.Trace != "" {
+				return false, ts.Trace
+			}
+		}
+		return true, ""
+	})
 	checkSeqs(t, coll, n)
 }
 
@@ -207,7 +221,7 @@ func TestBadDocumentsGoToTheDeadLetterTopic(t *testing.T) {
 	uri, db := mongoDB(t)
 	c := sluicetest.NewCluster(t)
 	topic := sluicetest.UniqueName("mongo-bad")
-	createTopic(t, c.Bootstrap, topic, 1)
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 1)
 	dlq := topic + "-dlq"
 	msgs := []*kafka.Message{
 		{Key: []byte("d1"), Value: []byte(`{"serial":"A","temp":1}`)},

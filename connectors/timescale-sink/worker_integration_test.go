@@ -51,24 +51,6 @@ func count(db *pgxpool.Pool, sql string) int64 {
 	return n
 }
 
-func createTopic(t *testing.T, bootstrap, topic string, partitions int) {
-	t.Helper()
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions, ReplicationFactor: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res[0].Error.Code() != kafka.ErrNoError {
-		t.Fatalf("create topic %s: %v", topic, res[0].Error)
-	}
-}
-
 // readings are JSON readings numbered from first, keyed by device, spread over the topic's
 // partitions by key.
 func readings(first, n int) []*kafka.Message {
@@ -105,7 +87,7 @@ func TestExactlyOnceAppendSurvivesAKilledWorker(t *testing.T) {
 	settings := map[string]string{"offset.flush.interval.ms": "600000"} // no Kafka commits during the test
 	p := c.StartProcess(settings)
 	topic := sluicetest.UniqueName("ts-eos")
-	createTopic(t, c.Bootstrap, topic, 3)
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 3)
 	eos, plain := sluicetest.UniqueName("ts-eos"), sluicetest.UniqueName("ts-plain")
 	sluicetest.CreateConnector(t, p.URL, eos, sinkConfig(url, topic, schema+".eos", "exactly.once", "true", "offsets.table", schema+".offsets"))
 	sluicetest.CreateConnector(t, p.URL, plain, sinkConfig(url, topic, schema+".plain"))
@@ -153,7 +135,7 @@ func TestDatabaseStoppedUnderLoad(t *testing.T) {
 	c := sluicetest.NewCluster(t)
 	w := c.StartWorker(nil)
 	topic := sluicetest.UniqueName("ts-down")
-	createTopic(t, c.Bootstrap, topic, 2)
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
 	name := sluicetest.UniqueName("ts-down")
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(url, topic, schema+".down", "exactly.once", "true",
 		"offsets.table", schema+".offsets", "write.timeout", "5s", "connection.timeout", "2s"))

@@ -163,3 +163,26 @@ func UniqueName(prefix string) string {
 	nameSeq.n++
 	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano()%1e9, nameSeq.n)
 }
+
+// Counter sums a counter of the worker's metrics over the series of one connector.
+func (tw *Worker) Counter(t testing.TB, name, connector string) float64 {
+	t.Helper()
+	mfs, err := tw.W.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "connector" && l.GetValue() == connector {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}

@@ -2,6 +2,7 @@ package sluicetest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -154,4 +155,48 @@ func Header(m *kafka.Message, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// CreateTopic creates a topic with the given partitions (the broker's replication factor) on
+// the test Kafka; one that exists already is fine.
+func CreateTopic(t testing.TB, bootstrap, topic string, partitions int) {
+	t.Helper()
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions, ReplicationFactor: -1}})
+	if err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+	for _, r := range res {
+		if r.Error.Code() != kafka.ErrNoError && r.Error.Code() != kafka.ErrTopicAlreadyExists {
+			t.Fatalf("create topic %s: %v", topic, r.Error)
+		}
+	}
+}
+
+// SteadyRate waits until count reaches want and returns the count per second from the first
+// progress seen to the end, leaving out start-up (group joins, connections, topic creation),
+// which the benchmarks measure for neither Sluice nor the raw client.
+func SteadyRate(t testing.TB, timeout time.Duration, what string, want int64, count func() int64) float64 {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var t0 time.Time
+	var c0 int64
+	for time.Now().Before(deadline) {
+		c := count()
+		if c > 0 && t0.IsZero() {
+			t0, c0 = time.Now(), c
+		}
+		if c >= want {
+			return float64(c-c0) / time.Since(t0).Seconds()
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s: %d of %d", what, count(), want)
+	return 0
 }

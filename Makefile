@@ -5,7 +5,8 @@
 #                  exit with the tests' status.
 #                  TESTENV_ARGS is passed to `scripts/testenv up` (e.g. --brokers 3),
 #                  GOTEST_FLAGS to `go test` (e.g. -run TestX -v), PKGS picks the packages.
-#                  With neither set, a second phase restarts Kafka with three brokers and runs
+#                  With neither set, the end-to-end pipeline tests (./e2e) run on their own
+#                  after the rest, and a last phase restarts Kafka with three brokers and runs
 #                  the broker failure tests ($(BROKER_TESTS)) against it.
 #   make bench     throughput against the raw Kafka clients, and idle memory (Kafka only)
 #   make build     bin/sluice
@@ -36,9 +37,13 @@ test:
 	source .testenv/env || exit $$?; \
 	echo "go vet $(PKGS)"; \
 	$(GO) vet $(PKGS) || exit $$?; \
+	full=; [[ -z "$(GOTEST_FLAGS)" && "$(PKGS)" == ./... ]] && full=1; \
+	pkgs="$(PKGS)"; [[ -n "$$full" ]] && pkgs=$$($(GO) list ./... | grep -v '/e2e$$'); \
 	echo "go test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $(PKGS)"; \
-	$(GO) test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $(PKGS) || exit $$?; \
-	[[ -z "$(GOTEST_FLAGS)" && "$(PKGS)" == ./... ]] || exit 0; \
+	$(GO) test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $$pkgs || exit $$?; \
+	[[ -n "$$full" ]] || exit 0; \
+	echo "end-to-end pipeline tests (alone: other packages' tests stop and start the shared servers)"; \
+	$(GO) test -race -count=1 -timeout 20m -v ./e2e/ | grep -E '^(=== RUN|---|ok|FAIL|panic|BENCH|\s+\S+_test\.go)' || exit $$?; \
 	echo "broker failure tests: Kafka restarted with three brokers"; \
 	$(TESTENV) up --brokers 3 --only kafka || exit $$?; \
 	source .testenv/env || exit $$?; \

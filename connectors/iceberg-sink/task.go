@@ -28,19 +28,28 @@ import (
 // interval: per table, one Parquet write and one snapshot whose summary carries the Kafka
 // offsets the data reaches.
 type Task struct {
-	cfg   Config
-	log   *slog.Logger
-	tc    connect.SinkTaskContext
-	cat   catalog.Catalog
-	key   string // the snapshot summary property of this connector's offsets
-	ns    table.Identifier
-	times map[string]bool
-	mem   memory.Allocator
+	cfg Config
+	log *slog.Logger
+	tc  connect.SinkTaskContext
+	cat catalog.Catalog
+	key string // the snapshot summary property of this connector's offsets
+	// coord is task 0, which commits for all tasks; prefix starts the table properties by
+	// which the other tasks publish their data files to it (see coord.go).
+	coord  bool
+	prefix string
+	ns     table.Identifier
+	times  map[string]bool
+	mem    memory.Allocator
 
-	tables     map[string]*tableState
-	seen       map[connect.TopicPartition]int64 // offset after the last record given to Put
+	tables      map[string]*tableState
+	topicTables map[string]string
+	seen        map[connect.TopicPartition]int64 // offset after the last record given to Put
+	// readFrom is where the task's reading of a partition began: the offset it last seeked
+	// to, or its first record. The task has seen every record from there on.
+	readFrom   map[connect.TopicPartition]int64
 	lastCommit time.Time
 	buffered   atomic.Int64 // records buffered in all tables
+	waiting    atomic.Bool  // data files published and not yet seen committed
 
 	stop   chan struct{}
 	ticker sync.WaitGroup
@@ -54,8 +63,18 @@ type tableState struct {
 	// stale means the stored offsets must be read again before they are trusted (after a
 	// rebalance another task may have committed).
 	stale bool
-	// stored are the table's offsets for this connector as of the last load or commit.
-	stored map[string]int64
+	// stored are the table's offsets for this connector as of the last load or commit;
+	// cursor adds the publications waiting for the coordinator that continue them.
+	stored, cursor map[string]int64
+
+	// files are the data files written for batches, kept across commit attempts; pubStart and
+	// pubEnd are the offsets this task published to the coordinator and has not yet seen
+	// committed.
+	files            []iceberg.DataFile
+	pubStart, pubEnd map[connect.TopicPartition]int64
+	// cov is where what the table may get of a partition from this task begins: the end of the
+	// task's last publication or commit to the table, else (absent) the task's readFrom.
+	cov map[connect.TopicPartition]int64
 
 	cols    map[string]*colBuffer
 	order   []string
@@ -84,6 +103,7 @@ func (t *Task) Start(ctx context.Context, cfg connect.Config, tc connect.SinkTas
 	}
 	t.cfg, t.log, t.tc, t.cat = c, tc.Logger(), tc, cat
 	t.key = offsetsKey(tc.Connector())
+	t.coord, t.prefix = tc.TaskID() == 0, pendingKey(tc.Connector())
 	t.ns = catalog.ToIdentifier(strings.Split(c.Namespace, ".")...)
 	t.times = map[string]bool{}
 	for _, f := range c.TimeFields {
@@ -91,7 +111,9 @@ func (t *Task) Start(ctx context.Context, cfg connect.Config, tc connect.SinkTas
 	}
 	t.mem = memory.DefaultAllocator
 	t.tables = map[string]*tableState{}
+	t.topicTables = map[string]string{}
 	t.seen = map[connect.TopicPartition]int64{}
+	t.readFrom = map[connect.TopicPartition]int64{}
 	t.lastCommit = time.Now()
 	t.stop = make(chan struct{})
 	t.ticker.Add(1)
@@ -115,7 +137,7 @@ func (t *Task) tick() {
 		case <-t.stop:
 			return
 		case <-tk.C:
-			if t.buffered.Load() > 0 {
+			if t.coord || t.buffered.Load() > 0 || t.waiting.Load() {
 				t.tc.RequestCommit()
 			}
 		}
@@ -143,39 +165,67 @@ func (t *Task) Open(ctx context.Context, tps []connect.TopicPartition) error {
 		if ts == nil {
 			continue // not created yet
 		}
-		if off, ok := ts.stored[tpKey(tp)]; ok {
-			t.log.Info("resuming from the offset in the table's snapshot", "partition", tp.String(), "table", name, "offset", off)
-			t.tc.Seek(tp, off)
+		if off, ok := ts.cursor[tpKey(tp)]; ok {
+			t.log.Info("resuming from the table's offsets (its latest snapshot and the data files waiting for the coordinator)",
+				"partition", tp.String(), "table", name, "offset", off, "committed", ts.stored[tpKey(tp)])
+			t.seek(tp, off)
 		}
 	}
 	return nil
 }
 
-// Close commits what is buffered before the partitions go to another task.
+func (t *Task) seek(tp connect.TopicPartition, off int64) {
+	t.tc.Seek(tp, off)
+	t.readFrom[tp] = off
+}
+
+// Close hands what is buffered to the coordinator before the partitions go to another task:
+// the data files are written and published, to be in the coordinator's next snapshot, so a
+// rebalance adds no snapshot of its own.
 func (t *Task) Close(ctx context.Context, tps []connect.TopicPartition) error {
-	err := t.commitAll(ctx)
+	err := t.settleAll(ctx, true)
 	if err != nil {
 		t.discardAll()
 	}
 	for _, tp := range tps {
 		delete(t.seen, tp)
+		delete(t.readFrom, tp)
+		for _, ts := range t.tables {
+			delete(ts.pubStart, tp)
+			delete(ts.pubEnd, tp)
+			delete(ts.cov, tp)
+		}
 	}
+	t.updateWaiting()
 	return err
 }
 
 var nonName = regexp.MustCompile(`[^A-Za-z0-9_]`)
 
+// batchRows is how many rows a table's column builders take before they become a batch.
+const batchRows = 16384
+
+// topicTable is tableName, remembered per topic.
+func (t *Task) topicTable(topic string) string {
+	if n, ok := t.topicTables[topic]; ok {
+		return n
+	}
+	n := tableName(topic)
+	t.topicTables[topic] = n
+	return n
+}
+
 func tableName(s string) string { return nonName.ReplaceAllString(s, "_") }
 
 func (t *Task) due() bool {
 	return t.buffered.Load() >= int64(t.cfg.MaxBuffered) ||
-		(t.buffered.Load() > 0 && time.Since(t.lastCommit) >= t.cfg.CommitInterval)
+		((t.coord || t.buffered.Load() > 0 || t.waiting.Load()) && time.Since(t.lastCommit) >= t.cfg.CommitInterval)
 }
 
 // Put buffers the batch. A due commit happens first, so a failed one leaves the batch
 // undelivered and the runtime hands it again.
 func (t *Task) Put(ctx context.Context, batch []connect.Record) error {
-	if t.due() {
+	if t.buffered.Load() > 0 && t.due() { // the coordinator's other rounds happen in PreCommit
 		if err := t.commitAll(ctx); err != nil {
 			return connect.Retriable(err)
 		}
@@ -190,6 +240,9 @@ func (t *Task) Put(ctx context.Context, batch []connect.Record) error {
 			if err := t.tc.Report(ctx, r, err); err != nil {
 				return err
 			}
+		}
+		if _, ok := t.readFrom[tp]; !ok {
+			t.readFrom[tp] = r.KafkaOffset
 		}
 		t.seen[tp] = r.KafkaOffset + 1
 	}
@@ -208,7 +261,7 @@ func (t *Task) buffer(ctx context.Context, r connect.Record, tp connect.TopicPar
 	name := t.cfg.Table
 	switch t.cfg.Route {
 	case RouteTopic:
-		name = tableName(r.Topic)
+		name = t.topicTable(r.Topic)
 	case RouteField:
 		s, ok := value[t.cfg.RouteField].(string)
 		if !ok || tableName(s) == "" {
@@ -246,6 +299,11 @@ func (t *Task) buffer(ctx context.Context, r connect.Record, tp connect.TopicPar
 		appendValue(ts.cols[n].b, vals[i])
 	}
 	ts.rows++
+	if ts.rows >= batchRows {
+		// Finished batches keep the builders small: growing one huge buffer costs more in
+		// copying than the batches cost in bookkeeping.
+		ts.batches = append(ts.batches, t.finish(ts))
+	}
 	if _, ok := ts.start[tp]; !ok {
 		ts.start[tp] = r.KafkaOffset
 	}
@@ -254,12 +312,16 @@ func (t *Task) buffer(ctx context.Context, r connect.Record, tp connect.TopicPar
 	return nil
 }
 
-// floor is the offset below which the table has a partition's records, committed or buffered.
+// floor is the offset below which the table has a partition's records, committed, published
+// or buffered.
 func (ts *tableState) floor(tp connect.TopicPartition) int64 {
 	if e, ok := ts.end[tp]; ok {
 		return e
 	}
-	if s, ok := ts.stored[tpKey(tp)]; ok {
+	if e, ok := ts.pubEnd[tp]; ok {
+		return e
+	}
+	if s, ok := ts.cursor[tpKey(tp)]; ok {
 		return s
 	}
 	return 0
@@ -287,12 +349,19 @@ func (t *Task) table(ctx context.Context, name string, cols []column) (*tableSta
 	if err != nil {
 		return nil, err
 	}
+	pubs, err := publications(tbl, t.prefix)
+	if err != nil {
+		return nil, err
+	}
+	_, cursor, _ := chain(stored, pubs)
 	if ts == nil {
 		ts = &tableState{name: name, ident: ident, cols: map[string]*colBuffer{},
-			start: map[connect.TopicPartition]int64{}, end: map[connect.TopicPartition]int64{}}
+			start: map[connect.TopicPartition]int64{}, end: map[connect.TopicPartition]int64{},
+			pubStart: map[connect.TopicPartition]int64{}, pubEnd: map[connect.TopicPartition]int64{},
+			cov: map[connect.TopicPartition]int64{}}
 		t.tables[name] = ts
 	}
-	ts.tbl, ts.stored, ts.stale = tbl, stored, false
+	ts.tbl, ts.stored, ts.cursor, ts.stale = tbl, stored, cursor, false
 	if err := t.syncColumns(ts); err != nil {
 		return nil, err
 	}
@@ -402,39 +471,95 @@ func (t *Task) PreCommit(ctx context.Context, offsets connect.Offsets) (connect.
 			if st, ok := ts.start[tp]; ok && st < s {
 				s = st
 			}
+			if st, ok := ts.pubStart[tp]; ok && st < s {
+				s = st
+			}
 		}
 		safe[tp] = min(s, off)
 	}
 	return safe, err
 }
 
-// commitAll commits every table with buffered records.
-func (t *Task) commitAll(ctx context.Context) error {
+// commitAll commits every table with buffered records: the coordinator (task 0) appends its
+// own data files and those the other tasks published, in one snapshot per table; the other
+// tasks write their data files and publish them to the coordinator.
+func (t *Task) commitAll(ctx context.Context) error { return t.settleAll(ctx, false) }
+
+// settleAll is commitAll, or with closing, has every task, the coordinator too, publish its
+// buffer rather than commit it.
+func (t *Task) settleAll(ctx context.Context, closing bool) error {
 	var errs []error
+	coordinate := t.coord && !closing
+	if coordinate {
+		if err := t.discoverTables(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, ts := range t.tables {
-		if ts.rows == 0 && len(ts.batches) == 0 {
+		if !coordinate && ts.rows == 0 && len(ts.batches) == 0 && len(ts.pubEnd) == 0 {
 			continue
 		}
-		if err := t.commit(ctx, ts); err != nil {
+		if err := t.commit(ctx, ts, coordinate); err != nil {
 			errs = append(errs, fmt.Errorf("table %s: %w", ts.name, err))
 		}
 	}
-	if len(errs) == 0 {
+	t.updateWaiting()
+	if len(errs) == 0 && !closing {
 		t.lastCommit = time.Now()
 	}
 	return errors.Join(errs...)
 }
 
+// discoverTables takes on the namespace's tables the coordinator does not write itself but
+// other tasks published data files to.
+func (t *Task) discoverTables(ctx context.Context) error {
+	for ident, err := range t.cat.ListTables(ctx, t.ns) {
+		if errors.Is(err, catalog.ErrNoSuchNamespace) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("listing the tables of %s: %w", t.cfg.Namespace, err)
+		}
+		name := ident[len(ident)-1]
+		if _, ok := t.tables[name]; ok {
+			continue
+		}
+		tbl, err := t.cat.LoadTable(ctx, ident)
+		if err != nil {
+			t.log.Warn("cannot look for published data files", "table", strings.Join(ident, "."), "err", err)
+			continue
+		}
+		if pubs, err := publications(tbl, t.prefix); err != nil || len(pubs) == 0 {
+			continue // not one of ours, or nothing waiting
+		}
+		if _, err := t.table(ctx, name, nil); err != nil {
+			return fmt.Errorf("table %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (t *Task) updateWaiting() {
+	w := false
+	for _, ts := range t.tables {
+		w = w || len(ts.pubEnd) > 0
+	}
+	t.waiting.Store(w)
+}
+
 var errOverlap = errors.New("another writer committed records of the same partitions")
 
-// commit appends the table's buffered records in one snapshot whose summary holds the
-// connector's offsets, merged with those already in the table. The commit asserts the branch
-// head it read the offsets from; when another writer got there first it refreshes and tries
-// again.
-func (t *Task) commit(ctx context.Context, ts *tableState) error {
+// commit settles one table. It reads the table's offsets and the publications waiting for the
+// coordinator, and checks that the buffer continues them; then the coordinator commits the
+// buffer and the publications that continue the offsets as one snapshot whose summary holds
+// the connector's offsets, and another task publishes its buffer's data files. Both commits
+// assert the branch head the offsets were read from; when another writer got there first the
+// table is refreshed and the commit tried again.
+func (t *Task) commit(ctx context.Context, ts *tableState, coordinate bool) error {
 	if ts.rows > 0 {
 		ts.batches = append(ts.batches, t.finish(ts))
 	}
+	began := time.Now()
 	for attempt := 0; ; attempt++ {
 		if err := ts.tbl.Refresh(ctx); err != nil {
 			return err
@@ -443,30 +568,41 @@ func (t *Task) commit(ctx context.Context, ts *tableState) error {
 		if err != nil {
 			return err
 		}
-		done, err := ts.check(stored)
+		pubs, err := publications(ts.tbl, t.prefix)
 		if err != nil {
-			t.log.Warn("dropping buffered records and reading them again", "table", ts.name, "err", err)
-			ts.stored = stored
-			t.discard(ts)
 			return err
 		}
-		if done { // an earlier commit whose result was unknown went through
-			ts.stored = stored
-			t.clear(ts)
+		next, cursor, stale := chain(stored, pubs)
+		ts.stored, ts.cursor = stored, cursor
+		ts.confirm()
+		var ranges map[string][2]int64
+		if len(ts.batches) > 0 {
+			var done bool
+			ranges, done, err = ts.ranges(cursor, t.covFrom(ts))
+			if err != nil {
+				t.log.Warn("dropping buffered records and reading them again", "table", ts.name, "err", err)
+				t.discard(ts)
+				return err
+			}
+			if done { // an earlier commit or publication whose result was unknown went through
+				t.clear(ts)
+				ranges = nil
+			}
+		}
+		if ranges == nil && (!coordinate || len(next)+len(stale) == 0) {
 			return nil
 		}
-		merged := make(map[string]int64, len(stored)+len(ts.end))
-		for k, v := range stored {
-			merged[k] = v
+		if ranges != nil && ts.files == nil {
+			if ts.files, err = t.writeFiles(ctx, ts); err != nil {
+				return err
+			}
 		}
-		for tp, v := range ts.end {
-			merged[tpKey(tp)] = v
+		if coordinate {
+			err = t.commitSnapshot(ctx, ts, pubs, next, stale, cursor, ranges, began)
+		} else {
+			err = t.publish(ctx, ts, ranges)
 		}
-		prop, _ := json.Marshal(merged)
-		err = t.append(ctx, ts, iceberg.Properties{t.key: string(prop)})
 		if err == nil {
-			ts.stored = merged
-			t.clear(ts)
 			return nil
 		}
 		if !errors.Is(err, table.ErrCommitFailed) || attempt >= t.cfg.CommitRetries {
@@ -476,66 +612,211 @@ func (t *Task) commit(ctx context.Context, ts *tableState) error {
 	}
 }
 
-// check compares the table's offsets with the buffer: done when they already cover it all, an
-// error when they cover part of it.
-func (ts *tableState) check(stored map[string]int64) (done bool, err error) {
-	covered, clean := 0, 0
+// ranges are the offset ranges the buffer brings the table's partitions to. Each starts at
+// the table's offset (cursor) when it has one, else where the task's coverage of the partition
+// for this table begins (covFrom): the records between the range's start and the buffer's
+// first were seen by the task and skipped, or routed to other tables. A range may only start
+// where the task has seen everything since, so a cursor below the coverage (the table moved
+// on through another task's records, or the task's last publication was dropped) is an
+// overlap error like a cursor inside the buffer. done when the table has all of the buffer
+// already.
+func (ts *tableState) ranges(cursor map[string]int64, covFrom func(connect.TopicPartition) int64) (ranges map[string][2]int64, done bool, err error) {
+	ranges = map[string][2]int64{}
+	covered := 0
 	for tp, start := range ts.start {
-		s, ok := stored[tpKey(tp)]
+		k := tpKey(tp)
+		end := ts.end[tp]
+		from := covFrom(tp)
+		c, ok := cursor[k]
 		switch {
-		case !ok || s <= start:
-			clean++
-		case s >= ts.end[tp]:
+		case ok && c >= end:
 			covered++
+		case ok && c > start:
+			return nil, false, fmt.Errorf("%w: %s is at %d in the table, the buffer holds %d to %d", errOverlap, tp, c, start, end-1)
+		case ok && c < from:
+			return nil, false, fmt.Errorf("%w: %s is at %d in the table, the task has read it from %d on", errOverlap, tp, c, from)
+		case ok:
+			ranges[k] = [2]int64{c, end}
 		default:
-			return false, fmt.Errorf("%w: %s is at %d in the table, the buffer holds %d to %d", errOverlap, tp, s, start, ts.end[tp]-1)
+			ranges[k] = [2]int64{min(from, start), end}
 		}
 	}
-	if covered > 0 && clean > 0 {
-		return false, fmt.Errorf("%w: the table has some of the buffered partitions", errOverlap)
+	if covered > 0 && len(ranges) > 0 {
+		return nil, false, fmt.Errorf("%w: the table has some of the buffered partitions", errOverlap)
 	}
-	return covered > 0, nil
+	return ranges, covered > 0, nil
 }
 
-// append writes the buffered batches as data files and commits them with props.
-func (t *Task) append(ctx context.Context, ts *tableState, props iceberg.Properties) error {
+// covFrom is where the task's coverage of a partition for the table begins.
+func (t *Task) covFrom(ts *tableState) func(connect.TopicPartition) int64 {
+	return func(tp connect.TopicPartition) int64 {
+		if c, ok := ts.cov[tp]; ok {
+			return c
+		}
+		if r, ok := t.readFrom[tp]; ok {
+			return r
+		}
+		return 0
+	}
+}
+
+// confirm forgets the publications the table's snapshot now covers.
+func (ts *tableState) confirm() {
+	for tp, end := range ts.pubEnd {
+		if s, ok := ts.stored[tpKey(tp)]; ok && s >= end {
+			delete(ts.pubStart, tp)
+			delete(ts.pubEnd, tp)
+		}
+	}
+}
+
+// writeFiles writes the buffered batches as Parquet data files of the table, uncommitted.
+func (t *Task) writeFiles(ctx context.Context, ts *tableState) ([]iceberg.DataFile, error) {
 	sc, err := table.SchemaToArrowSchema(ts.tbl.Schema(), nil, true, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var recs []arrow.RecordBatch
-	defer func() {
-		for _, r := range recs {
-			r.Release()
-		}
-	}()
 	for _, b := range ts.batches {
 		r, err := project(t.mem, b, sc)
 		if err != nil {
-			return err
+			for _, r := range recs {
+				r.Release()
+			}
+			return nil, err
 		}
 		recs = append(recs, r)
 	}
-	rdr, err := array.NewRecordReader(sc, recs)
+	var files []iceberg.DataFile
+	// WriteRecords releases the batches it consumes.
+	seq := func(yield func(arrow.RecordBatch, error) bool) {
+		for i, r := range recs {
+			if !yield(r, nil) {
+				for _, r := range recs[i+1:] {
+					r.Release()
+				}
+				return
+			}
+		}
+	}
+	for df, err := range table.WriteRecords(ctx, ts.tbl, sc, seq) {
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, df)
+	}
+	return files, nil
+}
+
+// publish hands the buffer's data files to the coordinator in a table property, asserting the
+// branch head its offsets were read from.
+func (t *Task) publish(ctx context.Context, ts *tableState, ranges map[string][2]int64) error {
+	p := publication{Task: t.tc.TaskID(), Ranges: ranges}
+	for _, df := range ts.files {
+		f, err := encodeFile(df)
+		if err != nil {
+			return err
+		}
+		p.Files = append(p.Files, f)
+	}
+	b, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
-	defer rdr.Release()
 	tx := ts.tbl.NewTransaction()
 	if err := tx.AssertRefSnapshotID(""); err != nil {
 		return err
 	}
-	if err := tx.Append(ctx, rdr, props); err != nil {
+	if err := tx.SetProperties(iceberg.Properties{newPublicationKey(t.prefix): string(b)}); err != nil {
 		return err
-	}
-	if dir := os.Getenv(holdCommitEnv); dir != "" {
-		holdCommit(ctx, dir)
 	}
 	tbl, err := tx.Commit(ctx)
 	if err != nil {
 		return err
 	}
 	ts.tbl = tbl
+	for tp, start := range ts.start {
+		if s, ok := ts.pubStart[tp]; !ok || start < s {
+			ts.pubStart[tp] = start
+		}
+		ts.pubEnd[tp] = ts.end[tp]
+		ts.cov[tp] = ts.end[tp]
+	}
+	for k, r := range ranges {
+		ts.cursor[k] = r[1]
+	}
+	t.log.Debug("published data files to the coordinator", "table", ts.name, "files", len(p.Files), "rows", ts.bufferedRows())
+	t.clear(ts)
+	return nil
+}
+
+// commitSnapshot is the coordinator's commit: its own data files and those of the
+// publications next in the chain, in one snapshot with the merged offsets, and the removal of
+// the publications taken or stale.
+func (t *Task) commitSnapshot(ctx context.Context, ts *tableState, pubs map[string]*publication, next, stale []string,
+	cursor map[string]int64, ranges map[string][2]int64, began time.Time) error {
+	var files []iceberg.DataFile
+	rows := int64(0)
+	for _, k := range next {
+		for _, f := range pubs[k].Files {
+			df, err := decodeFile(ts.tbl.Metadata(), f)
+			if err != nil {
+				return fmt.Errorf("publication %s: %w", k, err)
+			}
+			files = append(files, df)
+			rows += df.Count()
+		}
+	}
+	merged := make(map[string]int64, len(cursor)+len(ranges))
+	for k, v := range cursor {
+		merged[k] = v
+	}
+	if ranges != nil {
+		files = append(files, ts.files...)
+		rows += ts.bufferedRows()
+		for k, r := range ranges {
+			merged[k] = r[1]
+		}
+	}
+	tx := ts.tbl.NewTransaction()
+	if err := tx.AssertRefSnapshotID(""); err != nil {
+		return err
+	}
+	if remove := append(append([]string{}, next...), stale...); len(remove) > 0 {
+		if err := tx.RemoveProperties(remove); err != nil {
+			return err
+		}
+	}
+	if len(files) > 0 {
+		prop, _ := json.Marshal(merged)
+		if err := tx.AddDataFiles(ctx, files, iceberg.Properties{t.key: string(prop)}); err != nil {
+			return err
+		}
+		if dir := os.Getenv(holdCommitEnv); dir != "" && ranges != nil {
+			holdCommit(ctx, dir)
+		}
+	}
+	tbl, err := tx.Commit(ctx)
+	if err != nil {
+		return err
+	}
+	ts.tbl = tbl
+	if len(stale) > 0 {
+		t.log.Info("dropped stale publications", "table", ts.name, "count", len(stale))
+	}
+	if len(files) > 0 {
+		ts.stored = merged
+		t.log.Info("committed", "table", ts.name, "rows", rows, "files", len(files), "publications", len(next),
+			"took", time.Since(began).Round(time.Millisecond))
+	}
+	ts.cursor = merged
+	ts.confirm()
+	if ranges != nil {
+		for tp := range ts.start {
+			ts.cov[tp] = ts.end[tp]
+		}
+		t.clear(ts)
+	}
 	return nil
 }
 
@@ -575,11 +856,13 @@ func (t *Task) clear(ts *tableState) {
 	}
 	t.buffered.Add(-n)
 	ts.batches = nil
+	ts.files = nil
 	clear(ts.start)
 	clear(ts.end)
 }
 
-// discard drops the buffer of a table and seeks its partitions back to what is committed, so
+// discard drops the buffer of a table and seeks its partitions to where the table's records of
+// them end (committed, or published and continuing the chain), else to the buffer's start, so
 // the records are delivered again (and skipped where the table has them).
 func (t *Task) discard(ts *tableState) {
 	if ts.rows > 0 {
@@ -591,10 +874,14 @@ func (t *Task) discard(ts *tableState) {
 	}
 	t.clear(ts)
 	for tp, off := range seeks {
-		if s, ok := ts.stored[tpKey(tp)]; ok && s > off {
-			off = s
+		if c, ok := ts.cursor[tpKey(tp)]; ok {
+			off = c // where the table's records of the partition end, below the buffer or in it
 		}
-		t.tc.Seek(tp, off)
+		t.seek(tp, off)
+		delete(ts.cov, tp)
+		if s, ok := t.seen[tp]; ok && s > off {
+			t.seen[tp] = off
+		}
 	}
 }
 
@@ -626,3 +913,11 @@ var (
 	_ connect.SinkTask       = (*Task)(nil)
 	_ connect.PartitionAware = (*Task)(nil)
 )
+
+func (ts *tableState) bufferedRows() int64 {
+	var n int64
+	for _, b := range ts.batches {
+		n += b.NumRows()
+	}
+	return n
+}

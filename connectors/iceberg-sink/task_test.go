@@ -120,6 +120,7 @@ func TestResumesFromTheTableAndNeverWritesARecordTwice(t *testing.T) {
 	if err := next.Put(t.Context(), []connect.Record{frame(0, "dev1", 1, now), frame(1, "dev2", 2, now), frame(2, "dev3", 3, now), frame(3, "dev1", 4, now)}); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(2 * time.Millisecond) // the commit interval, 1 ms, is up
 	if _, err := next.PreCommit(t.Context(), connect.Offsets{tp0: 4}); err != nil {
 		t.Fatal(err)
 	}
@@ -237,6 +238,7 @@ func TestAStaleTaskCannotCommitRecordsAnotherTaskCommitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	// b finds the table already has them all and drops its buffer instead of writing twice.
+	time.Sleep(2 * time.Millisecond) // the commit interval, 1 ms, is up
 	if _, err := b.PreCommit(t.Context(), connect.Offsets{tp0: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -247,6 +249,7 @@ func TestAStaleTaskCannotCommitRecordsAnotherTaskCommitted(t *testing.T) {
 	if err := b.Put(t.Context(), []connect.Record{frame(2, "dev3", 3, now), frame(3, "dev1", 4, now)}); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(2 * time.Millisecond) // the commit interval, 1 ms, is up
 	if _, err := a.PreCommit(t.Context(), connect.Offsets{tp0: 3}); err != nil {
 		t.Fatal(err)
 	}

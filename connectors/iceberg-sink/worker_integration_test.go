@@ -272,3 +272,141 @@ func TestANewFieldMidStreamAddsAColumn(t *testing.T) {
 		t.Errorf("%d rows", rows)
 	}
 }
+
+// TestTwoTasksOnTwoWorkersMakeOneSnapshotPerInterval runs two tasks on two workers into one
+// table: task 0 commits the data files of both in one snapshot per commit interval, with both
+// partitions' offsets; every record ends in the table exactly once, and pyiceberg (when the
+// test environment has it) reads the same rows.
+func TestTwoTasksOnTwoWorkersMakeOneSnapshotPerInterval(t *testing.T) {
+	l := newLake(t)
+	c := sluicetest.NewCluster(t)
+	w1 := c.StartWorker(nil)
+	c.StartWorker(nil)
+	topic := sluicetest.UniqueName("ice-two")
+	createTopic(t, c.Bootstrap, topic, 2)
+	name := sluicetest.UniqueName("ice-two")
+	const interval = 2 * time.Second
+	sluicetest.CreateConnector(t, w1.URL, name, sinkConfig(l, topic, "tasks.max", "2", "commit.interval", interval.String()))
+	st := sluicetest.WaitState(t, w1.URL, name, runtime.StateRunning, 2)
+	if st.Tasks[0].WorkerID == st.Tasks[1].WorkerID {
+		t.Logf("both tasks on %s", st.Tasks[0].WorkerID)
+	}
+	const bursts, per = 5, 400
+	start := time.Now()
+	for b := range bursts {
+		sluicetest.Produce(t, c.Bootstrap, topic, frames(b*per, per, nil)...)
+		time.Sleep(interval)
+	}
+	tname := tableOf(topic)
+	sluicetest.Eventually(t, 60*time.Second, "every record committed", func() (bool, string) {
+		n := committed(l.load(t, tname))
+		return n == bursts*per, fmt.Sprint(n)
+	})
+	tb := l.load(t, tname)
+	counts := seqCounts(t, tb)
+	for s := range bursts * per {
+		if counts[int64(s)] != 1 {
+			t.Errorf("seq %d is in the table %d times", s, counts[int64(s)])
+		}
+	}
+	// Snapshots: at least an interval apart (one per interval), and the data of both tasks
+	// together in one snapshot.
+	snaps := tb.Metadata().Snapshots()
+	perInterval := map[int64]int{}
+	both := 0
+	var prev map[string]int64
+	for i, s := range snaps {
+		perInterval[(s.TimestampMs-start.UnixMilli())/interval.Milliseconds()]++
+		var offs map[string]int64
+		if err := json.Unmarshal([]byte(s.Summary.Properties["sluice.kafka.offsets."+name]), &offs); err != nil {
+			t.Fatalf("snapshot %d: offsets: %v", s.SnapshotID, err)
+		}
+		moved := 0
+		for k, v := range offs {
+			if v > prev[k] {
+				moved++
+			}
+		}
+		if moved == 2 {
+			both++
+		}
+		prev = offs
+		if i > 0 {
+			if gap := time.Duration(s.TimestampMs-snaps[i-1].TimestampMs) * time.Millisecond; gap < interval*8/10 {
+				t.Errorf("snapshots %d and %d are %v apart, less than the %v commit interval", i-1, i, gap, interval)
+			}
+		}
+	}
+	if len(prev) != 2 {
+		t.Errorf("offsets in the last snapshot = %v, want both partitions", prev)
+	}
+	if both == 0 {
+		t.Errorf("no snapshot holds records of both partitions")
+	}
+	t.Logf("%d snapshots over %v (%d with both tasks' records); per %v interval: %v", len(snaps), time.Since(start).Round(time.Second), both, interval, perInterval)
+	if python := os.Getenv(envPyIceberg); python != "" {
+		got := pyIcebergRead(t, python, l, tname)
+		if got.Count != bursts*per {
+			t.Errorf("pyiceberg reads %d rows, want %d", got.Count, bursts*per)
+		}
+	}
+}
+
+// TestKillingWorkersOfTwoTasksLeavesEveryRecordOnce runs two tasks on two worker processes
+// and kills each process in turn mid-stream (with data files written, published or held by
+// the coordinator), restarting it; the table ends with every record exactly once.
+func TestKillingWorkersOfTwoTasksLeavesEveryRecordOnce(t *testing.T) {
+	l := newLake(t)
+	c := sluicetest.NewCluster(t)
+	settings := map[string]string{"offset.flush.interval.ms": "600000"}
+	p1, p2 := c.StartProcess(settings), c.StartProcess(settings)
+	topic := sluicetest.UniqueName("ice-kill2")
+	createTopic(t, c.Bootstrap, topic, 2)
+	name := sluicetest.UniqueName("ice-kill2")
+	sluicetest.CreateConnector(t, p1.URL, name, sinkConfig(l, topic, "tasks.max", "2"))
+	sluicetest.WaitState(t, p1.URL, name, runtime.StateRunning, 2)
+	tbl := tableOf(topic)
+	const step = 6000
+	total := 0
+	for round, kill := range []**sluicetest.Process{&p1, &p2} {
+		sluicetest.Produce(t, c.Bootstrap, topic, frames(total, step, nil)...)
+		total += step
+		// Kill once something of this round is committed, mid-stream of the rest.
+		before := committed(l.load(t, tbl))
+		sluicetest.Eventually(t, 60*time.Second, "a commit in this round", func() (bool, string) {
+			n := committed(l.load(t, tbl))
+			return n > before, fmt.Sprint(n)
+		})
+		sluicetest.Produce(t, c.Bootstrap, topic, frames(total, step, nil)...)
+		total += step
+		(*kill).Kill()
+		t.Logf("round %d: killed a worker with %d rows committed", round, committed(l.load(t, tbl)))
+		*kill = c.StartProcess(settings)
+	}
+	sluicetest.Produce(t, c.Bootstrap, topic, frames(total, step, nil)...)
+	total += step
+	sluicetest.Eventually(t, 120*time.Second, "every record committed", func() (bool, string) {
+		n := committed(l.load(t, tbl))
+		return n >= int64(total), fmt.Sprint(n)
+	})
+	tb := l.load(t, tbl)
+	counts := seqCounts(t, tb)
+	var dup, missing int
+	for s := range total {
+		switch counts[int64(s)] {
+		case 0:
+			missing++
+		case 1:
+		default:
+			dup++
+		}
+	}
+	if len(counts) != total || dup != 0 || missing != 0 || committed(tb) != int64(total) {
+		t.Errorf("%d rows, %d distinct seqs, %d missing, %d written more than once; want %d once each", committed(tb), len(counts), missing, dup, total)
+	}
+	for k := range tb.Properties() {
+		if strings.HasPrefix(k, "sluice.pending.") {
+			t.Logf("publication still in the table: %s", k)
+		}
+	}
+}

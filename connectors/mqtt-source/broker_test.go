@@ -76,6 +76,12 @@ func tryStart(t *testing.T, tc *connecttest.SourceContext, settings connect.Conf
 	for k, v := range settings {
 		cfg[k] = v
 	}
+	if cfg["mqtt.protocol.version"] == Version311 {
+		if c, err := connect.Decode[Config](cfg); err == nil {
+			id := c.clientID(tc.Connector(), tc.TaskID())
+			t.Cleanup(func() { endSession311(t, id) }) // runs after the task stopped
+		}
+	}
 	task := &Task{}
 	if err := task.Start(t.Context(), cfg, tc); err != nil {
 		return nil, err
@@ -180,14 +186,19 @@ func TestPlainListenerDeliversWithMetadata(t *testing.T) {
 // a message whose record Kafka never acknowledged is sent again to the next task with the same
 // client id; one that was acknowledged is not.
 func TestUnacknowledgedMessagesComeBack(t *testing.T) {
-	for _, qos := range []string{"1", "2"} {
-		t.Run("qos"+qos, func(t *testing.T) {
+	for _, tc := range []struct{ version, qos string }{{"5", "1"}, {"5", "2"}, {"3.1.1", "1"}, {"3.1.1", "2"}} {
+		version, qos := tc.version, tc.qos
+		t.Run("v"+version+"/qos"+qos, func(t *testing.T) {
 			pub := newPublisher(t)
 			base := unique("redeliver")
-			settings := connect.Config{"mqtt.topics": base + "/#", "mqtt.client.id.prefix": base + "-", "mqtt.qos": qos}
+			settings := connect.Config{"mqtt.topics": base + "/#", "mqtt.client.id.prefix": base + "-", "mqtt.qos": qos,
+				"mqtt.protocol.version": version}
 			q := byte(qos[0] - '0')
 			tc := connecttest.NewSourceContext(t, 0)
 			first := startTask(t, tc, settings)
+			if first.version != version {
+				t.Fatalf("the task speaks MQTT %s, want %s", first.version, version)
+			}
 			for i := range 6 {
 				pub.publish(base+"/d", q, fmt.Sprint("m", i), nil)
 			}
@@ -281,22 +292,40 @@ func mtlsSettings(t *testing.T, base string) connect.Config {
 }
 
 func TestMutualTLS(t *testing.T) {
-	env := connecttest.Envs(t, connecttest.EnvMQTTTLSCert, connecttest.EnvMQTTTLSKey)
-	base := unique("mtls")
-	settings := mtlsSettings(t, base)
-	settings["mqtt.tls.cert"], settings["mqtt.tls.key"] = env[0], env[1]
-	task := startTask(t, connecttest.NewSourceContext(t, 0), settings)
-	pub := newPublisher(t)
-	pub.publish(base+"/x", 1, "over-tls", nil)
-	if got := values(pollN(t, task, 1)); got[0] != "over-tls" {
-		t.Errorf("got %q", got)
+	for _, version := range []string{VersionAuto, Version5, Version311} {
+		t.Run(version, func(t *testing.T) {
+			env := connecttest.Envs(t, connecttest.EnvMQTTTLSCert, connecttest.EnvMQTTTLSKey)
+			base := unique("mtls")
+			settings := mtlsSettings(t, base)
+			settings["mqtt.tls.cert"], settings["mqtt.tls.key"] = env[0], env[1]
+			settings["mqtt.protocol.version"] = version
+			task := startTask(t, connecttest.NewSourceContext(t, 0), settings)
+			if want := map[string]string{VersionAuto: Version5}[version]; want != "" && task.version != want || want == "" && task.version != version {
+				t.Errorf("the task speaks MQTT %s", task.version)
+			}
+			pub := newPublisher(t)
+			pub.publish(base+"/x", 1, "over-tls", nil)
+			recs := pollN(t, task, 1)
+			if got := values(recs); got[0] != "over-tls" {
+				t.Errorf("got %q", got)
+			}
+			_ = task.Acknowledged(t.Context(), recs)
+		})
 	}
 }
 
 func TestMutualTLSWithoutACertificateIsRefusedInWords(t *testing.T) {
+	for _, version := range []string{VersionAuto, Version5, Version311} {
+		t.Run(version, func(t *testing.T) { mutualTLSWithoutACertificate(t, version) })
+	}
+}
+
+func mutualTLSWithoutACertificate(t *testing.T, version string) {
 	base := unique("nocert")
 	begin := time.Now()
-	_, err := tryStart(t, connecttest.NewSourceContext(t, 0), mtlsSettings(t, base))
+	settings := mtlsSettings(t, base)
+	settings["mqtt.protocol.version"] = version
+	_, err := tryStart(t, connecttest.NewSourceContext(t, 0), settings)
 	if err == nil {
 		t.Fatal("a client without a certificate connected to the mTLS listener")
 	}
@@ -350,9 +379,17 @@ func TestValidateTestsTheConnection(t *testing.T) {
 }
 
 func TestSharedSubscriptionSplitsTheStream(t *testing.T) {
+	// Mosquitto accepts $share/ from MQTT 3.1.1 clients too.
+	for _, version := range []string{Version5, Version311} {
+		t.Run(version, func(t *testing.T) { sharedSubscriptionSplitsTheStream(t, version) })
+	}
+}
+
+func sharedSubscriptionSplitsTheStream(t *testing.T, version string) {
 	pub := newPublisher(t)
 	base := unique("shared")
-	settings := connect.Config{"mqtt.topics": base + "/#", "mqtt.client.id.prefix": base + "-", "mqtt.shared.subscription": "always"}
+	settings := connect.Config{"mqtt.topics": base + "/#", "mqtt.client.id.prefix": base + "-", "mqtt.shared.subscription": "always",
+		"mqtt.protocol.version": version}
 	a := startTask(t, connecttest.NewSourceContext(t, 0), settings)
 	b := startTask(t, connecttest.NewSourceContext(t, 1), settings)
 	const n = 40

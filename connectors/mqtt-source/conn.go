@@ -15,6 +15,7 @@ import (
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 )
 
 // ackInterval is how often the client sends the acknowledgements that are due, in the order
@@ -87,28 +88,7 @@ func newConnection(ctx context.Context, cfg *Config, opts connOptions, log *slog
 		ac.TlsCfg = tc
 	}
 	ac.OnConnectError = func(err error) {
-		server := "the broker"
-		isTLS := anyTLS
-		// autopaho names the server in its message; find which one.
-		var host *url.URL
-		if len(servers) == 1 {
-			host = servers[0]
-		}
-		for _, u := range servers {
-			if strings.Contains(err.Error(), u.String()) {
-				host = u
-			}
-		}
-		if host != nil {
-			server, isTLS = host.Redacted(), usesTLS(host)
-			if isTLS && cfg.TLSCert == "" && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
-				// The TLS alert saying why may have been lost in the reset: look again.
-				if alert := probeTLSAlert(ctx, host, ac.TlsCfg); alert != nil {
-					err = fmt.Errorf("%w (a handshake without writing got: %w)", err, alert)
-				}
-			}
-		}
-		ce := explain(server, err, cfg, isTLS)
+		ce := explainAttempt(ctx, cfg, servers, ac.TlsCfg, err)
 		if opts.onConnectErr != nil {
 			opts.onConnectErr(ce)
 		} else {
@@ -116,6 +96,35 @@ func newConnection(ctx context.Context, cfg *Config, opts connOptions, log *slog
 		}
 	}
 	return autopaho.NewConnection(ctx, ac)
+}
+
+// explainAttempt explains a failed connection attempt to one of the servers (the one the
+// error names, or the only one).
+func explainAttempt(ctx context.Context, cfg *Config, servers []*url.URL, tlsCfg *tls.Config, err error) *connectError {
+	server := "the broker"
+	isTLS := false
+	for _, u := range servers {
+		isTLS = isTLS || usesTLS(u)
+	}
+	var host *url.URL
+	if len(servers) == 1 {
+		host = servers[0]
+	}
+	for _, u := range servers {
+		if strings.Contains(err.Error(), u.String()) {
+			host = u
+		}
+	}
+	if host != nil {
+		server, isTLS = host.Redacted(), usesTLS(host)
+		if isTLS && cfg.TLSCert == "" && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+			// The TLS alert saying why may have been lost in the reset: look again.
+			if alert := probeTLSAlert(ctx, host, tlsCfg); alert != nil {
+				err = fmt.Errorf("%w (a handshake without writing got: %w)", err, alert)
+			}
+		}
+	}
+	return explain(server, err, cfg, isTLS)
 }
 
 // probeTLSAlert completes a TLS handshake with an ssl:// server and reads without writing, to
@@ -162,44 +171,64 @@ func backoff(lo, hi time.Duration) autopaho.Backoff {
 
 // testConnection connects once to each server with a throwaway client id and a session that
 // ends with the connection, for the connector's Validate: it returns nil as soon as one
-// server accepts or any could not be reached, else the reasons they gave for refusing.
+// server accepts or any could not be reached, else the reasons they gave for refusing. With
+// mqtt.protocol.version=auto, servers that refuse MQTT v5 are tried with 3.1.1.
 func testConnection(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	var b [6]byte
 	for i := range b {
 		b[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[rand.IntN(36)]
 	}
+	clientID := cfg.ClientIDPrefix + "validate-" + string(b[:])
 	timeout := min(cfg.ConnectTimeout, 10*time.Second)
 	ctx, cancel := context.WithTimeout(ctx, timeout*time.Duration(len(cfg.ServerURIs))+time.Second)
 	defer cancel()
 	up := make(chan struct{}, 1)
 	failures := make(chan *connectError, len(cfg.ServerURIs))
+	onUp := func() {
+		select {
+		case up <- struct{}{}:
+		default:
+		}
+	}
+	onConnectErr := func(ce *connectError) {
+		if cfg.ProtocolVersion == VersionAuto && versionRefused(ce.err) {
+			ce.versionRefused, ce.permanent = true, true
+		}
+		select {
+		case failures <- ce:
+		default:
+		}
+	}
 	one := *cfg
 	one.BackoffMin, one.BackoffMax = time.Hour, time.Hour // one round over the servers
-	cm, err := newConnection(ctx, &one, connOptions{
-		clientID:   cfg.ClientIDPrefix + "validate-" + string(b[:]),
-		cleanStart: true,
-		onUp: func(*autopaho.ConnectionManager, *paho.Connack) {
-			select {
-			case up <- struct{}{}:
-			default:
-			}
-		},
-		onConnectErr: func(ce *connectError) {
-			select {
-			case failures <- ce:
-			default:
-			}
-		},
-	}, log)
-	if err != nil {
-		return err
+	var disconnect func(context.Context) error
+	if cfg.ProtocolVersion == Version311 {
+		c, err := newConnection3(ctx, &one, connOptions3{clientID: clientID, clean: true,
+			onUp: func(mqtt3.Client, bool) { onUp() }, onConnectErr: onConnectErr}, log)
+		if err != nil {
+			return err
+		}
+		disconnect = c.disconnect
+	} else {
+		cm, err := newConnection(ctx, &one, connOptions{clientID: clientID, cleanStart: true,
+			onUp: func(*autopaho.ConnectionManager, *paho.Connack) { onUp() }, onConnectErr: onConnectErr}, log)
+		if err != nil {
+			return err
+		}
+		disconnect = cm.Disconnect
 	}
 	defer func() {
 		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer dcancel()
-		_ = cm.Disconnect(dctx)
+		_ = disconnect(dctx)
 	}()
+	// autopaho reports each server's failure; paho.mqtt.golang one per round over them all.
+	want := len(cfg.ServerURIs)
+	if cfg.ProtocolVersion == Version311 {
+		want = 1
+	}
 	var reasons []string
+	refused := 0
 	for {
 		select {
 		case <-up:
@@ -208,8 +237,16 @@ func testConnection(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			if !ce.permanent {
 				return nil // unreachable for now: the tasks will keep trying
 			}
+			if ce.versionRefused {
+				refused++
+			}
 			reasons = append(reasons, ce.Error())
-			if len(reasons) == len(cfg.ServerURIs) {
+			if len(reasons) == want {
+				if refused > 0 {
+					v3 := *cfg
+					v3.ProtocolVersion = Version311
+					return testConnection(ctx, &v3, log)
+				}
 				return fmt.Errorf("%s", strings.Join(reasons, "; "))
 			}
 		case <-ctx.Done():

@@ -20,6 +20,9 @@ type connectError struct {
 	reason    string
 	permanent bool // a refusal that trying again will not change
 	err       error
+	// versionRefused: the broker refused MQTT v5 (set only when trying v5 with
+	// mqtt.protocol.version=auto, to fall back to 3.1.1)
+	versionRefused bool
 }
 
 func (e *connectError) Error() string {
@@ -34,6 +37,7 @@ func explain(server string, err error, cfg *Config, tls bool) *connectError {
 	ce := &connectError{server: server, err: err}
 	msg := err.Error()
 	var connack *autopaho.ConnackError
+	var refused3 *connackError3
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	var invalid x509.CertificateInvalidError
@@ -42,6 +46,14 @@ func explain(server string, err error, cfg *Config, tls bool) *connectError {
 	switch {
 	case errors.As(err, &connack):
 		ce.reason, ce.permanent = connackReason(connack.ReasonCode, connack.Reason)
+		if connack.ReasonCode == 0x84 {
+			ce.reason += "; set mqtt.protocol.version to 3.1.1 or auto"
+		}
+	case errors.As(err, &refused3):
+		ce.reason, ce.permanent = connackReason(refused3.v5Code(), "")
+		if refused3.code == 1 {
+			ce.reason = "the broker does not support MQTT 3.1.1 (unacceptable protocol version)"
+		}
 	case errors.As(err, &unknownCA):
 		ce.reason, ce.permanent = "the broker's certificate is not signed by a CA this task trusts; set mqtt.tls.ca to the PEM file of the CA that signed it", true
 	case errors.As(err, &hostname):
@@ -63,7 +75,7 @@ func explain(server string, err error, cfg *Config, tls bool) *connectError {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		ce.reason = "nothing accepts connections there (connection refused); is the broker running, and are host and port right?"
 	case !tls && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
-		ce.reason = "the broker closed the connection before answering the MQTT CONNECT; is this a TLS listener that needs ssl://, or does the broker speak only MQTT 3.1.1?"
+		ce.reason = "the broker closed the connection before answering the MQTT CONNECT; is this a TLS listener that needs ssl://, or does the broker speak only MQTT 3.1.1 (then set mqtt.protocol.version to 3.1.1 or auto)?"
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
 		ce.reason = "no answer in time (timed out); is the address right and the broker reachable?"
 	case containsAny(msg, "no such host"):
@@ -72,6 +84,67 @@ func explain(server string, err error, cfg *Config, tls bool) *connectError {
 		ce.reason = msg
 	}
 	return ce
+}
+
+// versionRefused decides, from a failed MQTT v5 connection attempt, whether the broker does
+// not speak v5, so that mqtt.protocol.version=auto falls back to 3.1.1. It is a refusal when
+//   - a v5 broker answered with CONNACK reason 0x84, Unsupported Protocol Version;
+//   - a 3.1.1 broker answered with its CONNACK return code 1, unacceptable protocol version
+//     (paho.golang reads that 2-byte CONNACK as one cut short: EOF while reading its
+//     properties), or the code reached us as a reason code;
+//   - the broker closed the connection after the CONNECT without answering, as 3.1.1 brokers
+//     may do with a protocol level they do not know [MQTT-3.1.2-2] (EOF or reset).
+//
+// Not a refusal: any other CONNACK (bad credentials, not authorized, ...), and failures
+// before the broker saw the CONNECT: connection refused, timeouts, names that do not
+// resolve, TLS errors (a TLS alert named in the error, as a broker requiring a client
+// certificate sends).
+func versionRefused(err error) bool {
+	if err == nil {
+		return false
+	}
+	var connack *autopaho.ConnackError
+	if errors.As(err, &connack) {
+		return connack.ReasonCode == 0x84 || connack.ReasonCode == 0x01
+	}
+	if strings.Contains(err.Error(), "tls: ") {
+		return false
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+// connackError3 is an MQTT 3.1.1 CONNACK refusal (return codes 1 to 5).
+type connackError3 struct {
+	code byte
+	err  error
+}
+
+func (e *connackError3) Error() string {
+	return fmt.Sprintf("the broker refused the connection: %v (return code %d)", e.err, e.code)
+}
+
+func (e *connackError3) Unwrap() error { return e.err }
+
+// v5Code is the MQTT v5 reason code that means the same.
+func (e *connackError3) v5Code() byte {
+	switch e.code {
+	case 1:
+		return 0x84
+	case 2:
+		return 0x85
+	case 3:
+		return 0x88
+	case 4:
+		return 0x86
+	case 5:
+		return 0x87
+	}
+	return 0x80
 }
 
 // connackReason explains an MQTT v5 CONNACK refusal.

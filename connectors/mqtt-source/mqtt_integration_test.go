@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -455,35 +457,123 @@ func metric(t *testing.T, base, name, connector string) float64 {
 	return sum
 }
 
-// TestBrokerRestartLosesNothing stops and starts Mosquitto (scripts/testenv) between two
-// batches of messages: the task reconnects with its session and delivers both.
-func TestBrokerRestartLosesNothing(t *testing.T) {
-	c := sluicetest.NewCluster(t)
-	server := connecttest.Env(t, connecttest.EnvMQTT)
-	script := connecttest.Env(t, connecttest.EnvTestenvScript)
-	w := c.StartWorker(nil)
-	base := sluicetest.UniqueName("brokerrestart")
-	sluicetest.CreateConnector(t, w.URL, "br", mqttConfig(base+"/#", base, map[string]string{"mqtt.server.uris": server,
-		"mqtt.reconnect.backoff.max": "1s"}))
-	sluicetest.WaitState(t, w.URL, "br", runtime.StateRunning, 1)
-	waitSubscribed(t, c.Logs, clientID(base+"/#", "br", 0))
-	const n = 1000
-	p := newPub(t)
-	p.publishRange(base+"/d", 0, n/2)
-	p.close()
-	testenv := func(args ...string) {
-		if out, err := exec.Command(script, args...).CombinedOutput(); err != nil {
-			t.Fatalf("testenv %v: %v\n%s", args, err, out)
+// ownBroker is a Mosquitto of the test's own on a free port, with persistence in a
+// temporary directory, that the test may stop and start (the shared test broker must not be
+// restarted: other suites use it). It is killed when the test ends.
+type ownBroker struct {
+	t    *testing.T
+	conf string
+	addr string
+	cmd  *exec.Cmd
+}
+
+func newOwnBroker(t *testing.T) *ownBroker {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
+			t.Skip("no mosquitto binary (scripts/testenv installs it)")
 		}
 	}
-	testenv("stop", "mosquitto")
-	testenv("start", "mosquitto")
-	p = newPub(t)
-	p.publishRange(base+"/d", n/2, n)
-	seen := distinct(t, c.Bootstrap, base, n, 2*time.Minute)
-	if m := missing(seen, n); len(m) > 0 {
-		t.Fatalf("%d of %d messages missing after a broker restart, first %v", len(m), n, m[:min(10, len(m))])
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	sluicetest.WaitState(t, w.URL, "br", runtime.StateRunning, 1)
-	t.Logf("%d messages, %d duplicates across a broker restart", n, duplicates(seen))
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	_, port, _ := net.SplitHostPort(addr)
+	conf := dir + "/mosquitto.conf"
+	body := fmt.Sprintf("user root\nallow_anonymous true\npersistence true\npersistence_location %s/\n"+
+		"max_inflight_messages 1000\nmax_queued_messages 1000000\nmax_queued_bytes 0\nlog_dest stderr\nlistener %s 127.0.0.1\n", dir, port)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := &ownBroker{t: t, conf: conf, addr: addr}
+	b.cmd = exec.Command(bin, "-c", conf)
+	b.start()
+	t.Cleanup(func() {
+		if b.cmd.Process != nil && b.cmd.ProcessState == nil {
+			_ = b.cmd.Process.Kill()
+			_ = b.cmd.Wait()
+		}
+	})
+	return b
+}
+
+func (b *ownBroker) uri() string { return "tcp://" + b.addr }
+
+func (b *ownBroker) start() {
+	b.t.Helper()
+	b.cmd = exec.Command(b.cmd.Path, "-c", b.conf)
+	if err := b.cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	sluicetest.Eventually(b.t, 10*time.Second, "own mosquitto listening on "+b.addr, func() (bool, string) {
+		c, err := net.Dial("tcp", b.addr)
+		if err != nil {
+			return false, err.Error()
+		}
+		c.Close()
+		return true, ""
+	})
+}
+
+// restart stops the broker (it saves its sessions) and starts it again on the same port.
+func (b *ownBroker) restart() {
+	b.t.Helper()
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	_ = b.cmd.Wait()
+	b.start()
+}
+
+// pubOn is a plain MQTT v5 publisher on a broker.
+func pubOn(t *testing.T, server string) *pub {
+	t.Helper()
+	u, err := url.Parse(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	if _, err := c.Connect(context.Background(), &paho.Connect{ClientID: sluicetest.UniqueName("pub"), KeepAlive: 30, CleanStart: true}); err != nil {
+		t.Fatal(err)
+	}
+	p := &pub{t: t, c: c}
+	t.Cleanup(p.close)
+	return p
+}
+
+// TestBrokerRestartLosesNothing restarts the broker (one of the test's own) between two
+// halves of the messages: the task reconnects to its kept session, and every message reaches
+// Kafka at least once, with MQTT v5 and with 3.1.1.
+func TestBrokerRestartLosesNothing(t *testing.T) {
+	for _, version := range []string{"5", "3.1.1"} {
+		t.Run(version, func(t *testing.T) {
+			broker := newOwnBroker(t)
+			c := sluicetest.NewCluster(t)
+			w := c.StartWorker(nil)
+			base := sluicetest.UniqueName("brokerrestart")
+			sluicetest.CreateConnector(t, w.URL, "br", mqttConfig(base+"/#", base, map[string]string{"mqtt.server.uris": broker.uri(),
+				"mqtt.reconnect.backoff.max": "1s", "mqtt.protocol.version": version}))
+			sluicetest.WaitState(t, w.URL, "br", runtime.StateRunning, 1)
+			waitSubscribed(t, c.Logs, clientID(base+"/#", "br", 0))
+			const n = 1000
+			p := pubOn(t, broker.uri())
+			p.publishRange(base+"/d", 0, n/2)
+			p.close()
+			broker.restart()
+			p = pubOn(t, broker.uri())
+			p.publishRange(base+"/d", n/2, n)
+			seen := distinct(t, c.Bootstrap, base, n, 2*time.Minute)
+			if m := missing(seen, n); len(m) > 0 {
+				t.Fatalf("%d of %d messages missing after a broker restart, first %v", len(m), n, m[:min(10, len(m))])
+			}
+			sluicetest.WaitState(t, w.URL, "br", runtime.StateRunning, 1)
+			t.Logf("%d messages, %d duplicates across a broker restart", n, duplicates(seen))
+		})
+	}
 }

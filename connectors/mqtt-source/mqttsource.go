@@ -1,7 +1,8 @@
-// Package mqttsource is a source connector that subscribes to topics on an MQTT v5 broker and
-// writes each message to Kafka: the entry point of an IoT pipeline.
+// Package mqttsource is a source connector that subscribes to topics on an MQTT v5 or 3.1.1
+// broker and writes each message to Kafka: the entry point of an IoT pipeline.
 //
-// Each task holds one MQTT connection (paho.golang's autopaho, which reconnects with backoff)
+// Each task holds one MQTT connection (paho.golang's autopaho for v5, paho.mqtt.golang for
+// 3.1.1, behind the package's mqttClient interface; both reconnect with backoff)
 // with a persistent session: its client id stays the same across restarts and moves, clean
 // start is off and the session outlives the connection by mqtt.session.expiry. Messages are
 // acknowledged manually: a QoS 1 or 2 message is acknowledged to the broker only when Kafka
@@ -30,7 +31,7 @@ const Name = "mqtt-source"
 func init() {
 	connect.Register(connect.Plugin{
 		Name: Name,
-		Doc: "Subscribes to MQTT topic filters on an MQTT v5 broker and writes each message to Kafka, to one topic " +
+		Doc: "Subscribes to MQTT topic filters on an MQTT v5 or 3.1.1 broker and writes each message to Kafka, to one topic " +
 			"or by mapping rules from topic filters to topics. The record value is the payload (bytes, a string or " +
 			"parsed JSON); the key is the MQTT topic or a payload field such as the device id; the timestamp is the " +
 			"arrival time or an event time from the payload; MQTT metadata and user properties become headers.\n\n" +
@@ -47,8 +48,15 @@ func init() {
 			"keeps a session's subscriptions: when `mqtt.topics` loses a filter, sessions kept from before may go on " +
 			"receiving it until they expire; after lowering `tasks.max`, messages the broker had queued for a removed " +
 			"task's session stay there until it expires.\n\n" +
-			"**Brokers.** The connector speaks MQTT v5 only (paho.golang); a broker that speaks only 3.1.1 refuses it, " +
-			"and the task says so.\n\n" +
+			"**Brokers.** `mqtt.protocol.version=auto` (the default) speaks MQTT v5 (paho.golang) and falls back to " +
+			"MQTT 3.1.1 (paho.mqtt.golang) when the broker refuses the protocol version; `5` and `3.1.1` fix it. On " +
+			"3.1.1 the same delivery promise holds (manual acknowledgement after Kafka, in arrival order, a persistent " +
+			"session: clean session off unless `mqtt.session.expiry` is 0), but the protocol has no session expiry (the " +
+			"broker keeps the session by its own rules), no Receive Maximum and no properties, so the headers are " +
+			"`mqtt.topic`, `mqtt.qos`, `mqtt.retain` and `mqtt.message.id` only. Shared subscriptions are not in 3.1.1; " +
+			"with `tasks.max` above 1 the tasks still subscribe with `$share/`, which Mosquitto, HiveMQ, EMQX and " +
+			"VerneMQ accept from 3.1.1 clients; with a broker that does not, run one task " +
+			"(`mqtt.shared.subscription=never`).\n\n" +
 			"**Converters.** With `payload.format=bytes` set `value.converter` to `bytearray` to write payloads " +
 			"unchanged (the JSON converter would write bytes as base64); with `payload.format=json` use the JSON " +
 			"converter.\n\n" + benchmarkDoc,

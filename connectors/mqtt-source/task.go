@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sluicehq/sluice/connect"
 )
@@ -22,11 +22,30 @@ import (
 // resume from (the broker's session is the position), so the runtime stores nothing for them.
 const ackKey = "mqtt.delivery"
 
-// delivery is one message as the client received it.
+// delivery is one message as the client received it. Both protocol versions describe it as a
+// paho.golang Publish (MQTT 3.1.1 messages have no properties).
 type delivery struct {
 	pub     *paho.Publish
-	client  *paho.Client // the connection it came on; only that one can acknowledge it
+	conn    *conn // the connection it came on; only that one can acknowledge it
 	arrived time.Time
+	msg3    mqtt3.Message // MQTT 3.1.1: the message, to acknowledge
+	acked   bool          // MQTT 3.1.1: acknowledged by the task, guarded by its ackQueue
+}
+
+// conn is one network connection of a task's MQTT client.
+type conn struct {
+	v5 *paho.Client // MQTT v5: paho.golang acknowledges in order itself
+	v3 *ackQueue    // MQTT 3.1.1
+}
+
+// mqttClient is the version-specific MQTT client of a task: paho.golang's autopaho for MQTT
+// v5 (client5.go), paho.mqtt.golang for MQTT 3.1.1 (client3.go). Each connects and reconnects
+// with backoff, subscribes on every connection (calling Task.subscribed), hands messages to
+// Task.deliver and reports a lost connection to Task.connectionDown; the buffer, Poll,
+// records and acknowledgements are the task's, shared by both.
+type mqttClient interface {
+	// disconnect lets the acknowledgements due go out and disconnects, keeping the session.
+	disconnect(ctx context.Context) error
 }
 
 // Task subscribes to the topic filters and turns each message into a record.
@@ -38,18 +57,23 @@ type Task struct {
 	clientID string
 	filters  []string // as subscribed: with $share/group/ when shared
 	shared   bool
+	version  string // the protocol version in use: Version5 or Version311
 
-	cm       *autopaho.ConnectionManager
+	client   mqttClient
 	cancel   context.CancelFunc
 	msgs     chan *delivery
 	done     chan struct{} // closed by Stop
 	stopOnce sync.Once
-	current  atomic.Pointer[paho.Client] // the client of the connection that is up, or nil
-	fatal    chan error                  // the first error that must fail the task
-	firstSub chan error                  // the result of the first subscription
+	current  atomic.Pointer[conn] // the connection that is up, or nil
+	fatal    chan error           // the first error that must fail the task
+	firstSub chan error           // the result of the first subscription
 	subOnce  sync.Once
 
 	stale atomic.Int64 // acknowledgements dropped because their connection was gone
+
+	// Poll's goroutine only:
+	topics map[string]*topicInfo
+	arena  arena
 }
 
 var (
@@ -58,7 +82,8 @@ var (
 )
 
 // Start connects to the broker and subscribes. It returns once the subscription is in place,
-// or fails with the reason the broker or the network gave.
+// or fails with the reason the broker or the network gave. With mqtt.protocol.version=auto it
+// tries MQTT v5 first and falls back to 3.1.1 when the broker refuses the protocol version.
 func (t *Task) Start(ctx context.Context, raw connect.Config, tc connect.SourceTaskContext) error {
 	cfg, err := connect.Decode[Config](raw)
 	if err != nil {
@@ -79,50 +104,63 @@ func (t *Task) Start(ctx context.Context, raw connect.Config, tc connect.SourceT
 	t.msgs = make(chan *delivery, cfg.BufferSize)
 	t.done = make(chan struct{})
 	t.fatal = make(chan error, 1)
-	t.firstSub = make(chan error, 1)
 
+	version := cfg.ProtocolVersion
+	if version == VersionAuto {
+		err = t.connect(ctx, Version5, true)
+		var ce *connectError
+		if err == nil || !errors.As(err, &ce) || !ce.versionRefused {
+			return err
+		}
+		t.log.Info("the broker does not speak MQTT v5; connecting with MQTT 3.1.1", "client", t.clientID, "reason", ce.reason)
+		version = Version311
+	}
+	return t.connect(ctx, version, false)
+}
+
+// connect starts the client of one protocol version and waits for its first subscription.
+// With fallback (auto, trying v5) a refusal of the protocol version by every server ends the
+// wait at once, with a connectError whose versionRefused is set.
+func (t *Task) connect(ctx context.Context, version string, fallback bool) error {
+	t.version = version
+	t.firstSub = make(chan error, 1)
+	t.subOnce = sync.Once{}
 	connErrs := make(chan *connectError, 16)
 	var connCtx context.Context
 	connCtx, t.cancel = context.WithCancel(context.Background())
-	t.cm, err = newConnection(connCtx, &t.cfg, connOptions{
-		clientID:      t.clientID,
-		cleanStart:    cfg.CleanStart,
-		sessionExpiry: cfg.SessionExpiry,
-		onUp:          t.connectionUp,
-		onDown:        t.connectionDown,
-		onConnectErr: func(ce *connectError) {
-			t.log.Warn("MQTT connection attempt failed", "client", t.clientID, "err", ce)
-			select {
-			case connErrs <- ce:
-			default:
-			}
-		},
-		onDisconnect: func(d *paho.Disconnect) {
-			reason := ""
-			if d.Properties != nil {
-				reason = d.Properties.ReasonString
-			}
-			err := fmt.Errorf("mqtt-source: the broker closed the connection: %s", disconnectReason(d.ReasonCode, reason))
-			if d.ReasonCode == 0x8E { // session taken over: reconnecting would take it back
-				t.fail(err)
-				return
-			}
-			t.log.Warn("the broker closed the connection; reconnecting", "client", t.clientID, "err", err)
-		},
-		onClientError: func(err error) {
-			t.log.Warn("MQTT connection lost; reconnecting", "client", t.clientID, "err", err)
-		},
-		onPublish: t.received,
-	}, t.log)
+	onConnectErr := func(ce *connectError) {
+		if fallback && versionRefused(ce.err) {
+			ce.versionRefused, ce.permanent = true, true
+			ce.reason = fmt.Sprintf("the broker refused the MQTT v5 CONNECT (%v)", ce.err)
+			t.log.Info("the broker refused MQTT v5", "client", t.clientID, "err", ce)
+		} else {
+			t.log.Warn("MQTT connection attempt failed", "client", t.clientID, "version", version, "err", ce)
+		}
+		select {
+		case connErrs <- ce:
+		default:
+		}
+	}
+	var err error
+	if version == Version311 {
+		t.client, err = t.start3(connCtx, onConnectErr)
+	} else {
+		t.client, err = t.start5(connCtx, onConnectErr)
+	}
 	if err != nil {
 		t.cancel()
+		t.client = nil
 		return fmt.Errorf("mqtt-source: %w", err)
 	}
 	if err := t.awaitSubscribed(ctx, connErrs); err != nil {
-		t.shutdown()
+		if fallback {
+			t.closeClient()
+		} else {
+			t.shutdown()
+		}
 		return err
 	}
-	t.log.Info("subscribed", "client", t.clientID, "filters", t.filters, "qos", cfg.QoS)
+	t.log.Info("subscribed", "client", t.clientID, "filters", t.filters, "qos", t.cfg.QoS, "mqtt_version", version)
 	return nil
 }
 
@@ -144,7 +182,8 @@ func (t *Task) awaitSubscribed(ctx context.Context, connErrs <-chan *connectErro
 			last = ce
 			if ce.permanent {
 				permanent[ce.server] = ce
-				if len(permanent) >= len(t.cfg.ServerURIs) {
+				// autopaho reports each server's failure; paho.mqtt.golang one per round.
+				if len(permanent) >= len(t.cfg.ServerURIs) || t.version == Version311 {
 					return fmt.Errorf("mqtt-source: %w", ce)
 				}
 			}
@@ -159,24 +198,20 @@ func (t *Task) awaitSubscribed(ctx context.Context, connErrs <-chan *connectErro
 	}
 }
 
-// connectionUp subscribes on every new connection. A kept session has the subscriptions
-// already, but subscribing again is harmless (retained messages are not sent again) and
-// covers a session the broker lost.
-func (t *Task) connectionUp(cm *autopaho.ConnectionManager, ack *paho.Connack) {
-	t.log.Info("connected to the MQTT broker", "client", t.clientID, "session_present", ack.SessionPresent)
-	go func() {
-		err := t.subscribe(cm, ack)
-		first := false
-		t.subOnce.Do(func() {
-			first = true
-			t.firstSub <- err
-		})
-		if err != nil && !first {
-			t.fail(err)
-		}
-	}()
+// subscribed takes the result of a subscription on a new connection: the first one answers
+// Start, a later failure fails the task.
+func (t *Task) subscribed(err error) {
+	first := false
+	t.subOnce.Do(func() {
+		first = true
+		t.firstSub <- err
+	})
+	if err != nil && !first {
+		t.fail(err)
+	}
 }
 
+// connectionDown is called when the connection is lost; it says whether to reconnect.
 func (t *Task) connectionDown() bool {
 	t.current.Store(nil)
 	select {
@@ -191,51 +226,31 @@ func (t *Task) connectionDown() bool {
 	return true
 }
 
-// subscribe subscribes to the filters. When the session was kept, it first drops the other
-// form of each subscription (shared or plain), left from a run with another tasks.max.
-func (t *Task) subscribe(cm *autopaho.ConnectionManager, ack *paho.Connack) error {
-	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.ConnectTimeout)
-	defer cancel()
-	sharedAvailable := ack.Properties == nil || ack.Properties.SharedSubAvailable
-	if ack.SessionPresent && (t.shared || sharedAvailable) {
-		var other []string
-		for i, f := range t.filters {
-			if t.shared {
-				other = append(other, t.cfg.Topics[i])
-			} else {
-				other = append(other, "$share/"+t.shareGroup()+"/"+f)
-			}
-		}
-		if _, err := cm.Unsubscribe(ctx, &paho.Unsubscribe{Topics: other}); err != nil {
-			t.log.Debug("dropping the other form of the subscriptions failed", "err", err)
+// deliver hands a message to Poll, waiting while the buffer is full (which stops reading
+// from the connection). Messages come only on the connection that is up (both clients stop
+// handing out a connection's messages before they report it down), so cn is the current one.
+func (t *Task) deliver(d *delivery) {
+	if t.current.Load() != d.conn {
+		t.current.Store(d.conn)
+	}
+	select {
+	case t.msgs <- d:
+	case <-t.done:
+	}
+}
+
+// otherForm is each filter in the other form (shared or plain), to drop subscriptions left
+// in a kept session from a run with another tasks.max.
+func (t *Task) otherForm() []string {
+	var other []string
+	for i, f := range t.filters {
+		if t.shared {
+			other = append(other, t.cfg.Topics[i])
+		} else {
+			other = append(other, "$share/"+t.shareGroup()+"/"+f)
 		}
 	}
-	sub := &paho.Subscribe{}
-	for _, f := range t.filters {
-		sub.Subscriptions = append(sub.Subscriptions, paho.SubscribeOptions{Topic: f, QoS: byte(t.cfg.QoS), RetainHandling: 1})
-	}
-	sa, err := cm.Subscribe(ctx, sub)
-	if sa != nil {
-		var refused []string
-		for i, code := range sa.Reasons {
-			if i >= len(t.filters) {
-				break
-			}
-			if code >= 0x80 {
-				refused = append(refused, fmt.Sprintf("%q: %s", t.filters[i], subackReason(code)))
-			} else if int(code) < t.cfg.QoS {
-				t.log.Warn("the broker granted a lower QoS than mqtt.qos", "filter", t.filters[i], "granted", code, "asked", t.cfg.QoS)
-			}
-		}
-		if len(refused) > 0 {
-			return fmt.Errorf("mqtt-source: the broker refused the subscription to %s", strings.Join(refused, "; "))
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("mqtt-source: subscribing to %s: %w", strings.Join(t.filters, ", "), err)
-	}
-	return nil
+	return other
 }
 
 func (t *Task) shareGroup() string {
@@ -243,22 +258,6 @@ func (t *Task) shareGroup() string {
 		return t.cfg.ShareGroup
 	}
 	return strings.NewReplacer("/", "_", "+", "_", "#", "_").Replace(t.tc.Connector())
-}
-
-// received is the client's message handler: it hands the message to Poll, waiting while the
-// buffer is full (which stops reading from the connection).
-func (t *Task) received(pr paho.PublishReceived) (bool, error) {
-	d := &delivery{pub: pr.Packet, client: pr.Client, arrived: time.Now()}
-	// Messages come only on the connection that is up (autopaho reports a connection down
-	// after its client stopped handing out messages), so the sender is the current client.
-	if t.current.Load() != pr.Client {
-		t.current.Store(pr.Client)
-	}
-	select {
-	case t.msgs <- d:
-	case <-t.done:
-	}
-	return true, nil
 }
 
 func (t *Task) fail(err error) {
@@ -281,6 +280,8 @@ func (t *Task) Poll(ctx context.Context) ([]connect.Record, error) {
 	}
 	n := min(len(t.msgs)+1, t.cfg.BatchSize)
 	records := make([]connect.Record, 0, n)
+	t.arena.reset(n, t.cfg.Headers)
+	lingered := false
 	d := first
 	for {
 		rec, bad := t.record(d)
@@ -302,9 +303,57 @@ func (t *Task) Poll(ctx context.Context) ([]connect.Record, error) {
 			continue
 		default:
 		}
+		if lingered || !t.linger(ctx, len(records)) {
+			break
+		}
+		lingered = true
+		select {
+		case d = <-t.msgs:
+			continue
+		default:
+		}
 		break
 	}
 	return records, nil
+}
+
+// Poll lingers for more messages when the buffer runs empty before the batch is full, so
+// that a fast stream makes batches rather than a record and a round through the runtime per
+// message. It sleeps rather than waiting on the buffer, so that messages arrive without
+// waking it. At QoS 1 and 2 it waits in steps of lingerStep for as long as messages keep
+// coming, up to pollLinger: a quiet stream costs one step of latency, and the lingering ends
+// as soon as the broker's window of unacknowledged messages (Receive Maximum) is used up,
+// since holding records back then only delays the acknowledgements that reopen it. At QoS 0
+// there is no window, and it sleeps pollLinger.
+const (
+	pollLinger = 5 * time.Millisecond
+	lingerStep = time.Millisecond
+)
+
+// linger waits for more messages; it reports whether any came. At QoS 0 the broker has no
+// window to wait on, so it sleeps pollLinger; at QoS 1 and 2 it waits while messages keep
+// arriving, up to pollLinger.
+func (t *Task) linger(ctx context.Context, have int) bool {
+	step := lingerStep
+	if t.cfg.QoS == 0 {
+		step = pollLinger
+	}
+	timer := time.NewTimer(step)
+	defer timer.Stop()
+	for waited := time.Duration(0); waited < pollLinger; waited += step {
+		before := len(t.msgs)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return len(t.msgs) > 0
+		}
+		after := len(t.msgs)
+		if after == before || have+after >= t.cfg.BatchSize {
+			break
+		}
+		timer.Reset(step)
+	}
+	return len(t.msgs) > 0
 }
 
 var (
@@ -321,14 +370,17 @@ func (t *Task) record(d *delivery) (connect.Record, error) {
 	p := d.pub
 	rec := connect.Record{Topic: t.cfg.Topic, Time: d.arrived}
 	if p.QoS > 0 {
-		rec.SourceOffset = map[string]any{ackKey: d}
+		off := offsetMaps.Get().(map[string]any)
+		off[ackKey] = d
+		rec.SourceOffset = off
 	}
+	ti := t.topicInfo(p.Topic)
 	if t.cfg.Headers {
-		rec.Headers = headers(p)
+		rec.Headers = t.arena.headers(p, ti.bytes)
 	}
 	bad := func(err error) (connect.Record, error) {
 		if !t.cfg.Headers {
-			rec.Headers = headers(p)
+			rec.Headers = t.arena.headers(p, ti.bytes)
 		}
 		rec.Key, rec.Value, rec.Time = nil, p.Payload, d.arrived
 		if len(p.Payload) > t.cfg.MaxPayload {
@@ -337,14 +389,11 @@ func (t *Task) record(d *delivery) (connect.Record, error) {
 		rec.Headers = append(rec.Headers, connect.Header{Key: "mqtt.error", Value: []byte(err.Error())})
 		return rec, err
 	}
-	if len(t.rules) > 0 {
-		topic, ok, err := topicFor(t.rules, p.Topic)
-		if err != nil {
-			return bad(err)
-		}
-		if ok {
-			rec.Topic = topic
-		}
+	if ti.err != nil {
+		return bad(ti.err)
+	}
+	if ti.mapped {
+		rec.Topic = ti.kafka
 	}
 	if rec.Topic == "" {
 		return bad(fmt.Errorf("MQTT topic %q: %w", p.Topic, errNoTopic))
@@ -355,7 +404,7 @@ func (t *Task) record(d *delivery) (connect.Record, error) {
 	pl := payload{raw: p.Payload}
 	switch t.cfg.KeySource {
 	case KeyTopic:
-		rec.Key = p.Topic
+		rec.Key = ti.key
 	case KeyField:
 		k, err := pl.keyFrom(t.cfg.KeyField)
 		if err != nil {
@@ -391,42 +440,100 @@ func (t *Task) record(d *delivery) (connect.Record, error) {
 	return rec, nil
 }
 
-// headers are a message's MQTT metadata as record headers.
-func headers(p *paho.Publish) []connect.Header {
-	h := make([]connect.Header, 0, 4)
-	h = append(h, connect.Header{Key: "mqtt.topic", Value: []byte(p.Topic)})
+// offsetMaps recycles the SourceOffset maps that carry deliveries to Acknowledged: a map is
+// put back once its record was acknowledged. The runtime keeps no offsets of records without
+// a SourcePartition, so nothing reads the map after that.
+var offsetMaps = sync.Pool{New: func() any { return make(map[string]any, 1) }}
+
+// topicInfo is what the records of one MQTT topic share, worked out once.
+type topicInfo struct {
+	key    any    // the topic as a record key
+	bytes  []byte // the topic as a header value (shared: header values are not written to)
+	kafka  string // the Kafka topic the mapping rules name, when mapped
+	mapped bool
+	err    error // applying the mapping rules failed
+}
+
+// maxTopics bounds the topics a task remembers; past it, it starts afresh.
+const maxTopics = 10000
+
+// topicInfo returns the shared parts of the records of an MQTT topic. Poll's goroutine only.
+func (t *Task) topicInfo(topic string) *topicInfo {
+	if ti := t.topics[topic]; ti != nil {
+		return ti
+	}
+	if t.topics == nil || len(t.topics) >= maxTopics {
+		t.topics = make(map[string]*topicInfo)
+	}
+	ti := &topicInfo{key: topic, bytes: []byte(topic)}
+	if len(t.rules) > 0 {
+		ti.kafka, ti.mapped, ti.err = topicFor(t.rules, topic)
+	}
+	t.topics[topic] = ti
+	return ti
+}
+
+// arena holds the headers and digits of one Poll's records, so that a record's headers cost
+// no allocations of their own. Each record gets a slice capped at its own headers: appending
+// to it copies.
+type arena struct {
+	hs     []connect.Header
+	digits []byte
+}
+
+// reset starts a batch of n records; the previous batch's records keep their arrays.
+func (a *arena) reset(n int, headers bool) {
+	if !headers {
+		a.hs, a.digits = nil, nil // only records for the error policy get headers then
+		return
+	}
+	a.hs = make([]connect.Header, 0, n*4)
+	a.digits = make([]byte, 0, n*5)
+}
+
+// headers are a message's MQTT metadata as record headers; topic is its topic as bytes.
+func (a *arena) headers(p *paho.Publish, topic []byte) []connect.Header {
+	start := len(a.hs)
+	a.hs = append(a.hs, connect.Header{Key: "mqtt.topic", Value: topic})
 	if int(p.QoS) < len(qosText) {
-		h = append(h, connect.Header{Key: "mqtt.qos", Value: qosText[p.QoS]})
+		a.hs = append(a.hs, connect.Header{Key: "mqtt.qos", Value: qosText[p.QoS]})
 	}
 	retain := falseText
 	if p.Retain {
 		retain = trueText
 	}
-	h = append(h, connect.Header{Key: "mqtt.retain", Value: retain})
+	a.hs = append(a.hs, connect.Header{Key: "mqtt.retain", Value: retain})
 	if p.QoS > 0 {
-		h = append(h, connect.Header{Key: "mqtt.message.id", Value: strconv.AppendUint(nil, uint64(p.PacketID), 10)})
+		a.hs = append(a.hs, connect.Header{Key: "mqtt.message.id", Value: a.number(uint64(p.PacketID))})
 	}
 	if pp := p.Properties; pp != nil {
 		if pp.ContentType != "" {
-			h = append(h, connect.Header{Key: "mqtt.content.type", Value: []byte(pp.ContentType)})
+			a.hs = append(a.hs, connect.Header{Key: "mqtt.content.type", Value: []byte(pp.ContentType)})
 		}
 		if pp.MessageExpiry != nil {
-			h = append(h, connect.Header{Key: "mqtt.message.expiry", Value: strconv.AppendUint(nil, uint64(*pp.MessageExpiry), 10)})
+			a.hs = append(a.hs, connect.Header{Key: "mqtt.message.expiry", Value: a.number(uint64(*pp.MessageExpiry))})
 		}
 		if pp.ResponseTopic != "" {
-			h = append(h, connect.Header{Key: "mqtt.response.topic", Value: []byte(pp.ResponseTopic)})
+			a.hs = append(a.hs, connect.Header{Key: "mqtt.response.topic", Value: []byte(pp.ResponseTopic)})
 		}
 		if pp.CorrelationData != nil {
-			h = append(h, connect.Header{Key: "mqtt.correlation.data", Value: pp.CorrelationData})
+			a.hs = append(a.hs, connect.Header{Key: "mqtt.correlation.data", Value: pp.CorrelationData})
 		}
 		if pp.PayloadFormat != nil {
-			h = append(h, connect.Header{Key: "mqtt.payload.format", Value: strconv.AppendUint(nil, uint64(*pp.PayloadFormat), 10)})
+			a.hs = append(a.hs, connect.Header{Key: "mqtt.payload.format", Value: a.number(uint64(*pp.PayloadFormat))})
 		}
 		for _, u := range pp.User {
-			h = append(h, connect.Header{Key: u.Key, Value: []byte(u.Value)})
+			a.hs = append(a.hs, connect.Header{Key: u.Key, Value: []byte(u.Value)})
 		}
 	}
-	return h
+	return a.hs[start:len(a.hs):len(a.hs)]
+}
+
+// number is n in decimal, from the arena.
+func (a *arena) number(n uint64) []byte {
+	start := len(a.digits)
+	a.digits = strconv.AppendUint(a.digits, n, 10)
+	return a.digits[start:len(a.digits):len(a.digits)]
 }
 
 // Acknowledged acknowledges each record's message to the broker (QoS 1 and 2) once Kafka has
@@ -434,8 +541,11 @@ func headers(p *paho.Publish) []connect.Header {
 // again on the new connection, and it is written again (at least once).
 func (t *Task) Acknowledged(_ context.Context, records []connect.Record) error {
 	for i := range records {
-		if d, ok := records[i].SourceOffset[ackKey].(*delivery); ok {
+		off := records[i].SourceOffset
+		if d, ok := off[ackKey].(*delivery); ok {
 			t.ack(d)
+			clear(off)
+			offsetMaps.Put(off)
 		}
 	}
 	return nil
@@ -445,11 +555,15 @@ func (t *Task) ack(d *delivery) {
 	if d.pub.QoS == 0 {
 		return
 	}
-	if cur := t.current.Load(); cur != d.client {
+	if cur := t.current.Load(); cur != d.conn || cur == nil {
 		t.stale.Add(1)
 		return
 	}
-	if err := d.client.Ack(d.pub); err != nil {
+	if d.conn.v3 != nil {
+		d.conn.v3.ack(d)
+		return
+	}
+	if err := d.conn.v5.Ack(d.pub); err != nil {
 		t.stale.Add(1) // the connection closed meanwhile
 	}
 }
@@ -466,22 +580,27 @@ func (t *Task) shutdown() {
 			return
 		}
 		close(t.done)
-		if t.cm == nil {
-			t.cancel()
-			return
-		}
-		if t.current.Load() != nil {
-			// paho sends due acknowledgements every ackInterval; give it a few.
-			time.Sleep(3 * ackInterval)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := t.cm.Disconnect(ctx); err != nil {
-			t.log.Warn("disconnecting from the MQTT broker", "client", t.clientID, "err", err)
-		}
-		t.cancel()
+		t.closeClient()
 		if n := t.stale.Load(); n > 0 {
 			t.log.Info("messages left unacknowledged because their connection closed; the broker sends them again", "count", n)
 		}
 	})
+}
+
+// closeClient disconnects the client, keeping the session, and stops it.
+func (t *Task) closeClient() {
+	if t.client == nil {
+		if t.cancel != nil {
+			t.cancel()
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := t.client.disconnect(ctx); err != nil {
+		t.log.Warn("disconnecting from the MQTT broker", "client", t.clientID, "err", err)
+	}
+	t.cancel()
+	t.client = nil
+	t.current.Store(nil)
 }

@@ -366,3 +366,81 @@ func TestBackoffDoublesUpToTheMaximum(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchRecordsShareNothingWritable: the records of one Poll take their headers from one
+// array and share per-topic parts; each record's headers are its own (appending to one copies)
+// and its values are right.
+func TestBatchRecordsShareNothingWritable(t *testing.T) {
+	task := newTestTask(t, connect.Config{"kafka.topic.mappings": "s/+/r=t.{1}"})
+	task.arena.reset(3, true)
+	var recs []connect.Record
+	for i, topic := range []string{"s/a/r", "s/b/r", "s/a/r"} {
+		d := msg(topic, "x", 1)
+		d.pub.PacketID = uint16(100 + i)
+		rec, err := task.record(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+	recs[0].Headers = append(recs[0].Headers, connect.Header{Key: "extra", Value: []byte("y")})
+	for i, want := range []struct{ topic, kafka, id string }{{"s/a/r", "t.a", "100"}, {"s/b/r", "t.b", "101"}, {"s/a/r", "t.a", "102"}} {
+		r := recs[i]
+		if r.Topic != want.kafka || r.Key != want.topic {
+			t.Errorf("record %d: topic %s key %v", i, r.Topic, r.Key)
+		}
+		if got, _ := r.Header("mqtt.topic"); string(got) != want.topic {
+			t.Errorf("record %d: mqtt.topic %q", i, got)
+		}
+		if got, _ := r.Header("mqtt.message.id"); string(got) != want.id {
+			t.Errorf("record %d: mqtt.message.id %q, want %s", i, got, want.id)
+		}
+		if _, ok := r.Header("extra"); ok != (i == 0) {
+			t.Errorf("record %d: the header appended to record 0 shows: %v", i, ok)
+		}
+	}
+	// Acknowledged puts the offset maps back for reuse, emptied.
+	if err := task.Acknowledged(t.Context(), recs); err != nil {
+		t.Fatal(err)
+	}
+	if len(recs[0].SourceOffset) != 0 {
+		t.Errorf("offset map after the acknowledgement: %v", recs[0].SourceOffset)
+	}
+}
+
+// TestPollBatchesAStreamAndReturnsALoneMessage: when messages keep coming, Poll lingers a
+// moment on an empty buffer and returns them as one batch, rather than a record per message;
+// a lone message comes back on its own at once.
+func TestPollBatchesAStreamAndReturnsALoneMessage(t *testing.T) {
+	for _, qos := range []string{"0", "1"} {
+		t.Run("qos"+qos, func(t *testing.T) {
+			task := newTestTask(t, connect.Config{"mqtt.qos": qos})
+			task.msgs = make(chan *delivery, 1000)
+			task.msgs <- msg("a", "0", 0)
+			go func() {
+				for len(task.msgs) > 0 { // Poll took the first
+					time.Sleep(50 * time.Microsecond)
+				}
+				for i := 1; i < 100; i++ {
+					task.msgs <- msg("a", fmt.Sprint(i), 0)
+				}
+			}()
+			recs, err := task.Poll(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) < 2 {
+				t.Errorf("Poll returned %d record of a stream of 100; want a batch", len(recs))
+			}
+			for len(task.msgs) > 0 {
+				_, _ = task.Poll(t.Context())
+			}
+			task.msgs <- msg("a", "lone", 0)
+			begin := time.Now()
+			recs, _ = task.Poll(t.Context())
+			if d := time.Since(begin); len(recs) != 1 || d > 500*time.Millisecond {
+				t.Errorf("a lone message: %d records after %v", len(recs), d)
+			}
+		})
+	}
+}

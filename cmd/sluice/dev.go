@@ -80,7 +80,7 @@ func devPipeline(o devOptions, mqttURL string) []devConnector {
 		{"sensors-lake", with(map[string]string{
 			"connector.class": "iceberg-sink", "topics": devRawTopic,
 			"catalog.uri": filepath.Join(o.dir, "catalog.db"), "warehouse": "file://" + filepath.Join(o.dir, "warehouse"),
-			"table.namespace": "sensors", "schema.timestamp.fields": "ts", "commit.interval": "10s"}, tolerant)},
+			"table.namespace": "sensors", "schema.timestamp.fields": "ts", "schema.json.numbers": "double", "commit.interval": "10s"}, tolerant)},
 		{"sensors-prometheus", with(map[string]string{
 			"connector.class": "prometheus-sink", "topics": devRawTopic, "listen.address": fmt.Sprintf("127.0.0.1:%d", o.metricsPort),
 			"metric.name": "sensor", "value.fields": "temperature,humidity,pressure,luminosity,battery",

@@ -28,7 +28,8 @@ const timestampName = "org.apache.kafka.connect.data.Timestamp"
 
 // recordColumns derives the columns of a record's value: from its schema envelope when there is
 // one, else from the JSON value (fields with a null value bring no column yet).
-func recordColumns(value map[string]any, sch *connect.Schema, timeFields map[string]bool) []column {
+// With numbersAsDouble every JSON number is a double column.
+func recordColumns(value map[string]any, sch *connect.Schema, timeFields map[string]bool, numbersAsDouble bool) []column {
 	if sch != nil && sch.Type == connect.Struct {
 		cols := make([]column, 0, len(sch.Fields))
 		for _, f := range sch.Fields {
@@ -45,7 +46,11 @@ func recordColumns(value map[string]any, sch *connect.Schema, timeFields map[str
 	sort.Strings(names)
 	cols := make([]column, 0, len(names))
 	for _, k := range names {
-		cols = append(cols, column{k, jsonType(value[k], timeFields[k])})
+		typ := jsonType(value[k], timeFields[k])
+		if numbersAsDouble && typ == iceberg.PrimitiveTypes.Int64 {
+			typ = iceberg.PrimitiveTypes.Float64
+		}
+		cols = append(cols, column{k, typ})
 	}
 	return cols
 }

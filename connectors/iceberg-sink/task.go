@@ -269,7 +269,7 @@ func (t *Task) buffer(ctx context.Context, r connect.Record, tp connect.TopicPar
 		}
 		name = tableName(s)
 	}
-	cols := recordColumns(value, r.ValueSchema, t.times)
+	cols := recordColumns(value, r.ValueSchema, t.times, t.cfg.Numbers == "double")
 	ts, err := t.table(ctx, name, cols)
 	if err != nil {
 		return err

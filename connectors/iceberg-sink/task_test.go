@@ -306,3 +306,35 @@ func TestWaitsForTheCommitInterval(t *testing.T) {
 		t.Fatal("committed before the interval")
 	}
 }
+
+// A reading that is whole in the first record and fractional later: infer makes a long column
+// and the later reading a bad record; schema.json.numbers=double keeps both.
+func TestJSONNumbersAsDouble(t *testing.T) {
+	for _, tt := range []struct {
+		numbers string
+		rows    int
+		bad     int
+	}{{"infer", 1, 1}, {"double", 2, 0}} {
+		t.Run(tt.numbers, func(t *testing.T) {
+			cfg := localConfig(t, connect.Config{"schema.json.numbers": tt.numbers})
+			task, sc := startTask(t, cfg)
+			now := time.Now()
+			whole, fractional := frame(0, "dev1", 0, now), frame(1, "dev1", 0, now)
+			whole.Value.(map[string]any)["temperature"] = int64(21)
+			fractional.Value.(map[string]any)["temperature"] = 21.5
+			if err := task.Put(t.Context(), []connect.Record{whole, fractional}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := task.PreCommit(t.Context(), connect.Offsets{tp0: 2}); err != nil {
+				t.Fatal(err)
+			}
+			rows := scanRows(t, openTable(t, cfg, "iot_raw"), "seq")
+			if len(rows) != tt.rows || len(sc.Reasons) != tt.bad {
+				t.Fatalf("rows %v, bad records %v", rows, sc.Reasons)
+			}
+			if tt.numbers == "double" && (rows[0]["temperature"] != 21.0 || rows[1]["temperature"] != 21.5) {
+				t.Errorf("temperatures %v and %v, want 21 and 21.5", rows[0]["temperature"], rows[1]["temperature"])
+			}
+		})
+	}
+}

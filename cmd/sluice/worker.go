@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -68,6 +69,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// Package initialisation (iceberg-go loads its substrait function catalogue, some 30 MB of
+	// short-lived allocations) and start-up leave a peak heap that an idle worker never needs
+	// again: hand it back to the OS rather than keep it resident.
+	debug.FreeOSMemory()
 	select {
 	case <-ctx.Done():
 	case err = <-ws.serveErr:

@@ -138,10 +138,14 @@ func (t *Task) Put(ctx context.Context, batch []connect.Record) error {
 	}
 	sort.Slice(bads, func(i, j int) bool { return bads[i].idx < bads[j].idx })
 	for _, b := range bads {
+		pos := positionOf(&batch[b.idx])
+		if t.settled[pos] {
+			continue // a server that reports one document's error twice: one dead letter
+		}
 		if err := t.tc.Report(ctx, batch[b.idx], b.reason); err != nil {
 			return err
 		}
-		t.settled[positionOf(&batch[b.idx])] = true
+		t.settled[pos] = true
 	}
 	if werr != nil {
 		if transient(werr) || ctx.Err() != nil {

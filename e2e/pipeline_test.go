@@ -330,7 +330,7 @@ func buildPipeline(t *testing.T, workers int) *pipeline {
 		sd = append(sd, w.URL+"/connectors/"+p.promName+"/prometheus-targets")
 	}
 	p.promJob = p.prefix
-	scrapeJob(t, p.svc.envDir, p.svc.envScript, p.promJob, sd)
+	sluicetest.ScrapeJob(t, p.svc.envDir, p.svc.envScript, p.promJob, sd...)
 	return p
 }
 

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -359,37 +357,4 @@ func promQuery(t *testing.T, prom, q string) ([]promSeries, error) {
 		return nil, fmt.Errorf("query %s: %d", q, code)
 	}
 	return out.Data.Result, nil
-}
-
-// scrapeJob makes the test Prometheus scrape the targets that the given service-discovery
-// URLs list, until the test ends (scripts/testenv's jobs directory and prometheus-reload).
-func scrapeJob(t *testing.T, envDir, script, job string, sdURLs []string) {
-	t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "  - job_name: %s\n    http_sd_configs:\n", job)
-	for _, u := range sdURLs {
-		fmt.Fprintf(&b, "      - url: %s\n        refresh_interval: 1s\n", u)
-	}
-	path := filepath.Join(envDir, "prometheus", "jobs", job+".yml")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	reload := func() error {
-		if out, err := exec.Command(script, "prometheus-reload").CombinedOutput(); err != nil {
-			return fmt.Errorf("%s prometheus-reload: %v: %s", script, err, out)
-		}
-		return nil
-	}
-	t.Cleanup(func() {
-		os.Remove(path)
-		if err := reload(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := reload(); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -59,7 +59,7 @@ func TestThroughput(t *testing.T) {
 	// Sluice: produce first, then time the connector from its start to the last commit.
 	c := sluicetest.NewCluster(t)
 	topic := sluicetest.UniqueName("ice-bench")
-	createTopic(t, c.Bootstrap, topic, 2)
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
 	sluicetest.Produce(t, c.Bootstrap, topic, msgs...)
 	w := c.StartWorker(map[string]string{"offset.flush.interval.ms": "60000"})
 	name := sluicetest.UniqueName("ice-bench")

@@ -83,7 +83,7 @@ func writeAndReadBack(t *testing.T, uri, warehouse string, load func(*testing.T,
 	c := sluicetest.NewCluster(t)
 	w := c.StartWorker(nil)
 	topic := sluicetest.UniqueName("ice-scan")
-	createTopic(t, c.Bootstrap, topic, 2)
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
 	name := sluicetest.UniqueName("ice-scan")
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(lake{uri: uri, warehouse: warehouse}, topic))
 	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)

@@ -78,7 +78,7 @@ func TestPyIcebergReadsTheTable(t *testing.T) {
 	c := sluicetest.NewCluster(t)
 	w := c.StartWorker(nil)
 	topic := sluicetest.UniqueName("ice-py")
-	createTopic(t, c.Bootstrap, topic, 2)
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
 	name := sluicetest.UniqueName("ice-py")
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(l, topic))
 	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)

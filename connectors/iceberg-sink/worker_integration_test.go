@@ -104,24 +104,6 @@ func committedFiles(t testing.TB, tbl *table.Table) int {
 	return len(tasks)
 }
 
-func createTopic(t *testing.T, bootstrap, topic string, partitions int) {
-	t.Helper()
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions, ReplicationFactor: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res[0].Error.Code() != kafka.ErrNoError {
-		t.Fatalf("create topic %s: %v", topic, res[0].Error)
-	}
-}
-
 // frames are JSON sensor frames numbered from first, keyed by device.
 func frames(first, n int, extra map[string]any) []*kafka.Message {
 	out := make([]*kafka.Message, n)
@@ -163,7 +145,7 @@ func TestKilledWorkersLeaveEveryRecordInTheTableOnce(t *testing.T) {
 	settings := map[string]string{"offset.flush.interval.ms": "600000"}
 	p := c.StartProcess(settings)
 	topic := sluicetest.UniqueName("ice-eos")
-	createTopic(t, c.Bootstrap, topic, 3)
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 3)
 	name := sluicetest.UniqueName("ice-eos")
 	sluicetest.CreateConnector(t, p.URL, name, sinkConfig(l, topic))
 	sluicetest.WaitState(t, p.URL, name, runtime.StateRunning, 1)
@@ -235,7 +217,7 @@ func TestANewFieldMidStreamAddsAColumn(t *testing.T) {
 	c := sluicetest.NewCluster(t)
 	w := c.StartWorker(nil)
 	topic := sluicetest.UniqueName("ice-evolve")
-	createTopic(t, c.Bootstrap, topic, 1)
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 1)
 	name := sluicetest.UniqueName("ice-evolve")
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(l, topic))
 	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
@@ -283,7 +265,7 @@ func TestTwoTasksOnTwoWorkersMakeOneSnapshotPerInterval(t *testing.T) {
 	w1 := c.StartWorker(nil)
 	c.StartWorker(nil)
 	topic := sluicetest.UniqueName("ice-two")
-	createTopic(t, c.Bootstrap, topic, 2)
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
 	name := sluicetest.UniqueName("ice-two")
 	const interval = 2 * time.Second
 	sluicetest.CreateConnector(t, w1.URL, name, sinkConfig(l, topic, "tasks.max", "2", "commit.interval", interval.String()))
@@ -361,7 +343,7 @@ func TestKillingWorkersOfTwoTasksLeavesEveryRecordOnce(t *testing.T) {
 	settings := map[string]string{"offset.flush.interval.ms": "600000"}
 	p1, p2 := c.StartProcess(settings), c.StartProcess(settings)
 	topic := sluicetest.UniqueName("ice-kill2")
-	createTopic(t, c.Bootstrap, topic, 2)
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
 	name := sluicetest.UniqueName("ice-kill2")
 	sluicetest.CreateConnector(t, p1.URL, name, sinkConfig(l, topic, "tasks.max", "2"))
 	sluicetest.WaitState(t, p1.URL, name, runtime.StateRunning, 2)
@@ -373,7 +355,7 @@ func TestKillingWorkersOfTwoTasksLeavesEveryRecordOnce(t *testing.T) {
 		total += step
 		// Kill once something of this round is committed, mid-stream of the rest.
 		before := committed(l.load(t, tbl))
-		sluicetest.Eventually(t, 60*time.Second, "a commit in this round", func() (bool, string) {
+		sluicetest.Eventually(t, 2*time.Minute, "a commit in this round", func() (bool, string) {
 			n := committed(l.load(t, tbl))
 			return n > before, fmt.Sprint(n)
 		})

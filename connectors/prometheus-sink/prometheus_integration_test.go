@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,35 +41,7 @@ func query(t *testing.T, prom, q string) []promResult {
 // list, until the test ends.
 func httpSDJob(t *testing.T, job string, sdURLs ...string) {
 	t.Helper()
-	dir, script := os.Getenv(connecttest.EnvTestenvDir), connecttest.Env(t, connecttest.EnvTestenvScript)
-	var b strings.Builder
-	fmt.Fprintf(&b, "  - job_name: %s\n    http_sd_configs:\n", job)
-	for _, u := range sdURLs {
-		fmt.Fprintf(&b, "      - url: %s\n        refresh_interval: 1s\n", u)
-	}
-	path := filepath.Join(dir, "prometheus", "jobs", job+".yml")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	reload := func() error {
-		out, err := exec.Command(script, "prometheus-reload").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s prometheus-reload: %v: %s", script, err, out)
-		}
-		return nil
-	}
-	t.Cleanup(func() {
-		os.Remove(path)
-		if err := reload(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := reload(); err != nil {
-		t.Fatal(err)
-	}
+	sluicetest.ScrapeJob(t, os.Getenv(connecttest.EnvTestenvDir), connecttest.Env(t, connecttest.EnvTestenvScript), job, sdURLs...)
 }
 
 func reading(sensor, place string, temp float64) *kafka.Message {

@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,4 +203,38 @@ func SteadyRate(t testing.TB, timeout time.Duration, what string, want int64, co
 	}
 	t.Fatalf("timed out waiting for %s: %d of %d", what, count(), want)
 	return 0
+}
+
+// ScrapeJob makes the test Prometheus scrape the targets the given service-discovery URLs
+// list, until the test ends: a job file in the test environment's Prometheus jobs directory
+// (envDir/prometheus/jobs) and `script prometheus-reload` (scripts/testenv).
+func ScrapeJob(t testing.TB, envDir, script, job string, sdURLs ...string) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "  - job_name: %s\n    http_sd_configs:\n", job)
+	for _, u := range sdURLs {
+		fmt.Fprintf(&b, "      - url: %s\n        refresh_interval: 1s\n", u)
+	}
+	path := filepath.Join(envDir, "prometheus", "jobs", job+".yml")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reload := func() error {
+		if out, err := exec.Command(script, "prometheus-reload").CombinedOutput(); err != nil {
+			return fmt.Errorf("%s prometheus-reload: %v: %s", script, err, out)
+		}
+		return nil
+	}
+	t.Cleanup(func() {
+		os.Remove(path)
+		if err := reload(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := reload(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -166,3 +166,21 @@ func TestSecretsNeverLeakResolved(t *testing.T) {
 		t.Errorf("the logs should report the task failure")
 	}
 }
+
+// A task that requests a commit gets PreCommit even before it has any record: a task may
+// commit for others (the iceberg-sink's coordinator), whatever its own partitions hold.
+func TestRequestedCommitReachesPreCommitWithoutRecords(t *testing.T) {
+	c := newCluster(t)
+	w := c.StartWorker(nil)
+	topic := sluicetest.UniqueName("quiet")
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 1)
+	name := sluicetest.UniqueName("requester")
+	sluicetest.CreateConnector(t, w.URL, name, map[string]string{"connector.class": "probe-sink", "topics": topic, "mode": "request-commit"})
+	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.Eventually(t, 30*time.Second, "PreCommit called with no record read", func() (bool, string) {
+		return preCommitCount(name) > 0, fmt.Sprint(preCommitCount(name), " calls; ", len(collectedValues(name)), " records")
+	})
+	if v := collectedValues(name); len(v) != 0 {
+		t.Errorf("the quiet topic gave records: %v", v)
+	}
+}

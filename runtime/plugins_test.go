@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluicehq/sluice/connect"
 )
@@ -14,7 +15,7 @@ import (
 
 type probeConfig struct {
 	Password string `config:"password" secret:"true" doc:"A secret, to check it never leaks."`
-	Mode     string `config:"mode" default:"ok" enum:"ok,fail,panic,flaky,leak" doc:"How the sink misbehaves."`
+	Mode     string `config:"mode" default:"ok" enum:"ok,fail,panic,flaky,leak,request-commit" doc:"How the sink misbehaves; request-commit asks for a commit at start, records or not."`
 	Flaky    int    `config:"flaky.failures" default:"3" doc:"Retriable failures before puts succeed."`
 	FailTask int    `config:"fail.task" default:"-1" doc:"In fail and panic modes, the task that fails on its first record; -1 fails any task on a record {\"poison\": true}."`
 }
@@ -47,6 +48,9 @@ func (p *probeTask) Start(_ context.Context, cfg connect.Config, tc connect.Sink
 		return err
 	}
 	p.cfg, p.tc = c, tc
+	if c.Mode == "request-commit" {
+		tc.RequestCommit()
+	}
 	if c.Mode == "leak" {
 		// A careless connector putting its secret into an error: the runtime must scrub it.
 		return fmt.Errorf("cannot log in with password %s", c.Password)
@@ -113,7 +117,19 @@ func partitionsHeld(name string) map[int]int {
 }
 
 func (p *probeTask) PreCommit(_ context.Context, o connect.Offsets) (connect.Offsets, error) {
+	n, _ := preCommits.LoadOrStore(p.tc.Connector(), new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
 	return o, nil
+}
+
+// preCommits counts the PreCommit calls of probe sinks, by connector name.
+var preCommits sync.Map
+
+func preCommitCount(name string) int64 {
+	if n, ok := preCommits.Load(name); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
 }
 func (p *probeTask) Stop() error { return nil }
 

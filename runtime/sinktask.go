@@ -109,7 +109,7 @@ func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
 		l.consumer.Close()
 		return fmt.Errorf("starting the task: %w", err)
 	}
-	l.setup.started()
+	l.setup.running("")
 	if err := l.subscribe(); err != nil {
 		_ = safely("stop", l.task.Stop)
 		l.consumer.Close()
@@ -119,7 +119,7 @@ func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
 	// Stop: commit what was put, close the partitions, stop the task, leave the group.
 	final, cancel := context.WithTimeout(context.Background(), l.w.cfg.OffsetFlushTimeout)
 	if err == nil {
-		l.commit(final, nil)
+		l.commit(final, nil, false)
 	}
 	cancel()
 	if l.aware != nil && len(l.assigned) > 0 {
@@ -159,7 +159,7 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 		l.commitWanted = false
 		l.mu.Unlock()
 		if wanted || time.Now().After(nextCommit) {
-			l.commit(ctx, nil)
+			l.commit(ctx, nil, wanted)
 			nextCommit = time.Now().Add(flushEvery)
 		}
 		if userPaused, changed := l.gate.state(); userPaused {
@@ -187,8 +187,7 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 		switch {
 		case err == nil:
 			if retrying {
-				// Back to plain RUNNING: the status no longer says what it was waiting for.
-				l.w.writeTaskStatus(l.setup.id, StateRunning, "", l.w.restartCount(l.setup.id))
+				l.setup.running("") // the status no longer says what it was waiting for
 				retrying = false
 			}
 			retry.reset()
@@ -207,7 +206,7 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 			if !retrying {
 				// The task stays RUNNING (nothing is lost, it waits), but its status says why
 				// no records move, as an operator looking at GET .../status needs to know.
-				l.w.writeTaskStatus(l.setup.id, StateRunning, "retrying put: "+msg, l.w.restartCount(l.setup.id))
+				l.setup.running("retrying put: " + msg)
 				retrying = true
 			}
 			l.setPausedAll(true)
@@ -311,7 +310,10 @@ func (l *sinkLoop) put(ctx context.Context, batch []connect.Record, raws []*kafk
 
 // commit asks the task which offsets are safe and commits them, for the given partitions or
 // all assigned ones.
-func (l *sinkLoop) commit(ctx context.Context, only []connect.TopicPartition) {
+// A commit the task requested reaches PreCommit even when the task has no offsets of its own:
+// a task may commit for others (the iceberg-sink's coordinator holds no partition or a quiet
+// one while the other tasks' data waits for it).
+func (l *sinkLoop) commit(ctx context.Context, only []connect.TopicPartition, requested bool) {
 	l.updateLag()
 	offsets := connect.Offsets{}
 	for tp, off := range l.current {
@@ -319,7 +321,7 @@ func (l *sinkLoop) commit(ctx context.Context, only []connect.TopicPartition) {
 			offsets[tp] = off
 		}
 	}
-	if len(offsets) == 0 {
+	if len(offsets) == 0 && !requested {
 		return
 	}
 	var safe connect.Offsets
@@ -402,7 +404,7 @@ func (l *sinkLoop) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 	case kafka.RevokedPartitions:
 		tps := fromKafka(e.Partitions)
 		if !c.AssignmentLost() {
-			l.commit(l.ctx, tps)
+			l.commit(l.ctx, tps, false)
 		}
 		if l.aware != nil {
 			_ = safely("close", func() error { return l.aware.Close(l.ctx, tps) })

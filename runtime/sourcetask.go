@@ -65,7 +65,7 @@ func (l *sourceLoop) run(ctx context.Context, tc *sourceContext) error {
 	if err := safely("start", func() error { return l.task.Start(ctx, l.setup.task, tc) }); err != nil {
 		return fmt.Errorf("starting the task: %w", err)
 	}
-	l.setup.started()
+	l.setup.running("")
 	// The task polls in its own goroutine, so the next batch is being made while this one is
 	// converted and produced.
 	pollCtx, stopPolling := context.WithCancel(ctx)

@@ -28,9 +28,10 @@ type taskSetup struct {
 	chain     *transform.Chain
 	log       *slog.Logger
 	metrics   *taskMetrics
-	// started reports that the task's Start succeeded: only then is the task RUNNING, as in
-	// Kafka Connect (a task that cannot connect is not shown running while it tries).
-	started func()
+	// running writes the task's RUNNING status with a note (empty for none) unless the task is
+	// in another state (paused, stopping). The loops call it once Start succeeded (only then is
+	// a task RUNNING, as in Kafka Connect) and to say why a running task waits.
+	running func(note string)
 }
 
 // converterFor builds the key or value converter: the connector's setting, else the worker's,

@@ -62,9 +62,9 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 	}
 	run.secrets = append(connRes.secrets, taskRes.secrets...)
 	setup := &taskSetup{id: id, connector: connRes.config, task: taskRes.config, secrets: run.secrets, log: log, metrics: w.metrics.task(id)}
-	setup.started = func() {
+	setup.running = func(note string) {
 		if st, _ := run.State(); st == StateRunning {
-			w.writeTaskStatus(id, st, "", w.restartCount(id))
+			w.writeTaskStatus(id, st, note, w.restartCount(id))
 		}
 	}
 	if setup.keyConv, err = converterFor("key.converter", connRes.config, w.cfg.Raw); err != nil {

@@ -21,6 +21,8 @@ import (
 // and the consumed offsets in Kafka transactions of its own. Each Poll runs one transaction and
 // returns no records: the runtime only hosts the task.
 type Task struct {
+	// rewindDue is set while a failed transaction's rewind has not succeeded yet.
+	rewindDue bool
 	cfg       Config
 	raw       connect.Config
 	tc        connect.SourceTaskContext
@@ -117,6 +119,13 @@ func (t *Task) Poll(ctx context.Context) ([]connect.Record, error) {
 			return nil, connect.Retriable(fmt.Errorf("aggregate: connecting to Kafka: %w", err))
 		}
 		t.started = true
+	}
+	if t.rewindDue {
+		// The last rewind failed: the state is empty and the consumer still past the aborted
+		// frames, so nothing may be consumed before the rewind succeeds.
+		if err := t.rewind(ctx); err != nil {
+			return nil, connect.Retriable(fmt.Errorf("aggregate: resuming from the last committed transaction: %w", err))
+		}
 	}
 	err := t.cycle(ctx)
 	if err == nil {
@@ -248,7 +257,9 @@ func (t *Task) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 func (t *Task) rewind(ctx context.Context) error {
 	t.agg.reset()
 	clear(t.consumed)
-	return t.resume(ctx)
+	err := t.resume(ctx)
+	t.rewindDue = err != nil
+	return err
 }
 
 // resume reads the committed offsets of the assigned partitions (waiting for pending

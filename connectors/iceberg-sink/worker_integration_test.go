@@ -64,6 +64,32 @@ func committed(tbl *table.Table) int64 {
 	return n
 }
 
+// awaitEachOnce waits until the table has committed total rows and checks that they are the
+// seqs 0 to total-1, each once; it returns the table as loaded.
+func (l *lake) awaitEachOnce(t *testing.T, tbl string, total int) *table.Table {
+	t.Helper()
+	sluicetest.Eventually(t, 120*time.Second, "every record committed", func() (bool, string) {
+		n := committed(l.load(t, tbl))
+		return n >= int64(total), fmt.Sprint(n)
+	})
+	tb := l.load(t, tbl)
+	counts := seqCounts(t, tb)
+	var dup, missing int
+	for s := range total {
+		switch counts[int64(s)] {
+		case 0:
+			missing++
+		case 1:
+		default:
+			dup++
+		}
+	}
+	if len(counts) != total || dup != 0 || missing != 0 || committed(tb) != int64(total) {
+		t.Errorf("%d rows, %d distinct seqs, %d missing, %d written more than once; want %d once each", committed(tb), len(counts), missing, dup, total)
+	}
+	return tb
+}
+
 // seqCounts scans the table and counts each seq value.
 func seqCounts(t testing.TB, tbl *table.Table) map[int64]int {
 	t.Helper()
@@ -188,25 +214,7 @@ func TestKilledWorkersLeaveEveryRecordInTheTableOnce(t *testing.T) {
 
 	p = c.StartProcess(settings)
 	const total = first + second + third
-	sluicetest.Eventually(t, 120*time.Second, "every record committed", func() (bool, string) {
-		n := committed(l.load(t, tbl))
-		return n >= total, fmt.Sprint(n)
-	})
-	tb = l.load(t, tbl)
-	counts := seqCounts(t, tb)
-	var dup, missing int
-	for s := range total {
-		switch counts[int64(s)] {
-		case 0:
-			missing++
-		case 1:
-		default:
-			dup++
-		}
-	}
-	if len(counts) != total || dup != 0 || missing != 0 || committed(tb) != total {
-		t.Errorf("%d rows, %d distinct seqs, %d missing, %d written more than once; want %d once each", committed(tb), len(counts), missing, dup, total)
-	}
+	tb = l.awaitEachOnce(t, tbl, total)
 	sluicetest.WaitState(t, p.URL, name, runtime.StateRunning, 1)
 }
 
@@ -367,25 +375,7 @@ func TestKillingWorkersOfTwoTasksLeavesEveryRecordOnce(t *testing.T) {
 	}
 	sluicetest.Produce(t, c.Bootstrap, topic, frames(total, step, nil)...)
 	total += step
-	sluicetest.Eventually(t, 120*time.Second, "every record committed", func() (bool, string) {
-		n := committed(l.load(t, tbl))
-		return n >= int64(total), fmt.Sprint(n)
-	})
-	tb := l.load(t, tbl)
-	counts := seqCounts(t, tb)
-	var dup, missing int
-	for s := range total {
-		switch counts[int64(s)] {
-		case 0:
-			missing++
-		case 1:
-		default:
-			dup++
-		}
-	}
-	if len(counts) != total || dup != 0 || missing != 0 || committed(tb) != int64(total) {
-		t.Errorf("%d rows, %d distinct seqs, %d missing, %d written more than once; want %d once each", committed(tb), len(counts), missing, dup, total)
-	}
+	tb := l.awaitEachOnce(t, tbl, total)
 	for k := range tb.Properties() {
 		if strings.HasPrefix(k, "sluice.pending.") {
 			t.Logf("publication still in the table: %s", k)

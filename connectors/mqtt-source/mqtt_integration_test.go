@@ -35,21 +35,7 @@ type pub struct {
 
 func newPub(t testing.TB) *pub {
 	t.Helper()
-	u, err := url.Parse(connecttest.Env(t, connecttest.EnvMQTT))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := paho.NewClient(paho.ClientConfig{Conn: conn})
-	if _, err := c.Connect(context.Background(), &paho.Connect{ClientID: sluicetest.UniqueName("pub"), KeepAlive: 30, CleanStart: true}); err != nil {
-		t.Fatal(err)
-	}
-	p := &pub{t: t, c: c}
-	t.Cleanup(p.close)
-	return p
+	return pubOn(t, connecttest.Env(t, connecttest.EnvMQTT))
 }
 
 func (p *pub) close() { _ = p.c.Disconnect(&paho.Disconnect{}) }
@@ -528,7 +514,7 @@ func (b *ownBroker) restart() {
 }
 
 // pubOn is a plain MQTT v5 publisher on a broker.
-func pubOn(t *testing.T, server string) *pub {
+func pubOn(t testing.TB, server string) *pub {
 	t.Helper()
 	u, err := url.Parse(server)
 	if err != nil {

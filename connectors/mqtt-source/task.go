@@ -338,6 +338,10 @@ func (t *Task) linger(ctx context.Context, have int) bool {
 	if t.cfg.QoS == 0 {
 		step = pollLinger
 	}
+	enough := t.cfg.BatchSize
+	if t.cfg.QoS > 0 {
+		enough = min(enough, t.cfg.ReceiveMaximum) // the broker sends no more before acks
+	}
 	timer := time.NewTimer(step)
 	defer timer.Stop()
 	for waited := time.Duration(0); waited < pollLinger; waited += step {
@@ -348,7 +352,7 @@ func (t *Task) linger(ctx context.Context, have int) bool {
 			return len(t.msgs) > 0
 		}
 		after := len(t.msgs)
-		if after == before || have+after >= t.cfg.BatchSize {
+		if after == before || have+after >= enough {
 			break
 		}
 		timer.Reset(step)

@@ -106,14 +106,6 @@ func (c Config) validateRemoteWrite() error {
 	if u.User != nil {
 		return &connect.FieldError{Key: "remote.write.url", Message: "put credentials in remote.write.basic.auth.user and remote.write.basic.auth.password, not in the URL"}
 	}
-	for _, d := range []struct {
-		key string
-		d   time.Duration
-	}{{"remote.write.interval", c.RemoteInterval}, {"remote.write.timeout", c.RemoteTimeout}, {"remote.write.retry.backoff.min", c.RemoteBackoff}, {"remote.write.retry.backoff.max", c.RemoteBackoffMax}} {
-		if d.d <= 0 {
-			return &connect.FieldError{Key: d.key, Message: "must be more than 0"}
-		}
-	}
 	if c.RemoteBackoffMax < c.RemoteBackoff {
 		return &connect.FieldError{Key: "remote.write.retry.backoff.max", Message: "is less than remote.write.retry.backoff.min"}
 	}

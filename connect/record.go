@@ -34,12 +34,17 @@ type Record struct {
 
 	// SourcePartition and SourceOffset say where a source record came from, so a task can
 	// resume after a restart: the runtime stores the latest acknowledged offset per partition
-	// and hands it back through SourceTaskContext.Offset.
+	// and hands it back through SourceTaskContext.Offset. An offset is stored only once Kafka
+	// acknowledged its record and every earlier record of the same partition. A record with a
+	// partition but no offset is ordered like the others and moves the stored offset nowhere,
+	// so a task may give the offset only to the last record of each partition in a batch.
+	// Records without a partition are not tracked.
 	SourcePartition map[string]any
 	SourceOffset    map[string]any
 
-	// KafkaPartition and KafkaOffset say where a sink record was read from. Source records are
-	// partitioned by key hash (as Kafka's Java clients do) and leave these unset.
+	// KafkaPartition and KafkaOffset say where a sink record was read from. Source records
+	// leave them unset and are partitioned as Kafka's Java producer does: by the murmur2 hash
+	// of the key, and without a key, one partition for 16 KB of records, then another.
 	KafkaPartition int32
 	KafkaOffset    int64
 }

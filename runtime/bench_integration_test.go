@@ -25,7 +25,7 @@ func benchRecords(t *testing.T) int {
 	if os.Getenv("SLUICE_BENCH") == "" {
 		t.Skip("throughput harness skipped: set SLUICE_BENCH=1 (make bench) to run it")
 	}
-	return 300_000
+	return 1_000_000
 }
 
 // discardConnector is a sink that drops every record: what is measured is the runtime.
@@ -58,11 +58,12 @@ func TestThroughputSourceVsRawProducer(t *testing.T) {
 		sluice = append(sluice, sourceRound(t, c, w, n, round))
 		raw = append(raw, rawProducerRound(t, c, n))
 	}
+	t.Logf("rounds: sluice %.0f, raw %.0f", sluice, raw)
 	report(t, "source to Kafka", median(sluice), median(raw))
 }
 
 // benchRounds is how many times each side runs; the medians are compared.
-const benchRounds = 3
+const benchRounds = 5
 
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
@@ -162,6 +163,7 @@ func TestThroughputSinkVsRawConsumer(t *testing.T) {
 		}))
 		sluicetest.Call(t, "DELETE", w.URL+"/connectors/"+name, nil, nil)
 	}
+	t.Logf("rounds: sluice %.0f, raw %.0f", sluice, raw)
 	report(t, "Kafka to sink", median(sluice), median(raw))
 }
 

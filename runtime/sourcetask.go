@@ -32,10 +32,7 @@ type sourceLoop struct {
 	acker    connect.SourceAcker
 	pending  *submitted
 	topics   *topicCreator
-	used     map[string]bool // topics written to, touched by the loop goroutine only
-	// topicNames holds one string per topic for the messages to point to.
-	topicNames map[string]*string
-	msg        kafka.Message // the message being produced, reused
+	router   *sourceRouter
 
 	failMu  sync.Mutex
 	failure error // a record Kafka refused
@@ -56,7 +53,6 @@ func (c *sourceContext) Report(ctx context.Context, rec connect.Record, reason e
 }
 
 func (l *sourceLoop) run(ctx context.Context, tc *sourceContext) error {
-	l.used, l.topicNames = map[string]bool{}, map[string]*string{}
 	go l.deliveries()
 	defer l.producer.Close()
 	if err := l.w.offsets.readToEnd(ctx); err != nil {
@@ -66,10 +62,11 @@ func (l *sourceLoop) run(ctx context.Context, tc *sourceContext) error {
 		return fmt.Errorf("starting the task: %w", err)
 	}
 	l.setup.running("")
-	// The task polls in its own goroutine, so the next batch is being made while this one is
-	// converted and produced.
+	// The task polls, and its records are transformed and converted, in a goroutine of their
+	// own, so the next batch is being made while this one is produced: producing is the step
+	// that bounds a source's throughput, so this goroutine does nothing else.
 	pollCtx, stopPolling := context.WithCancel(ctx)
-	batches := make(chan polled, 1)
+	batches := make(chan *polled, 1)
 	polling := make(chan struct{})
 	go func() {
 		defer close(polling)
@@ -88,16 +85,14 @@ loop:
 			l.commitOffsets(ctx)
 			err = l.failed()
 		case b := <-batches:
-			if b.err != nil {
-				err = b.err
-				break
-			}
-			// One allocation for the whole batch's tracking entries.
-			entries := make([]submittedRecord, len(b.records))
-			for i := range b.records {
-				if err = l.send(ctx, &b.records[i], &entries[i]); err != nil {
+			l.router.expect(b.messages, b.routed)
+			for i := range b.messages {
+				if err = l.produce(ctx, &b.messages[i]); err != nil {
 					break
 				}
+			}
+			if err == nil {
+				err = b.err
 			}
 			if err == nil {
 				err = l.failed()
@@ -105,6 +100,7 @@ loop:
 			if b.paused {
 				l.commitOffsets(ctx)
 			}
+			b.release()
 		}
 	}
 	stopPolling()
@@ -123,23 +119,42 @@ loop:
 	return err
 }
 
-// polled is what one Poll gave: records, or the error that ends the task. paused marks the
-// last batch before the task paused, so its offsets are stored right away.
+// polled is what one Poll gave, ready to produce: the messages of its records, then the error
+// that ends the task, if any. routed are the records of the messages without a handle
+// (Opaque), in order (see sourceRouter). paused marks the last batch before the task paused,
+// so its offsets are stored right away.
 type polled struct {
-	records []connect.Record
-	err     error
-	paused  bool
+	messages []kafka.Message
+	routed   []*submittedRecord
+	err      error
+	paused   bool
+}
+
+// messagePool recycles the message slices of produced batches: Produce copies what it needs.
+var messagePool = sync.Pool{New: func() any { return new(polled) }}
+
+func (b *polled) release() {
+	clear(b.messages)
+	clear(b.routed)
+	*b = polled{messages: b.messages[:0], routed: b.routed[:0]}
+	messagePool.Put(b)
 }
 
 // poll calls the task's Poll until ctx is done, honouring pause, retrying retriable errors,
-// and hands the batches on in order.
-func (l *sourceLoop) poll(ctx context.Context, out chan<- polled) {
+// and hands the batches on in order, transformed and converted.
+func (l *sourceLoop) poll(ctx context.Context, out chan<- *polled) {
 	retry := backoff{initial: 300 * time.Millisecond, max: 10 * time.Second}
+	hand := func(b *polled) bool {
+		select {
+		case out <- b:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	for ctx.Err() == nil {
 		if paused, changed := l.gate.state(); paused {
-			select {
-			case out <- polled{paused: true}:
-			case <-ctx.Done():
+			if !hand(&polled{paused: true}) {
 				return
 			}
 			select {
@@ -161,10 +176,7 @@ func (l *sourceLoop) poll(ctx context.Context, out chan<- polled) {
 				_ = sleepCtx(ctx, retry.wait())
 				continue
 			}
-			select {
-			case out <- polled{err: fmt.Errorf("poll: %w", err)}:
-			case <-ctx.Done():
-			}
+			hand(&polled{err: fmt.Errorf("poll: %w", err)})
 			return
 		}
 		retry.reset()
@@ -172,42 +184,67 @@ func (l *sourceLoop) poll(ctx context.Context, out chan<- polled) {
 			continue
 		}
 		l.setup.metrics.polled.Add(float64(len(recs)))
-		select {
-		case out <- polled{records: recs}:
-		case <-ctx.Done():
+		b := l.prepare(ctx, recs)
+		failed := b.err != nil // b belongs to the producing goroutine once handed on
+		if !hand(b) || failed {
 			return
 		}
 	}
 }
 
-func (l *sourceLoop) failed() error {
-	l.failMu.Lock()
-	defer l.failMu.Unlock()
-	return l.failure
+// prepare tracks, transforms and converts a polled batch into the messages to produce. A
+// record the error policy skips, or a transformation drops, counts as done, so its offset is
+// stored like any other. An error ends the batch: the messages before it are still produced.
+func (l *sourceLoop) prepare(ctx context.Context, recs []connect.Record) *polled {
+	b := messagePool.Get().(*polled)
+	// One allocation for the whole batch's tracking entries.
+	entries := make([]submittedRecord, len(recs))
+	l.pending.add(entries, recs, l.acker != nil)
+	now := time.Now()
+	for i := range recs {
+		rec, entry := &recs[i], &entries[i]
+		b.messages = append(b.messages, kafka.Message{})
+		m := &b.messages[len(b.messages)-1]
+		route, err := l.convert(ctx, rec, m)
+		if err == nil && route != nil {
+			err = l.ensureTopic(ctx, route)
+		}
+		if err != nil {
+			b.messages, b.err = b.messages[:len(b.messages)-1], err
+			break
+		}
+		if route == nil { // dropped by a transformation or skipped by the error policy
+			b.messages = b.messages[:len(b.messages)-1]
+			l.acked(entry)
+			continue
+		}
+		if l.router.route(route, m, now) {
+			b.routed = append(b.routed, entry)
+		} else {
+			m.Opaque = entry
+		}
+	}
+	return b
 }
 
-// send transforms, converts and produces one record. A record the error policy skips counts
-// as done, so its offset is stored like any other.
-func (l *sourceLoop) send(ctx context.Context, rec *connect.Record, entry *submittedRecord) error {
-	l.pending.add(entry, rec, l.acker != nil)
-	out, err := l.convert(ctx, rec)
-	if err != nil {
-		return err
-	}
-	if out == nil { // dropped by a transformation or skipped by the error policy
-		l.acked(entry)
+// ensureTopic creates a topic the task writes to for the first time, as topic creation says.
+func (l *sourceLoop) ensureTopic(ctx context.Context, t *topicRoute) error {
+	if t.used {
 		return nil
 	}
-	if topic := *out.TopicPartition.Topic; !l.used[topic] {
-		if err := l.topics.ensure(ctx, topic); err != nil {
-			return err
-		}
-		l.w.statuses.topicUsed(l.setup.id, topic)
-		l.used[topic] = true
+	if err := l.topics.ensure(ctx, *t.name); err != nil {
+		return err
 	}
-	out.Opaque = entry
+	l.w.statuses.topicUsed(l.setup.id, *t.name)
+	t.used = true
+	t.checked = time.Time{} // the topic may just have been created: look its partitions up now
+	return nil
+}
+
+// produce hands one message to the producer, waiting while its queue is full.
+func (l *sourceLoop) produce(ctx context.Context, m *kafka.Message) error {
 	for {
-		err := l.producer.Produce(out, nil)
+		err := l.producer.Produce(m, nil)
 		if err == nil {
 			return nil
 		}
@@ -220,13 +257,19 @@ func (l *sourceLoop) send(ctx context.Context, rec *connect.Record, entry *submi
 			}
 			continue
 		}
-		return fmt.Errorf("producing to %s: %w", *out.TopicPartition.Topic, err)
+		return fmt.Errorf("producing to %s: %w", *m.TopicPartition.Topic, err)
 	}
 }
 
-// convert applies the transformations and converters under the error policy. It returns nil
-// for a record that was dropped or skipped.
-func (l *sourceLoop) convert(ctx context.Context, rec *connect.Record) (*kafka.Message, error) {
+func (l *sourceLoop) failed() error {
+	l.failMu.Lock()
+	defer l.failMu.Unlock()
+	return l.failure
+}
+
+// convert applies the transformations and converters under the error policy and fills m. It
+// returns the route of the record's topic, or nil for a record that was dropped or skipped.
+func (l *sourceLoop) convert(ctx context.Context, rec *connect.Record, m *kafka.Message) (*topicRoute, error) {
 	cur := rec
 	if l.setup.chain != nil {
 		var out *connect.Record
@@ -249,25 +292,18 @@ func (l *sourceLoop) convert(ctx context.Context, rec *connect.Record) (*kafka.M
 	if cur.Topic == "" {
 		return nil, l.policy.failed(ctx, stageTaskPoll, cur, nil, errors.New("the record has no topic"))
 	}
-	topic := l.topicNames[cur.Topic]
-	if topic == nil {
-		topic = &cur.Topic
-		l.topicNames[cur.Topic] = topic
-	}
-	// Produce copies what it needs, so one message serves every record.
-	m := &l.msg
-	*m = kafka.Message{TopicPartition: kafka.TopicPartition{Topic: topic, Partition: kafka.PartitionAny}, Key: key, Value: value,
-		Headers: m.Headers[:0]}
+	route := l.router.topic(cur.Topic)
+	*m = kafka.Message{TopicPartition: kafka.TopicPartition{Topic: route.name, Partition: kafka.PartitionAny}, Key: key, Value: value}
 	if !cur.Time.IsZero() {
 		m.Timestamp, m.TimestampType = cur.Time, kafka.TimestampCreateTime
 	}
-	for _, h := range cur.Headers {
-		m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+	if len(cur.Headers) > 0 {
+		m.Headers = make([]kafka.Header, len(cur.Headers))
+		for i, h := range cur.Headers {
+			m.Headers[i] = kafka.Header{Key: h.Key, Value: h.Value}
+		}
 	}
-	if len(m.Headers) == 0 {
-		m.Headers = nil
-	}
-	return m, nil
+	return route, nil
 }
 
 // deliveries handles Kafka's acknowledgements until the producer closes.
@@ -282,7 +318,11 @@ func (l *sourceLoop) deliveries() {
 		}
 		entry, _ := m.Opaque.(*submittedRecord)
 		if entry == nil {
-			continue
+			var err error
+			if entry, err = l.router.delivered(m); err != nil {
+				l.fail(err)
+				continue
+			}
 		}
 		if m.TopicPartition.Error != nil {
 			// Not acknowledged: the offset stays behind this record, so it is read again after
@@ -335,7 +375,8 @@ func (l *sourceLoop) commitOffsets(ctx context.Context) {
 
 // submitted tracks records sent to Kafka per source partition, so only the in-order
 // acknowledged prefix of each partition has its offset stored (Kafka Connect's
-// SubmittedRecords).
+// SubmittedRecords). The acknowledged prefix is let go of as soon as the partition's next
+// records are added, not only at the offset flush, so memory holds the records in flight.
 type submitted struct {
 	mu         sync.Mutex
 	partitions map[string]*partitionQueue
@@ -347,49 +388,74 @@ type submitted struct {
 
 type partitionQueue struct {
 	partition map[string]any
-	records   []*submittedRecord
-	// latest is the offset of the last record of the committable prefix not yet stored.
+	records   []*submittedRecord // records[head:] are not known to be acknowledged
+	head      int
+	// latest is the offset of the last record of the acknowledged prefix not yet stored.
 	latest map[string]any
 }
 
 type submittedRecord struct {
 	offset map[string]any
 	record *connect.Record // kept only for a task that acknowledges upstream
-	queue  *partitionQueue
-	acked  atomic.Bool // set by the delivery goroutine, read under submitted.mu
+	acked  atomic.Bool     // set by the delivery goroutine, read under submitted.mu
 }
 
 func newSubmitted() *submitted { return &submitted{partitions: map[string]*partitionQueue{}} }
 
-// add tracks rec, sent to Kafka, in entry; keep holds on to the record for the task's
-// acknowledgement.
-func (s *submitted) add(entry *submittedRecord, rec *connect.Record, keep bool) {
-	entry.offset = rec.SourceOffset
-	if keep {
-		entry.record = rec
-	}
-	if rec.SourcePartition == nil || rec.SourceOffset == nil {
-		return
-	}
-	ptr := reflect.ValueOf(rec.SourcePartition).UnsafePointer()
+// add tracks the records of a batch, sent to Kafka, in entries; keep holds on to each record
+// for the task's acknowledgement. A record without a source partition is not tracked; one
+// without an offset is tracked in order but moves its partition's offset nowhere.
+func (s *submitted) add(entries []submittedRecord, recs []connect.Record, keep bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	q := s.lastQueue
-	if ptr != s.lastMap || q == nil {
-		key := partitionKey(rec.SourcePartition)
-		q = s.partitions[key]
-		if q == nil {
-			q = &partitionQueue{partition: rec.SourcePartition}
-			s.partitions[key] = q
+	for i := range recs {
+		rec, entry := &recs[i], &entries[i]
+		entry.offset = rec.SourceOffset
+		if keep {
+			entry.record = rec
 		}
-		s.lastMap, s.lastQueue = ptr, q
+		if rec.SourcePartition == nil {
+			continue
+		}
+		ptr := reflect.ValueOf(rec.SourcePartition).UnsafePointer()
+		q := s.lastQueue
+		if ptr != s.lastMap || q == nil {
+			key := partitionKey(rec.SourcePartition)
+			q = s.partitions[key]
+			if q == nil {
+				q = &partitionQueue{partition: rec.SourcePartition}
+				s.partitions[key] = q
+			}
+			s.lastMap, s.lastQueue = ptr, q
+		}
+		if q.head < len(q.records) && q.records[q.head].acked.Load() {
+			q.advance()
+		}
+		q.records = append(q.records, entry)
 	}
-	entry.queue = q
-	q.records = append(q.records, entry)
 }
 
 func (s *submitted) ack(entry *submittedRecord) {
 	entry.acked.Store(true)
+}
+
+// advance drops the acknowledged prefix, remembering the last offset in it.
+func (q *partitionQueue) advance() {
+	for q.head < len(q.records) && q.records[q.head].acked.Load() {
+		if off := q.records[q.head].offset; off != nil {
+			q.latest = off
+		}
+		q.records[q.head] = nil
+		q.head++
+	}
+	switch {
+	case q.head == len(q.records):
+		q.records, q.head = q.records[:0], 0
+	case q.head >= 1024 && 2*q.head >= len(q.records):
+		n := copy(q.records, q.records[q.head:])
+		clear(q.records[n:])
+		q.records, q.head = q.records[:n], 0
+	}
 }
 
 // committable returns, per partition, the offset of the last record of the acknowledged prefix
@@ -399,14 +465,7 @@ func (s *submitted) committable() []ConnectorOffset {
 	defer s.mu.Unlock()
 	var out []ConnectorOffset
 	for key, q := range s.partitions {
-		n := 0
-		for n < len(q.records) && q.records[n].acked.Load() {
-			n++
-		}
-		if n > 0 {
-			q.latest = q.records[n-1].offset
-			q.records = append(q.records[:0:0], q.records[n:]...)
-		}
+		q.advance()
 		if q.latest != nil {
 			out = append(out, ConnectorOffset{Partition: q.partition, Offset: q.latest})
 			q.latest = nil

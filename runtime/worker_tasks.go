@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -122,10 +123,11 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		if err != nil {
 			return err
 		}
+		producerOverrides := overrides("producer.override.")
 		producer, err := w.clients.producer(map[string]string{
 			"enable.idempotence": "true", "acks": "all", "linger.ms": "5",
 			"go.delivery.reports": "true", "go.delivery.report.fields": "none",
-		}, overrides("producer.override."))
+		}, producerOverrides)
 		if err != nil {
 			return fmt.Errorf("producer: %w", err)
 		}
@@ -137,6 +139,11 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		task := p.New().(connect.SourceConnector).NewTask()
 		run.instance = task
 		loop := &sourceLoop{w: w, setup: setup, task: w.endpointSource(run, task), producer: producer, policy: pol, gate: run.paused, pending: newSubmitted(), topics: tc}
+		idempotent := true
+		if v, ok := producerOverrides["enable.idempotence"]; ok {
+			idempotent = strings.EqualFold(strings.TrimSpace(v), "true")
+		}
+		loop.router = newSourceRouter(producer, idempotent)
 		loop.acker, _ = task.(connect.SourceAcker)
 		return loop.run(ctx, &sourceContext{taskContext: tctx, loop: loop})
 	case connect.SinkType:

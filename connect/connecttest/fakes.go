@@ -83,6 +83,9 @@ func (f *SourceContext) Store(acked []connect.Record) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, r := range acked {
+		if r.SourcePartition == nil || r.SourceOffset == nil {
+			continue // no position of its own (see connect.Record.SourceOffset)
+		}
 		b, err := json.Marshal(r.SourceOffset)
 		if err != nil {
 			f.T.Fatal(err)

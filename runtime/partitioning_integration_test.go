@@ -1,0 +1,103 @@
+package runtime_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/sluicehq/sluice/internal/sluicetest"
+)
+
+// Source records land in the partitions Kafka's Java producer would choose: keyed records by
+// the murmur2 hash of the key, the same as librdkafka's murmur2 partitioner, which checks it
+// here; records without a key stick to a partition for a while and then move on, so they
+// spread over the topic.
+func TestSourceRecordsLandWhereKafkasJavaProducerPutsThem(t *testing.T) {
+	c := newCluster(t)
+	w := c.StartWorker(nil)
+	const partitions, keys, perKey, lines2k = 6, 24, 5, 2000
+
+	keyed := sluicetest.UniqueName("keyed")
+	sluicetest.CreateTopic(t, c.Bootstrap, keyed, partitions)
+	sluicetest.CreateConnector(t, w.URL, "keyed", map[string]string{"connector.class": "datagen", "kafka.topic": keyed,
+		"partitions": fmt.Sprint(keys), "max.records": fmt.Sprint(keys * perKey), "format": "string"})
+	got := map[string]map[int32]bool{}
+	for _, m := range sluicetest.ConsumeAll(t, c.Bootstrap, keyed, keys*perKey, time.Minute) {
+		k := string(m.Key)
+		if got[k] == nil {
+			got[k] = map[int32]bool{}
+		}
+		got[k][m.TopicPartition.Partition] = true
+	}
+	if len(got) != keys {
+		t.Fatalf("records of %d keys arrived, want %d", len(got), keys)
+	}
+
+	// The same keys through librdkafka's murmur2 partitioner.
+	reference := sluicetest.UniqueName("reference")
+	sluicetest.CreateTopic(t, c.Bootstrap, reference, partitions)
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": c.Bootstrap, "partitioner": "murmur2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	want := map[string]int32{}
+	for k := range got {
+		if err := p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &reference, Partition: kafka.PartitionAny}, Key: []byte(k)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for len(want) < keys {
+		select {
+		case e := <-p.Events():
+			if m, ok := e.(*kafka.Message); ok {
+				if m.TopicPartition.Error != nil {
+					t.Fatal(m.TopicPartition.Error)
+				}
+				want[string(m.Key)] = m.TopicPartition.Partition
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("reference records not acknowledged: %d of %d", len(want), keys)
+		}
+	}
+	used := map[int32]bool{}
+	for k, parts := range got {
+		if len(parts) != 1 || !parts[want[k]] {
+			t.Errorf("key %q landed in partitions %v, want only %d (murmur2)", k, parts, want[k])
+		}
+		used[want[k]] = true
+	}
+	if len(used) < 2 {
+		t.Fatalf("the %d keys hash to %d partition(s); the check needs keys that spread", keys, len(used))
+	}
+
+	// Records without a key (file-source lines): 2,000 lines of 100 bytes are about 200 KB,
+	// a dozen partitions' worth of sticky bytes, each next partition chosen at random.
+	unkeyed := sluicetest.UniqueName("unkeyed")
+	sluicetest.CreateTopic(t, c.Bootstrap, unkeyed, partitions)
+	file := filepath.Join(t.TempDir(), "lines.txt")
+	var lines strings.Builder
+	for i := range lines2k {
+		fmt.Fprintf(&lines, "%099d\n", i)
+	}
+	if err := os.WriteFile(file, []byte(lines.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sluicetest.CreateConnector(t, w.URL, "unkeyed", map[string]string{"connector.class": "file-source", "file": file, "kafka.topic": unkeyed})
+	spread := map[int32]int{}
+	msgs := sluicetest.ConsumeAll(t, c.Bootstrap, unkeyed, lines2k, time.Minute)
+	for _, m := range msgs {
+		if m.Key != nil {
+			t.Fatalf("file-source record with key %q, want none", m.Key)
+		}
+		spread[m.TopicPartition.Partition]++
+	}
+	if len(msgs) != lines2k || len(spread) < 2 {
+		t.Fatalf("%d records without a key landed in partitions %v, want %d over more than one", len(msgs), spread, lines2k)
+	}
+}

@@ -86,14 +86,14 @@ func sourceRound(t *testing.T, c *sluicetest.Cluster, w *sluicetest.Worker, n, r
 }
 
 // rawProducerRound produces the same records with the same producer settings from one
-// producer.
+// producer, waiting a moment when its queue is full as the source loop does.
 func rawProducerRound(t *testing.T, c *sluicetest.Cluster, n int) float64 {
 	rawTopic := sluicetest.UniqueName("bench-raw")
 	admin, _ := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": c.Bootstrap})
 	_, _ = admin.CreateTopics(context.Background(), []kafka.TopicSpecification{{Topic: rawTopic, NumPartitions: 1, ReplicationFactor: -1}})
 	admin.Close()
 	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": c.Bootstrap, "enable.idempotence": true, "acks": "all",
-		"linger.ms": 5, "partitioner": "murmur2_random"})
+		"linger.ms": 5, "partitioner": "murmur2_random", "go.delivery.report.fields": "none"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func rawProducerRound(t *testing.T, c *sluicetest.Cluster, n int) float64 {
 			if err == nil {
 				break
 			}
-			p.Flush(100)
+			time.Sleep(2 * time.Millisecond)
 		}
 	}
 	return <-rawRate

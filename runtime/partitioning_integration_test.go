@@ -11,6 +11,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // Source records land in the partitions Kafka's Java producer would choose: keyed records by
@@ -99,5 +100,32 @@ func TestSourceRecordsLandWhereKafkasJavaProducerPutsThem(t *testing.T) {
 	}
 	if len(msgs) != lines2k || len(spread) < 2 {
 		t.Fatalf("%d records without a key landed in partitions %v, want %d over more than one", len(msgs), spread, lines2k)
+	}
+}
+
+// Sources start at full speed on topics created a moment before, while the producer is still
+// learning about them, with the producer's queue full most of the time, and deliver every
+// record without failing: the matching of acknowledgements to records must hold through the
+// start and through waiting for room.
+func TestSourcesAtFullSpeedOnNewTopics(t *testing.T) {
+	c := newCluster(t)
+	w := c.StartWorker(map[string]string{"offset.flush.interval.ms": "500"})
+	const n = 200_000
+	for round := range 3 {
+		name := fmt.Sprintf("fast-%d", round)
+		sluicetest.CreateConnector(t, w.URL, name, map[string]string{"connector.class": "datagen", "kafka.topic": sluicetest.UniqueName("fast"),
+			"max.records": fmt.Sprint(n), "format": "string", "payload.bytes": "100", "value.converter": "string", "batch.size": "2000",
+			"topic.creation.default.partitions": fmt.Sprint(round + 1), "topic.creation.default.replication.factor": "-1",
+			// A small queue, so producing waits for room often.
+			"producer.override.queue.buffering.max.messages": "5000"})
+		sluicetest.Eventually(t, 2*time.Minute, name+" writing every record", func() (bool, string) {
+			var st runtime.ConnectorStatus
+			sluicetest.Call(t, "GET", w.URL+"/connectors/"+name+"/status", nil, &st)
+			if len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateFailed {
+				t.Fatalf("%s failed: %s", name, st.Tasks[0].Trace)
+			}
+			written := w.Counter(t, "sluice_source_records_written_total", name)
+			return written == n, fmt.Sprintf("%.0f of %d written", written, n)
+		})
 	}
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -19,8 +20,12 @@ import (
 // record produced to it and not yet acknowledged. That spares the producer's handle table,
 // which costs a locked map insert and lookup per message.
 //
-// A topic whose partition count is not known yet (metadata not available) is left to the
-// producer's partitioner and matched by handle, as is everything when idempotence is off.
+// Until Kafka acknowledged a first message of a topic, its messages are left to the producer's
+// partitioner and matched by handle, as is everything when idempotence is off or the topic's
+// partition count is not known: while the producer has no metadata for a topic it holds the
+// topic's messages aside and assigns them to their partitions when the metadata arrives, and
+// those could land behind messages produced after them, out of the order matching relies on.
+// An acknowledgement shows the producer has the metadata.
 type sourceRouter struct {
 	producer *kafka.Producer
 	byHandle bool                   // idempotence is off: the producer partitions, handles match
@@ -47,6 +52,7 @@ type topicRoute struct {
 	used        bool    // created if need be, and reported as used
 	partitions  int     // 0 while not known
 	checked     time.Time
+	delivered   atomic.Bool // Kafka acknowledged a message of the topic
 	partitioner kgo.TopicBackupPartitioner
 	rec         kgo.Record // reused to ask the partitioner
 }
@@ -111,7 +117,7 @@ func (r *sourceRouter) partitionCount(topic string) int {
 // about the current time, for refreshing the partition count.
 func (r *sourceRouter) route(t *topicRoute, m *kafka.Message, now time.Time) bool {
 	r.refresh(t, now)
-	if t.partitions == 0 {
+	if t.partitions == 0 || !t.delivered.Load() {
 		return false
 	}
 	t.rec.Key, t.rec.Value = m.Key, m.Value

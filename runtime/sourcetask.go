@@ -33,6 +33,7 @@ type sourceLoop struct {
 	pending  *submitted
 	topics   *topicCreator
 	router   *sourceRouter
+	inflight atomic.Int64 // messages produced that Kafka has not reported on yet
 
 	failMu  sync.Mutex
 	failure error // a record Kafka refused
@@ -106,7 +107,7 @@ loop:
 	stopPolling()
 	<-polling
 	// Stop: let Kafka acknowledge what was sent, store the offsets, stop the task.
-	l.producer.Flush(int(l.w.cfg.OffsetFlushTimeout.Milliseconds()))
+	l.awaitDeliveries(l.w.cfg.OffsetFlushTimeout)
 	final, cancel := context.WithTimeout(context.Background(), l.w.cfg.OffsetFlushTimeout)
 	l.commitOffsets(final)
 	cancel()
@@ -221,7 +222,7 @@ func (l *sourceLoop) prepare(ctx context.Context, recs []connect.Record) *polled
 		if l.router.route(route, m, now) {
 			b.routed = append(b.routed, entry)
 		} else {
-			m.Opaque = entry
+			m.Opaque, entry.route = entry, route
 		}
 	}
 	return b
@@ -242,17 +243,21 @@ func (l *sourceLoop) ensureTopic(ctx context.Context, t *topicRoute) error {
 }
 
 // produce hands one message to the producer, waiting while its queue is full.
+//
+// The loop never calls the producer's Flush: Flush reads delivery reports in a goroutine of its
+// own beside the producer's, which hands them on out of order, and matching acknowledgements
+// by order (sourceRouter) depends on their order.
 func (l *sourceLoop) produce(ctx context.Context, m *kafka.Message) error {
 	for {
 		err := l.producer.Produce(m, nil)
 		if err == nil {
+			l.inflight.Add(1)
 			return nil
 		}
 		var kerr kafka.Error
 		if errors.As(err, &kerr) && kerr.Code() == kafka.ErrQueueFull {
 			// The producer's queue is full: wait for deliveries to make room.
-			l.producer.Flush(100)
-			if ctx.Err() != nil {
+			if sleepCtx(ctx, queueFullWait) != nil {
 				return nil
 			}
 			continue
@@ -306,9 +311,22 @@ func (l *sourceLoop) convert(ctx context.Context, rec *connect.Record, m *kafka.
 	return route, nil
 }
 
+// queueFullWait is how long producing waits for room when the producer's queue is full.
+const queueFullWait = 2 * time.Millisecond
+
+// awaitDeliveries waits until Kafka has reported on every message produced, or timeout.
+func (l *sourceLoop) awaitDeliveries(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for l.inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // deliveries handles Kafka's acknowledgements until the producer closes.
 func (l *sourceLoop) deliveries() {
-	for e := range l.producer.Events() {
+	events := l.producer.Events()
+	reported := int64(0) // reports handled and not yet taken off inflight
+	for e := range events {
 		m, ok := e.(*kafka.Message)
 		if !ok {
 			if kerr, ok := e.(kafka.Error); ok && kerr.IsFatal() {
@@ -316,23 +334,35 @@ func (l *sourceLoop) deliveries() {
 			}
 			continue
 		}
-		entry, _ := m.Opaque.(*submittedRecord)
-		if entry == nil {
-			var err error
-			if entry, err = l.router.delivered(m); err != nil {
-				l.fail(err)
-				continue
-			}
+		l.delivered(m)
+		if reported++; len(events) == 0 || reported >= 1024 {
+			l.inflight.Add(-reported)
+			reported = 0
 		}
-		if m.TopicPartition.Error != nil {
-			// Not acknowledged: the offset stays behind this record, so it is read again after
-			// a restart. The task fails rather than lose it.
-			l.fail(fmt.Errorf("Kafka did not accept a record for topic %s: %w", *m.TopicPartition.Topic, m.TopicPartition.Error))
-			continue
-		}
-		l.setup.metrics.written.Inc()
-		l.acked(entry)
 	}
+}
+
+// delivered handles Kafka's report on one message.
+func (l *sourceLoop) delivered(m *kafka.Message) {
+	entry, _ := m.Opaque.(*submittedRecord)
+	if entry == nil {
+		var err error
+		if entry, err = l.router.delivered(m); err != nil {
+			l.fail(err)
+			return
+		}
+	}
+	if m.TopicPartition.Error != nil {
+		// Not acknowledged: the offset stays behind this record, so it is read again after
+		// a restart. The task fails rather than lose it.
+		l.fail(fmt.Errorf("Kafka did not accept a record for topic %s: %w", *m.TopicPartition.Topic, m.TopicPartition.Error))
+		return
+	}
+	if entry.route != nil {
+		entry.route.delivered.Store(true)
+	}
+	l.setup.metrics.written.Inc()
+	l.acked(entry)
 }
 
 func (l *sourceLoop) fail(err error) {
@@ -397,6 +427,7 @@ type partitionQueue struct {
 type submittedRecord struct {
 	offset map[string]any
 	record *connect.Record // kept only for a task that acknowledges upstream
+	route  *topicRoute     // set for a record matched by handle (see sourceRouter)
 	acked  atomic.Bool     // set by the delivery goroutine, read under submitted.mu
 }
 

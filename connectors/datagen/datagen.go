@@ -5,7 +5,8 @@
 // {"task": t, "partition": p}. Within a partition the sequence numbers run 0, 1, 2, ... without
 // gaps, and the stored offset {"seq": n} is the last one Kafka acknowledged, so a restarted task
 // continues at n+1: nothing is skipped, and records after the last stored offset may be
-// produced twice (at least once). The record with a given (task, partition, seq) is always the
+// produced twice (at least once). Only the last record of each partition in a batch carries
+// the offset, so a stored offset ends a batch's share of its partition. The record with a given (task, partition, seq) is always the
 // same, which lets tests check exactly what arrived.
 package datagen
 

@@ -16,11 +16,12 @@ type generator struct {
 	format     string
 	padTo      int
 	partitions []map[string]any // shared by the records of a partition; never modified
-	keys       []string
-	next       []int64 // per partition, the sequence number of its next record
-	cursor     int     // the partition of the next record
-	padding    string  // padTo 'x's, sliced for each record
-	zeros      string  // padTo '0's, for the string format
+	keys       []any            // the key strings, boxed once
+	next       []int64          // per partition, the sequence number of its next record
+	last       []int            // per partition, its last record in the batch being filled
+	cursor     int              // the partition of the next record
+	padding    string           // padTo 'x's, sliced for each record
+	zeros      string           // padTo '0's, for the string format
 }
 
 func newGenerator(cfg Config, task int64) *generator {
@@ -30,8 +31,9 @@ func newGenerator(cfg Config, task int64) *generator {
 		format:     cfg.Format,
 		padTo:      cfg.PayloadBytes,
 		partitions: make([]map[string]any, cfg.Partitions),
-		keys:       make([]string, cfg.Partitions),
+		keys:       make([]any, cfg.Partitions),
 		next:       make([]int64, cfg.Partitions),
+		last:       make([]int, cfg.Partitions),
 		padding:    strings.Repeat("x", cfg.PayloadBytes),
 		zeros:      strings.Repeat("0", cfg.PayloadBytes),
 	}
@@ -69,35 +71,64 @@ func (g *generator) generated() int64 {
 	return sum
 }
 
-// nextRecord returns the next record of the round-robin and advances it.
-func (g *generator) nextRecord(now time.Time) connect.Record {
-	p := g.cursor
-	seq := g.next[p]
-	g.next[p]++
-	g.cursor = (p + 1) % len(g.next)
-	return connect.Record{
-		Topic:           g.topic,
-		Key:             g.keys[p],
-		Value:           g.value(int64(p), seq),
-		Time:            now,
-		SourcePartition: g.partitions[p],
-		SourceOffset:    map[string]any{"seq": seq},
+// fill sets records to the next len(records) records of the round-robin and advances it. Only
+// the last record of each partition in the batch carries the partition's offset: the runtime
+// stores an offset once every earlier record of its partition is in Kafka, so the earlier ones
+// need none, and a batch allocates one offset per partition instead of one per record. In the
+// string format the values are slices of one string for the whole batch.
+func (g *generator) fill(records []connect.Record, now time.Time) {
+	for p := range g.last {
+		g.last[p] = -1
 	}
+	var text []byte
+	var ends []int
+	if g.format == FormatString {
+		text, ends = make([]byte, 0, len(records)*max(g.padTo, 8)), make([]int, len(records))
+	}
+	for i := range records {
+		p := g.cursor
+		seq := g.next[p]
+		g.next[p]++
+		g.cursor = (p + 1) % len(g.next)
+		g.last[p] = i
+		records[i] = connect.Record{Topic: g.topic, Key: g.keys[p], Time: now, SourcePartition: g.partitions[p]}
+		if text != nil {
+			text = g.appendText(text, seq)
+			ends[i] = len(text)
+		} else {
+			records[i].Value = g.jsonValue(int64(p), seq)
+		}
+	}
+	for p, i := range g.last {
+		if i >= 0 {
+			records[i].SourceOffset = map[string]any{"seq": g.next[p] - 1}
+		}
+	}
+	if text != nil {
+		all, start := string(text), 0
+		for i := range records {
+			records[i].Value = all[start:ends[i]]
+			start = ends[i]
+		}
+	}
+}
+
+// appendText appends seq as decimal text, padded with leading zeros to padTo bytes.
+func (g *generator) appendText(b []byte, seq int64) []byte {
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], seq, 10)
+	if pad := g.padTo - len(d); pad > 0 {
+		b = append(b, g.zeros[:pad]...)
+	}
+	return append(b, d...)
 }
 
 // jsonOverhead is the length of {"partition":,"payload":"","seq":,"task":} without the numbers:
 // the JSON converter writes a map with its keys sorted.
 const jsonOverhead = len(`{"partition":,"payload":"","seq":,"task":}`)
 
-// value is the record value of seq in partition p, padded to about padTo bytes.
-func (g *generator) value(p, seq int64) any {
-	if g.format == FormatString {
-		s := strconv.FormatInt(seq, 10)
-		if len(s) < g.padTo {
-			s = g.zeros[:g.padTo-len(s)] + s
-		}
-		return s
-	}
+// jsonValue is the json-format value of seq in partition p, padded to about padTo bytes.
+func (g *generator) jsonValue(p, seq int64) any {
 	pad := g.padTo - jsonOverhead - digits(p) - digits(seq) - digits(g.task)
 	return map[string]any{
 		"task":      g.task,

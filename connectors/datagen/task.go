@@ -139,9 +139,7 @@ func (t *Task) Poll(ctx context.Context) ([]connect.Record, error) {
 	}
 	now := t.clock.Now()
 	records := make([]connect.Record, want)
-	for i := range records {
-		records[i] = t.gen.nextRecord(now)
-	}
+	t.gen.fill(records, now)
 	return records, nil
 }
 

@@ -46,7 +46,7 @@ func TestBenchmarkAgainstRawSubscriber(t *testing.T) {
 	server := connecttest.Env(t, connecttest.EnvMQTT)
 	c := sluicetest.NewCluster(t)
 	w := c.StartWorker(map[string]string{"offset.flush.interval.ms": "1000"})
-	for _, qos := range []byte{0, 1} {
+	for _, qos := range benchQoS() {
 		var sluice, raw []float64
 		for round := range benchRounds {
 			raw = append(raw, rawRound(t, server, qos))
@@ -241,4 +241,15 @@ func written(t *testing.T, w *sluicetest.Worker, connector string) float64 {
 		}
 	}
 	return sum
+}
+
+// benchQoS is the QoS levels to measure: SLUICE_BENCH_QOS=0 or 1 picks one.
+func benchQoS() []byte {
+	switch os.Getenv("SLUICE_BENCH_QOS") {
+	case "0":
+		return []byte{0}
+	case "1":
+		return []byte{1}
+	}
+	return []byte{0, 1}
 }

@@ -87,6 +87,9 @@ func newConnection(ctx context.Context, cfg *Config, opts connOptions, log *slog
 		}
 		ac.TlsCfg = tc
 	}
+	if bufferedConnections(servers) {
+		ac.AttemptConnection = dialBuffered
+	}
 	ac.OnConnectError = func(err error) {
 		ce := explainAttempt(ctx, cfg, servers, ac.TlsCfg, err)
 		if opts.onConnectErr != nil {

@@ -55,7 +55,7 @@ bench:
 	trap '$(TESTENV) down' EXIT; \
 	$(TESTENV) up --only kafka || exit $$?; \
 	source .testenv/env || exit $$?; \
-	SLUICE_BENCH=1 $(GO) test -count=1 -v -run 'TestThroughput|TestIdleMemory' ./runtime/ ./cmd/sluice/ | grep -E '^(BENCH|---|ok|FAIL)'
+	SLUICE_BENCH=1 $(GO) test -count=1 -v -run 'TestThroughput|TestIdleMemory' ./runtime/ ./cmd/sluice/ | grep -E '^(BENCH|---|ok|FAIL)|rounds:'
 
 vet:
 	$(GO) vet $(PKGS)

@@ -54,15 +54,18 @@ func TestThroughputSourceVsRawProducer(t *testing.T) {
 	c := newCluster(t)
 	w := c.StartWorker(map[string]string{"offset.flush.interval.ms": "1000"})
 	var sluice, raw []float64
-	for round := 0; round < benchRounds; round++ {
-		sluice = append(sluice, sourceRound(t, c, w, n, round))
-		raw = append(raw, rawProducerRound(t, c, n))
+	for round := 0; round <= benchRounds; round++ {
+		s, r := sourceRound(t, c, w, n, round), rawProducerRound(t, c, n)
+		if round > 0 { // round 0 warms Kafka up for both sides
+			sluice, raw = append(sluice, s), append(raw, r)
+		}
 	}
 	t.Logf("rounds: sluice %.0f, raw %.0f", sluice, raw)
 	report(t, "source to Kafka", median(sluice), median(raw))
 }
 
-// benchRounds is how many times each side runs; the medians are compared.
+// benchRounds is how many times each side runs after a warm-up round; the medians are
+// compared.
 const benchRounds = 5
 
 func median(v []float64) float64 {
@@ -152,16 +155,19 @@ func TestThroughputSinkVsRawConsumer(t *testing.T) {
 	p.Close()
 
 	var sluice, raw []float64
-	for round := 0; round < benchRounds; round++ {
-		raw = append(raw, rawConsumerRound(t, c, topic, n))
+	for round := 0; round <= benchRounds; round++ {
+		r := rawConsumerRound(t, c, topic, n)
 		// Sluice: a sink task that discards, byte-array converters (no decoding), one task.
 		name := fmt.Sprintf("bench-discard-%d", round)
 		sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": name, "config": map[string]string{
 			"connector.class": "discard", "topics": topic, "value.converter": "bytearray", "key.converter": "bytearray"}}, nil)
-		sluice = append(sluice, sluicetest.SteadyRate(t, 5*time.Minute, "records put", int64(n), func() int64 {
+		s := sluicetest.SteadyRate(t, 5*time.Minute, "records put", int64(n), func() int64 {
 			return int64(w.Counter(t, "sluice_sink_records_put_total", name))
-		}))
+		})
 		sluicetest.Call(t, "DELETE", w.URL+"/connectors/"+name, nil, nil)
+		if round > 0 { // round 0 warms up both sides
+			sluice, raw = append(sluice, s), append(raw, r)
+		}
 	}
 	t.Logf("rounds: sluice %.0f, raw %.0f", sluice, raw)
 	report(t, "Kafka to sink", median(sluice), median(raw))

@@ -21,14 +21,14 @@ import (
 // which costs a locked map insert and lookup per message.
 //
 // Until Kafka acknowledged a first message of a topic, its messages are left to the producer's
-// partitioner and matched by handle, as is everything when idempotence is off or the topic's
-// partition count is not known: while the producer has no metadata for a topic it holds the
+// partitioner and matched by handle, as is everything when idempotence is off, when the
+// producer settings name a partitioner, or while the topic's partition count is not known: while the producer has no metadata for a topic it holds the
 // topic's messages aside and assigns them to their partitions when the metadata arrives, and
 // those could land behind messages produced after them, out of the order matching relies on.
 // An acknowledgement shows the producer has the metadata.
 type sourceRouter struct {
 	producer *kafka.Producer
-	byHandle bool                   // idempotence is off: the producer partitions, handles match
+	byHandle bool                   // the producer partitions, and handles match acknowledgements
 	topics   map[string]*topicRoute // touched by the polling goroutine only
 
 	mu     sync.Mutex
@@ -69,8 +69,8 @@ type ackQueue struct {
 	lastOffset kafka.Offset
 }
 
-func newSourceRouter(p *kafka.Producer, idempotent bool) *sourceRouter {
-	return &sourceRouter{producer: p, byHandle: !idempotent, topics: map[string]*topicRoute{}, queues: map[topicPartition]*ackQueue{}}
+func newSourceRouter(p *kafka.Producer, byOrder bool) *sourceRouter {
+	return &sourceRouter{producer: p, byHandle: !byOrder, topics: map[string]*topicRoute{}, queues: map[topicPartition]*ackQueue{}}
 }
 
 // topic returns the route of a topic.

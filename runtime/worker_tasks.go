@@ -139,11 +139,16 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		task := p.New().(connect.SourceConnector).NewTask()
 		run.instance = task
 		loop := &sourceLoop{w: w, setup: setup, task: w.endpointSource(run, task), producer: producer, policy: pol, gate: run.paused, pending: newSubmitted(), topics: tc}
-		idempotent := true
+		// The worker partitions and matches acknowledgements by order only with the idempotent
+		// producer and librdkafka's partitioner left alone (see sourceRouter).
+		byOrder := true
 		if v, ok := producerOverrides["enable.idempotence"]; ok {
-			idempotent = strings.EqualFold(strings.TrimSpace(v), "true")
+			byOrder = strings.EqualFold(strings.TrimSpace(v), "true")
 		}
-		loop.router = newSourceRouter(producer, idempotent)
+		_, workerPartitioner := w.cfg.Client.Producer["partitioner"]
+		_, connectorPartitioner := producerOverrides["partitioner"]
+		byOrder = byOrder && !workerPartitioner && !connectorPartitioner
+		loop.router = newSourceRouter(producer, byOrder)
 		loop.acker, _ = task.(connect.SourceAcker)
 		return loop.run(ctx, &sourceContext{taskContext: tctx, loop: loop})
 	case connect.SinkType:

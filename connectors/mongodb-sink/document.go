@@ -3,7 +3,7 @@ package mongodbsink
 import (
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strings"
@@ -38,6 +38,7 @@ type builder struct {
 	datePaths  [][]string
 	timePath   []string // the time-series time field, nil when not set
 	lanes      uint32
+	laneSeed   maphash.Seed
 	nextObject uint32 // round-robin lane for ids that are generated
 }
 
@@ -46,7 +47,7 @@ func newBuilder(c Config) (*builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{cfg: c, collMap: collMap, lanes: uint32(c.MaxInFlight)}
+	b := &builder{cfg: c, collMap: collMap, lanes: uint32(c.MaxInFlight), laneSeed: maphash.MakeSeed()}
 	for _, f := range c.IDFields {
 		b.idPaths = append(b.idPaths, strings.Split(f, "."))
 	}
@@ -183,9 +184,7 @@ func (b *builder) laneOf(doc bson.Raw) uint32 {
 	if b.lanes <= 1 {
 		return 0
 	}
-	h := fnv.New32a()
-	h.Write(doc.Index(0))
-	return h.Sum32() % b.lanes
+	return uint32(maphash.Bytes(b.laneSeed, doc.Index(0)) % uint64(b.lanes))
 }
 
 // document is the record value as a BSON document.

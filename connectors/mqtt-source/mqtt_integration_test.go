@@ -404,7 +404,14 @@ func TestTwoTasksOnTwoWorkersShareTheStream(t *testing.T) {
 		t.Logf("worker %s wrote %v records", w.URL, written)
 	}
 	if d := duplicates(seen); d > 0 {
-		t.Errorf("%d duplicates: a shared subscription delivers each message to one task", d)
+		// A task that stopped before Kafka acknowledged its last records (a worker that lost
+		// its group membership while Kafka stalled, say) leaves those messages unacknowledged,
+		// and the broker delivers them again: at least once. Otherwise there must be none.
+		if starts := strings.Count(multiLog(ws).String(), `msg="starting task"`); starts > 2 {
+			t.Logf("%d duplicates after tasks were started %d times (redelivered, at least once)", d, starts)
+		} else {
+			t.Errorf("%d duplicates: a shared subscription delivers each message to one task", d)
+		}
 	}
 }
 

@@ -410,34 +410,41 @@ func TestBatchRecordsShareNothingWritable(t *testing.T) {
 
 // TestPollBatchesAStreamAndReturnsALoneMessage: when messages keep coming, Poll lingers a
 // moment on an empty buffer and returns them as one batch, rather than a record per message;
-// a lone message comes back on its own at once.
+// a lone message comes back on its own at once. The stream is a goroutine that starts sending
+// once Poll took the first message; a loaded machine may not run it within Poll's linger, so
+// the stream gets five tries to be batched.
 func TestPollBatchesAStreamAndReturnsALoneMessage(t *testing.T) {
 	for _, qos := range []string{"0", "1"} {
 		t.Run("qos"+qos, func(t *testing.T) {
+			var sizes []int
+			for range 5 {
+				task := newTestTask(t, connect.Config{"mqtt.qos": qos})
+				task.msgs = make(chan *delivery, 1000)
+				task.msgs <- msg("a", "0", 0)
+				go func() {
+					for len(task.msgs) > 0 { // Poll took the first
+						time.Sleep(50 * time.Microsecond)
+					}
+					for i := 1; i < 100; i++ {
+						task.msgs <- msg("a", fmt.Sprint(i), 0)
+					}
+				}()
+				recs, err := task.Poll(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sizes = append(sizes, len(recs)); len(recs) >= 2 {
+					break
+				}
+			}
+			if sizes[len(sizes)-1] < 2 {
+				t.Errorf("Poll returned %v records of streams of 100; want a batch", sizes)
+			}
 			task := newTestTask(t, connect.Config{"mqtt.qos": qos})
 			task.msgs = make(chan *delivery, 1000)
-			task.msgs <- msg("a", "0", 0)
-			go func() {
-				for len(task.msgs) > 0 { // Poll took the first
-					time.Sleep(50 * time.Microsecond)
-				}
-				for i := 1; i < 100; i++ {
-					task.msgs <- msg("a", fmt.Sprint(i), 0)
-				}
-			}()
-			recs, err := task.Poll(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(recs) < 2 {
-				t.Errorf("Poll returned %d record of a stream of 100; want a batch", len(recs))
-			}
-			for len(task.msgs) > 0 {
-				_, _ = task.Poll(t.Context())
-			}
 			task.msgs <- msg("a", "lone", 0)
 			begin := time.Now()
-			recs, _ = task.Poll(t.Context())
+			recs, _ := task.Poll(t.Context())
 			if d := time.Since(begin); len(recs) != 1 || d > 500*time.Millisecond {
 				t.Errorf("a lone message: %d records after %v", len(recs), d)
 			}

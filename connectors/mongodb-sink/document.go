@@ -38,7 +38,6 @@ type builder struct {
 	datePaths  [][]string
 	timePath   []string // the time-series time field, nil when not set
 	lanes      uint32
-	laneSeed   maphash.Seed
 	nextObject uint32 // round-robin lane for ids that are generated
 }
 
@@ -47,7 +46,7 @@ func newBuilder(c Config) (*builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{cfg: c, collMap: collMap, lanes: uint32(c.MaxInFlight), laneSeed: maphash.MakeSeed()}
+	b := &builder{cfg: c, collMap: collMap, lanes: uint32(c.MaxInFlight)}
 	for _, f := range c.IDFields {
 		b.idPaths = append(b.idPaths, strings.Split(f, "."))
 	}
@@ -178,13 +177,16 @@ func idFilter(doc bson.Raw) bson.Raw {
 	return raw
 }
 
+// laneSeed seeds the hash of laneOf, the same for every task of the process.
+var laneSeed = maphash.MakeSeed()
+
 // laneOf spreads writes over the in-flight bulk writes by _id, so the writes of one _id stay
 // in one lane, in order. doc is a document or filter with the _id first.
 func (b *builder) laneOf(doc bson.Raw) uint32 {
 	if b.lanes <= 1 {
 		return 0
 	}
-	return uint32(maphash.Bytes(b.laneSeed, doc.Index(0)) % uint64(b.lanes))
+	return uint32(maphash.Bytes(laneSeed, doc.Index(0)) % uint64(b.lanes))
 }
 
 // document is the record value as a BSON document.

@@ -282,7 +282,12 @@ func (w *Worker) stopTasks(ids []TaskID, forget bool) {
 			w.mu.Unlock()
 		case <-deadline:
 			w.log.Error("task did not stop within task.shutdown.graceful.timeout.ms; abandoning it", "task", r.id.String(), "timeout", w.cfg.ShutdownTimeout)
-			w.writeTaskStatus(r.id, StateUnassigned, "abandoned: the task did not stop within task.shutdown.graceful.timeout.ms", 0)
+			// Report it only while the task's status is still this worker's: once another
+			// worker runs the task, its status is the true one, and this worker's generation,
+			// newer by now, would overwrite it.
+			if cur, ok := w.statuses.task(r.id); !ok || cur.WorkerID == w.id {
+				w.writeTaskStatus(r.id, StateUnassigned, "abandoned: the task did not stop within task.shutdown.graceful.timeout.ms", 0)
+			}
 			go func(r *taskRun) {
 				<-r.done
 				w.mu.Lock()

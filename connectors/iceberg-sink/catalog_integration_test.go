@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/iceberg-go"
-	"github.com/apache/iceberg-go/catalog"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	"github.com/apache/iceberg-go/table"
 
@@ -35,21 +33,7 @@ func TestRecordsFromKafkaReadBackWithScan(t *testing.T) {
 		uri := pgDatabase(t)
 		warehouse := "file://" + t.TempDir()
 		writeAndReadBack(t, uri, warehouse, func(t *testing.T, name string) *table.Table {
-			db, err := sql.Open("pgx", uri)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			cat, err := sqlcat.NewCatalog("sluice", db, sqlcat.Postgres, iceberg.Properties{"warehouse": warehouse})
-			if err != nil {
-				return nil
-			}
-			defer cat.Close()
-			tbl, err := cat.LoadTable(context.Background(), catalog.ToIdentifier("sluice", name))
-			if err != nil {
-				return nil
-			}
-			return tbl
+			return loadTable(t, "pgx", uri, sqlcat.Postgres, warehouse, name)
 		})
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	"github.com/apache/iceberg-go/table"
@@ -38,12 +39,19 @@ func newLake(t *testing.T) lake {
 // it does not exist yet.
 func (l lake) load(t testing.TB, name string) *table.Table {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(l.dir, "catalog.db")+"?_pragma=busy_timeout(30000)&mode=ro")
+	return loadTable(t, "sqlite", "file:"+filepath.Join(l.dir, "catalog.db")+"?_pragma=busy_timeout(30000)&mode=ro", sqlcat.SQLite, l.warehouse, name)
+}
+
+// loadTable reads a table through a SQL catalog connection of its own, as another reader
+// would; nil when it does not exist yet.
+func loadTable(t testing.TB, driver, dsn string, dialect sqlcat.SupportedDialect, warehouse, name string) *table.Table {
+	t.Helper()
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	cat, err := sqlcat.NewCatalog("sluice", db, sqlcat.SQLite, map[string]string{"warehouse": l.warehouse})
+	cat, err := sqlcat.NewCatalog("sluice", db, dialect, iceberg.Properties{"warehouse": warehouse})
 	if err != nil {
 		return nil
 	}

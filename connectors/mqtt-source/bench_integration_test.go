@@ -102,7 +102,8 @@ func rate(t *testing.T, want int, published <-chan error, count func() int) (flo
 	return 0, 0
 }
 
-func dialMQTT(t *testing.T, server string, cfg paho.ClientConfig) *paho.Client {
+// dialMQTT makes a paho.golang client on a plain TCP connection to server.
+func dialMQTT(t testing.TB, server string, cfg paho.ClientConfig) *paho.Client {
 	t.Helper()
 	u, err := url.Parse(server)
 	if err != nil {

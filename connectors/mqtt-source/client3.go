@@ -58,14 +58,12 @@ type client3 struct {
 func newConnection3(ctx context.Context, cfg *Config, opts connOptions3, log *slog.Logger) (*client3, error) {
 	o := mqtt3.NewClientOptions()
 	c := &client3{cfg: cfg, opts: opts, lost: make(chan error, 1), stop: make(chan struct{}), stopped: make(chan struct{}), log: log}
-	anyTLS := false
+	servers, anyTLS, err := cfg.servers()
+	if err != nil {
+		return nil, err
+	}
+	c.servers = servers
 	for _, s := range cfg.ServerURIs {
-		u, err := parseServerURI(s)
-		if err != nil {
-			return nil, err
-		}
-		anyTLS = anyTLS || usesTLS(u)
-		c.servers = append(c.servers, u)
 		o.AddBroker(strings.TrimSpace(s))
 	}
 	if anyTLS {

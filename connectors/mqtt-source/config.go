@@ -196,6 +196,19 @@ func unwrapPath(err error) error {
 	return err
 }
 
+// servers parses mqtt.server.uris, and reports whether any of them speaks TLS.
+func (c *Config) servers() (servers []*url.URL, anyTLS bool, err error) {
+	for _, s := range c.ServerURIs {
+		u, err := parseServerURI(s)
+		if err != nil {
+			return nil, false, err
+		}
+		anyTLS = anyTLS || usesTLS(u)
+		servers = append(servers, u)
+	}
+	return servers, anyTLS, nil
+}
+
 // parseServerURI checks one server URI: a known scheme, a host and a port.
 func parseServerURI(s string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimSpace(s))

@@ -40,15 +40,9 @@ type connOptions struct {
 // the first server that answers, reconnects with backoff when the connection is lost, and
 // leaves acknowledging messages to the task.
 func newConnection(ctx context.Context, cfg *Config, opts connOptions, log *slog.Logger) (*autopaho.ConnectionManager, error) {
-	var servers []*url.URL
-	anyTLS := false
-	for _, s := range cfg.ServerURIs {
-		u, err := parseServerURI(s)
-		if err != nil {
-			return nil, err
-		}
-		anyTLS = anyTLS || usesTLS(u)
-		servers = append(servers, u)
+	servers, anyTLS, err := cfg.servers()
+	if err != nil {
+		return nil, err
 	}
 	ac := autopaho.ClientConfig{
 		ServerUrls:                    servers,

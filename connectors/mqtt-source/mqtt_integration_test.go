@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -523,15 +522,7 @@ func (b *ownBroker) restart() {
 // pubOn is a plain MQTT v5 publisher on a broker.
 func pubOn(t testing.TB, server string) *pub {
 	t.Helper()
-	u, err := url.Parse(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	c := dialMQTT(t, server, paho.ClientConfig{})
 	if _, err := c.Connect(context.Background(), &paho.Connect{ClientID: sluicetest.UniqueName("pub"), KeepAlive: 30, CleanStart: true}); err != nil {
 		t.Fatal(err)
 	}

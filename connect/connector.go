@@ -53,6 +53,10 @@ type TaskContext interface {
 	TaskID() int
 	// Logger is the task's logger, already tagged with the connector's name and task id.
 	Logger() *slog.Logger
+	// SetStatusNote puts a note in the trace of the running task's status (GET
+	// /connectors/{name}/status), e.g. what the task waits for; "" clears it. The task stays
+	// RUNNING. Call it when the note changes, not per record: each call writes the status topic.
+	SetStatusNote(note string)
 }
 
 // SourceTask reads from the outside world. The runtime calls Poll in a loop, converts and

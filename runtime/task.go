@@ -126,13 +126,19 @@ func safely(what string, f func() error) (err error) {
 
 // taskContext is the part of the SDK's task contexts every task has.
 type taskContext struct {
-	id  TaskID
-	log *slog.Logger
+	id    TaskID
+	log   *slog.Logger
+	setup *taskSetup
 }
 
 func (c *taskContext) Connector() string    { return c.id.Connector }
 func (c *taskContext) TaskID() int          { return c.id.Task }
 func (c *taskContext) Logger() *slog.Logger { return c.log }
+
+// SetStatusNote writes the note into the RUNNING status, scrubbed of the task's secrets.
+func (c *taskContext) SetStatusNote(note string) {
+	c.setup.running(scrub(note, c.setup.secrets))
+}
 
 func cloneConfig(m map[string]string) map[string]string { return maps.Clone(m) }
 

@@ -88,7 +88,7 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		}
 		return out
 	}
-	tctx := taskContext{id: id, log: log}
+	tctx := taskContext{id: id, log: log, setup: setup}
 
 	var dlq *kafka.Producer
 	newPolicy := func(common *CommonConfig) (*errorPolicy, error) {

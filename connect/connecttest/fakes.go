@@ -50,6 +50,7 @@ type SourceContext struct {
 	ReportErr error
 
 	mu       sync.Mutex
+	note     string
 	offsets  map[string]map[string]any
 	Reported []connect.Record
 	Reasons  []error
@@ -63,6 +64,20 @@ func NewSourceContext(t testing.TB, id int) *SourceContext {
 func (f *SourceContext) Connector() string    { return "test" }
 func (f *SourceContext) TaskID() int          { return f.ID }
 func (f *SourceContext) Logger() *slog.Logger { return testLogger(f.T).With("task", f.ID) }
+
+// SetStatusNote records the note; Note returns the last one.
+func (f *SourceContext) SetStatusNote(note string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.note = note
+}
+
+// Note is the last note the task set with SetStatusNote.
+func (f *SourceContext) Note() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.note
+}
 
 func (f *SourceContext) Offset(_ context.Context, partition map[string]any) (map[string]any, error) {
 	f.mu.Lock()
@@ -115,6 +130,7 @@ type SinkContext struct {
 	ReportErr error
 
 	mu              sync.Mutex
+	note            string
 	Reported        []connect.Record
 	Reasons         []error
 	Assigned        []connect.TopicPartition
@@ -131,6 +147,20 @@ func NewSinkContext(t testing.TB, id int) *SinkContext {
 func (f *SinkContext) Connector() string    { return "test" }
 func (f *SinkContext) TaskID() int          { return f.ID }
 func (f *SinkContext) Logger() *slog.Logger { return testLogger(f.T).With("task", f.ID) }
+
+// SetStatusNote records the note; Note returns the last one.
+func (f *SinkContext) SetStatusNote(note string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.note = note
+}
+
+// Note is the last note the task set with SetStatusNote.
+func (f *SinkContext) Note() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.note
+}
 
 func (f *SinkContext) Report(_ context.Context, rec connect.Record, reason error) error {
 	f.mu.Lock()

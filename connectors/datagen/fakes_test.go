@@ -24,8 +24,9 @@ func newFakeSourceContext(t testing.TB, taskID int) *fakeSourceContext {
 	return &fakeSourceContext{t: t, taskID: taskID, offsets: map[string]map[string]any{}}
 }
 
-func (f *fakeSourceContext) Connector() string { return "datagen-test" }
-func (f *fakeSourceContext) TaskID() int       { return f.taskID }
+func (f *fakeSourceContext) Connector() string    { return "datagen-test" }
+func (f *fakeSourceContext) TaskID() int          { return f.taskID }
+func (f *fakeSourceContext) SetStatusNote(string) {}
 func (f *fakeSourceContext) Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(f.t.Output(), nil)).With("task", f.taskID)
 }

@@ -310,8 +310,20 @@ func TestTaskRestartsLoseNothing(t *testing.T) {
 	sluicetest.WaitState(t, w.URL, "restart", runtime.StateRunning, 1)
 	waitSubscribed(t, c.Logs, clientID(base+"/#", "restart", 0))
 	const n = 3000
+	subscriptions := func() int {
+		return strings.Count(c.Logs.String(), "msg=subscribed logger=sluice.connector.restart.task0")
+	}
 	for part := range 3 {
 		p.publishRange(base+"/d", part*n/3, (part+1)*n/3)
+		if part > 0 {
+			// This part was published while the task stopped and started again; let the start
+			// finish before the next restart, which would otherwise cancel it (the restart
+			// request returns before the task has stopped, let alone started again), and
+			// before counting the subscriptions.
+			sluicetest.Eventually(t, time.Minute, "the restarted task subscribed", func() (bool, string) {
+				return subscriptions() == part+1, fmt.Sprint(subscriptions(), " subscriptions")
+			})
+		}
 		if part < 2 {
 			if code := sluicetest.Call(t, "POST", w.URL+"/connectors/restart/tasks/0/restart", nil, nil); code >= 300 {
 				t.Fatalf("restart task: %d", code)
@@ -322,7 +334,7 @@ func TestTaskRestartsLoseNothing(t *testing.T) {
 	if m := missing(seen, n); len(m) > 0 {
 		t.Fatalf("%d of %d messages missing in Kafka, first %v", len(m), n, m[:min(10, len(m))])
 	}
-	if subs := strings.Count(c.Logs.String(), "msg=subscribed logger=sluice.connector.restart.task0"); subs != 3 {
+	if subs := subscriptions(); subs != 3 {
 		t.Errorf("the task subscribed %d times, want 3 (two restarts)", subs)
 	}
 	t.Logf("%d messages, %d duplicates after two task restarts", n, duplicates(seen))

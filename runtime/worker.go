@@ -325,8 +325,9 @@ func (w *Worker) reconcile() {
 	w.stopTasks(stopTasks, true)
 	for _, name := range stopConns {
 		_, exists := snap.Connectors[name]
-		w.stopConnector(name, exists)
+		c := w.stopConnector(name, exists)
 		if !exists {
+			w.connectorDeleted(ctx, c)
 			w.forgetConnector(ctx, name, snap)
 		}
 	}
@@ -493,13 +494,13 @@ func (w *Worker) updateTaskConfigs(ctx context.Context, c *connectorRun, snap Co
 	}
 }
 
-func (w *Worker) stopConnector(name string, keepStatus bool) {
+func (w *Worker) stopConnector(name string, keepStatus bool) *connectorRun {
 	w.mu.Lock()
 	c := w.connectors[name]
 	delete(w.connectors, name)
 	w.mu.Unlock()
 	if c == nil {
-		return
+		return nil
 	}
 	if c.conn != nil {
 		if err := safely("connector stop", c.conn.Stop); err != nil {
@@ -507,6 +508,29 @@ func (w *Worker) stopConnector(name string, keepStatus bool) {
 		}
 	}
 	_ = keepStatus
+	return c
+}
+
+// connectorDeleted tells a connector that ran here and whose config was deleted, when it
+// implements connect.Deleter, on a new instance (see connect.Deleter).
+func (w *Worker) connectorDeleted(ctx context.Context, c *connectorRun) {
+	if c == nil {
+		return
+	}
+	p, ok := w.registry.Lookup(c.raw["connector.class"])
+	if !ok {
+		return
+	}
+	d, ok := p.New().(connect.Deleter)
+	res, err := resolveConfig(c.raw)
+	if !ok || err != nil {
+		return // a config that does not resolve never ran: nothing to clean up
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := safely("connector deleted", func() error { return d.Deleted(ctx, connect.Config(res.config)) }); err != nil {
+		w.log.Warn("cleaning up after the deleted connector failed", "connector", c.name, "err", scrub(err.Error(), res.secrets))
+	}
 }
 
 // forgetConnector removes a deleted connector's statuses.

@@ -8,6 +8,12 @@
 // When the file gets shorter than what was read (truncated), or the path names a new file
 // (rotated), reading starts over at the beginning of the file the path names; lines appended
 // to a rotated file after the task reached its end are not read.
+//
+// A line is held in memory up to line.max.bytes (plus one byte); the rest of a longer line is
+// read and dropped, and once its newline arrives the line goes to the error policy through
+// the task context's Report, with its first bytes as the value and its end as the offset.
+// The runtime stores no offset for a reported record, so a task restarted before a later line
+// was acknowledged reads the long line again and reports it again (at least once).
 package filesource
 
 import (
@@ -28,7 +34,9 @@ func init() {
 			"newline becomes a record with the line as its string value. The offset is the byte position " +
 			"after the line, so a restarted task continues after the last acknowledged line (at least " +
 			"once). A file that is truncated, or replaced under its path (rotated), is read again from its " +
-			"start. One task reads the file.",
+			"start. A line longer than line.max.bytes is skipped without being held in memory and goes to the " +
+			"error policy, with a reason naming the file, its byte offset, its length and the limit. One task " +
+			"reads the file.",
 		Config: Config{},
 		New:    func() connect.Connector { return &Connector{} },
 	})

@@ -22,15 +22,22 @@ import (
 type Task struct {
 	cfg       Config
 	log       *slog.Logger
+	tc        connect.SourceTaskContext
 	partition map[string]any
 
 	mu       sync.Mutex // Poll holds it while reading; Stop takes it to close the file
 	f        *os.File   // nil until the file could be opened
 	r        *bufio.Reader
 	position int64  // byte position after the last line returned
-	partial  []byte // the start of a line that has no newline yet
+	partial  []byte // the start of a line that has no newline yet, at most line.max.bytes+1 of it
+	pending  int64  // bytes of that line read so far, including those skipped
+	skipping bool   // the line is longer than line.max.bytes: its bytes past partial are dropped
+	lastCR   bool   // the last byte read was \r, so a \n after it ends the line as \r\n
 	missing  bool   // the file was missing at the last look; logged once
 }
+
+// headBytes is how much of an over-long line the dead-letter record holds.
+const headBytes = 1024
 
 // Start reads the stored position; the file is opened by Poll, so that it may appear later.
 func (t *Task) Start(ctx context.Context, cfg connect.Config, tc connect.SourceTaskContext) error {
@@ -38,7 +45,7 @@ func (t *Task) Start(ctx context.Context, cfg connect.Config, tc connect.SourceT
 	if err != nil {
 		return fmt.Errorf("file-source: invalid configuration: %w", err)
 	}
-	t.cfg, t.log = c, tc.Logger()
+	t.cfg, t.log, t.tc = c, tc.Logger(), tc
 	t.partition = map[string]any{"file": c.File}
 	offset, err := tc.Offset(ctx, t.partition)
 	if err != nil {
@@ -101,7 +108,7 @@ func (t *Task) Poll(ctx context.Context) ([]connect.Record, error) {
 			return nil, nil
 		}
 	}
-	records, err := t.readLines()
+	records, err := t.readLines(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -128,13 +135,14 @@ func (t *Task) checkReplaced() error {
 		t.f, t.position = nil, 0
 		return nil
 	}
-	if read := t.position + int64(len(t.partial)); current.Size() < read {
+	if read := t.position + t.pending; current.Size() < read {
 		t.log.Warn("file was truncated; reading it from the start", "file", t.cfg.File, "size", current.Size(), "position", read)
 		if _, err := t.f.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("file-source: seeking %s to its start: %w", t.cfg.File, err)
 		}
 		t.r.Reset(t.f)
-		t.position, t.partial = 0, nil
+		t.position = 0
+		t.resetLine()
 	}
 	return nil
 }
@@ -168,34 +176,95 @@ func (t *Task) open() (bool, error) {
 		f.Close()
 		return false, fmt.Errorf("file-source: seeking %s to %d: %w", t.cfg.File, t.position, err)
 	}
-	t.f, t.r, t.partial = f, bufio.NewReaderSize(f, 64<<10), nil
+	t.f, t.r = f, bufio.NewReaderSize(f, 64<<10)
+	t.resetLine()
 	return true, nil
 }
 
+// resetLine forgets the line being read.
+func (t *Task) resetLine() {
+	t.partial, t.pending, t.skipping, t.lastCR = t.partial[:0], 0, false, false
+}
+
 // readLines reads up to batch.size complete lines. A line without its newline yet is kept
-// until the rest arrives.
-func (t *Task) readLines() ([]connect.Record, error) {
+// until the rest arrives, at most line.max.bytes+1 of it: the rest of a longer line is read
+// and dropped, and once its newline arrives the line is reported to the error policy.
+func (t *Task) readLines(ctx context.Context) ([]connect.Record, error) {
 	var records []connect.Record
 	for len(records) < t.cfg.BatchSize {
-		chunk, err := t.r.ReadBytes('\n')
-		t.partial = append(t.partial, chunk...)
+		chunk, err := t.r.ReadSlice('\n') // at most the reader's buffer: memory stays bounded
+		t.take(chunk)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("file-source: reading %s at %d: %w", t.cfg.File, t.position, err)
+			return nil, fmt.Errorf("file-source: reading %s at %d: %w", t.cfg.File, t.position+t.pending, err)
 		}
-		t.position += int64(len(t.partial))
-		line := bytes.TrimSuffix(bytes.TrimSuffix(t.partial, []byte("\n")), []byte("\r"))
+		// chunk ends the line.
+		start := t.position
+		t.position += t.pending
+		length := t.pending - 1 // without \n
+		if t.lastCR {
+			length--
+		}
+		if length > int64(t.cfg.LineMaxBytes) {
+			if err := t.reportLong(ctx, start, length); err != nil {
+				return nil, err
+			}
+			t.resetLine()
+			continue
+		}
 		records = append(records, connect.Record{
 			Topic:           t.cfg.Topic,
-			Value:           string(line),
+			Value:           string(t.partial[:length]), // partial holds at least line.max.bytes+1 bytes of it
 			SourcePartition: t.partition,
 			SourceOffset:    map[string]any{"position": t.position},
 		})
-		t.partial = t.partial[:0]
+		t.resetLine()
 	}
 	return records, nil
+}
+
+// take adds a chunk read to the line being read, keeping at most line.max.bytes+1 bytes of it
+// (one more than a line may have, in case it is a \r before the \n).
+func (t *Task) take(chunk []byte) {
+	if len(chunk) == 0 {
+		return
+	}
+	t.pending += int64(len(chunk))
+	// the byte before a final \n says whether the line ends in \r\n
+	body := bytes.TrimSuffix(chunk, []byte("\n"))
+	if len(body) > 0 {
+		t.lastCR = body[len(body)-1] == '\r'
+	}
+	if t.skipping {
+		return
+	}
+	keep := t.cfg.LineMaxBytes + 1 - len(t.partial)
+	if len(chunk) > keep {
+		t.partial = append(t.partial, chunk[:keep]...)
+		t.skipping = true
+		return
+	}
+	t.partial = append(t.partial, chunk...)
+}
+
+// reportLong hands a line longer than line.max.bytes to the error policy, with its first
+// bytes as the record value.
+func (t *Task) reportLong(ctx context.Context, start, length int64) error {
+	head := t.partial[:min(len(t.partial), headBytes, t.cfg.LineMaxBytes)]
+	rec := connect.Record{
+		Topic:           t.cfg.Topic,
+		Value:           string(head),
+		SourcePartition: t.partition,
+		SourceOffset:    map[string]any{"position": t.position},
+	}
+	reason := fmt.Errorf("file-source: %s: the line at byte offset %d is %d bytes long, over line.max.bytes %d; it is skipped and reading goes on at byte offset %d",
+		t.cfg.File, start, length, t.cfg.LineMaxBytes, t.position)
+	return t.tc.Report(ctx, rec, reason) // an error means the policy does not tolerate it
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -13,10 +13,15 @@ const pluginDoc = "Writes records to MongoDB collections with bulk writes. " +
 	"`collection.map` sends particular topics to particular collections. New collections can be created as " +
 	"time-series collections, and indexes created before the first write.\n\n" +
 	"Offsets are committed only for records MongoDB has, so after a crash or a rebalance the records since the " +
-	"last commit are written again: with upsert or update and any `id.strategy` but `objectid`, each `_id` " +
-	"still has exactly one document. A server that cannot be reached, is not primary or times out makes the " +
+	"last commit are written again: with any `id.strategy` but `objectid`, each `_id` " +
+	"still has exactly one document. With `write.model` insert, an insert refused as a duplicate key whose `_id` " +
+	"holds the same document already (compared field by field, in any field order), or a document written from " +
+	"the same Kafka record (`id.strategy` coordinates, or the same `document.kafka.field`), counts as written: " +
+	"a replay is no error. A duplicate key that is no replay (another document under the `_id`, or a value " +
+	"another unique index holds) goes to the error policy with the server's message. " +
+	"A server that cannot be reached, is not primary or times out makes the " +
 	"task retry the same records with backoff, leaving out those written already. A document MongoDB " +
-	"rejects (a duplicate key, a failed validation) and a record that cannot be a document (not a JSON " +
+	"rejects (a duplicate key that is no replay, a failed validation) and a record that cannot be a document (not a JSON " +
 	"object, an id field missing) go to the error policy, and to the dead-letter topic when one is set, " +
 	"while the rest of the batch is written.\n\n" +
 	"Record values are documents when they are maps or structs (the JSON converter's output) or text holding a " +

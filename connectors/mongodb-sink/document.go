@@ -28,6 +28,9 @@ type op struct {
 	coll  string
 	lane  uint32
 	model mongo.WriteModel
+	// doc is the document of an insert, with its _id first, for telling a replay from a
+	// duplicate key; nil for other writes.
+	doc bson.Raw
 }
 
 // builder turns records into write models, as the configuration says.
@@ -126,7 +129,7 @@ func (b *builder) build(idx int, r *connect.Record) (*op, error) {
 		if b.cfg.IDStrategy != IDObjectID {
 			o.lane = b.laneOf(raw)
 		}
-		o.model = mongo.NewInsertOneModel().SetDocument(raw)
+		o.model, o.doc = mongo.NewInsertOneModel().SetDocument(raw), raw
 	case ModelUpsert:
 		raw, err := marshal("value", r.Value, doc)
 		if err != nil {

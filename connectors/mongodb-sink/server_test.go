@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -132,7 +133,7 @@ func TestEachWriteModelAndIDStrategyOnTheServer(t *testing.T) {
 			`{"_id":{"topic":"iot.raw","partition":0,"offset":1},"device":"d2","seq":1,"temp":30.0}`,
 			`{"_id":{"topic":"iot.raw","partition":0,"offset":2},"device":"d1","seq":2}`,
 			`{"_id":{"topic":"iot.raw","partition":0,"offset":3},"device":"d3","seq":1,"temp":40.0}`,
-		}, false}, // replayed inserts are duplicate keys: see TestReplayedInsertsAreRejectedNotDuplicated
+		}, false}, // replayed inserts: see TestReplayedInsertsAreStoredOnceWithoutErrors
 		{"insert with new ObjectIds", []string{"write.model", "insert", "id.strategy", "objectid"}, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,21 +175,134 @@ func TestEachWriteModelAndIDStrategyOnTheServer(t *testing.T) {
 	}
 }
 
-func TestReplayedInsertsAreRejectedNotDuplicated(t *testing.T) {
-	uri, dbName, db := testDB(t)
-	sc := connecttest.NewSinkContext(t, 0)
-	task := startOn(t, sc, uri, dbName, "write.model", "insert", "collection", "frames")
-	batch := []connect.Record{at(0, "a", map[string]any{"n": int64(1)}), at(1, "b", map[string]any{"n": int64(2)})}
-	for range 2 {
-		if err := task.Put(t.Context(), batch); err != nil {
+// Inserts replayed after a crash, or after a bulk write that timed out but was applied, find
+// their documents stored already: that is no error, and each document is stored once.
+func TestReplayedInsertsAreStoredOnceWithoutErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		settings []string
+	}{
+		{"by key, ordered", []string{"id.strategy", "key"}},
+		{"by key, unordered", []string{"id.strategy", "key", "bulk.ordered", "false"}},
+		{"by fields, in small bulk writes", []string{"id.strategy", "fields", "id.fields", "device,seq", "batch.size", "3"}},
+		{"by coordinates", []string{"id.strategy", "coordinates"}},
+		{"with the kafka and timestamp fields, two lanes", []string{"id.strategy", "key", "document.kafka.field", "kafka",
+			"document.timestamp.field", "ts", "max.in.flight", "2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uri, dbName, db := testDB(t)
+			var batch []connect.Record
+			for i := range 12 {
+				r := at(int64(i), fmt.Sprintf("d%d", i), map[string]any{"device": fmt.Sprintf("d%d", i), "seq": int64(i),
+					"temp": 20.5, "tags": []any{"a", int64(i)}, "place": map[string]any{"id": "p1", "floor": int64(2)}})
+				r.Time = time.UnixMilli(1717000000000 + int64(i)).UTC()
+				batch = append(batch, r)
+			}
+			settings := append([]string{"write.model", "insert", "collection", "frames"}, tc.settings...)
+			sc := connecttest.NewSinkContext(t, 0)
+			task := startOn(t, sc, uri, dbName, settings...)
+			if err := task.Put(t.Context(), batch[:8]); err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			want := readAll(t, db, "frames")
+			if len(want) != 8 {
+				t.Fatalf("collection holds %d documents, want 8", len(want))
+			}
+			// The same batch again (the runtime redelivers after a timed-out write), then by a
+			// new task (a restart after a crash) with the records after it too.
+			if err := task.Put(t.Context(), batch[:8]); err != nil {
+				t.Fatalf("Put of the replayed batch: %v", err)
+			}
+			restarted := startOn(t, sc, uri, dbName, settings...)
+			if err := restarted.Put(t.Context(), batch); err != nil {
+				t.Fatalf("Put of the replayed batch by a new task: %v", err)
+			}
+			got := readAll(t, db, "frames")
+			if len(got) != 12 || slices.ContainsFunc(want, func(d string) bool { return !slices.Contains(got, d) }) {
+				t.Errorf("collection holds\n%s\nwant the first 8 documents unchanged and 4 more", strings.Join(got, "\n"))
+			}
+			if len(sc.Reported) > 0 {
+				t.Errorf("reported %v, want no errors for replayed inserts", sc.Reasons)
+			}
+		})
+	}
+}
+
+// A duplicate key that is no replay stays a bad record: another document under the same _id,
+// or the same value of another unique index.
+func TestDuplicateKeysThatAreNoReplayAreReported(t *testing.T) {
+	for _, ordered := range []string{"true", "false"} {
+		t.Run("ordered="+ordered, func(t *testing.T) {
+			uri, dbName, db := testDB(t)
+			sc := connecttest.NewSinkContext(t, 0)
+			task := startOn(t, sc, uri, dbName, "write.model", "insert", "collection", "devices", "indexes", "serial:1!unique",
+				"bulk.ordered", ordered, "document.kafka.field", "kafka")
+			first := []connect.Record{
+				at(0, "a", map[string]any{"serial": "s-a", "n": int64(1)}),
+				at(1, "b", map[string]any{"serial": "s-b", "n": int64(1)}),
+			}
+			if err := task.Put(t.Context(), first); err != nil {
+				t.Fatal(err)
+			}
+			second := []connect.Record{
+				first[0], // a replay
+				at(2, "a", map[string]any{"serial": "s-a2", "n": int64(2)}), // another record with _id a
+				at(3, "c", map[string]any{"serial": "s-b", "n": int64(1)}),  // serial s-b is b's
+				first[1], // a replay
+				at(4, "a", map[string]any{"serial": "s-a", "n": int64(1)}), // a's document, but from another record
+				at(5, "d", map[string]any{"serial": "s-d", "n": int64(1)}),
+			}
+			if err := task.Put(t.Context(), second); err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			if got := readAll(t, db, "devices"); len(got) != 3 || !strings.Contains(got[0], `"_id":"a","n":1,"serial":"s-a"`) {
+				t.Errorf("collection holds %v, want a (unchanged), b and d", got)
+			}
+			var offsets []int64
+			for _, r := range sc.Reported {
+				offsets = append(offsets, r.KafkaOffset)
+			}
+			if fmt.Sprint(offsets) != "[2 3 4]" {
+				t.Fatalf("reported offsets %v (%v), want [2 3 4]", offsets, sc.Reasons)
+			}
+			for i, reason := range sc.Reasons {
+				if !strings.Contains(reason.Error(), "collection devices rejected the document (code 11000)") ||
+					!strings.Contains(reason.Error(), "duplicate key") {
+					t.Errorf("reason %d is %q, want the server's duplicate key error", i, reason)
+				}
+			}
+		})
+	}
+}
+
+// The comparison of a stored document with an insert's ignores field order, not types.
+func TestSameDocument(t *testing.T) {
+	raw := func(d bson.D) bson.Raw {
+		b, err := bson.Marshal(d)
+		if err != nil {
 			t.Fatal(err)
 		}
+		return b
 	}
-	if got := readAll(t, db, "frames"); len(got) != 2 {
-		t.Errorf("collection holds %v, want one document per key", got)
-	}
-	if len(sc.Reported) != 2 || !strings.Contains(sc.Reasons[0].Error(), "E11000 duplicate key") {
-		t.Errorf("reported %v, want the two replayed inserts as duplicate keys", sc.Reasons)
+	base := bson.D{{Key: "_id", Value: "a"}, {Key: "x", Value: int64(1)}, {Key: "sub", Value: bson.D{{Key: "p", Value: 1.5}, {Key: "q", Value: "s"}}},
+		{Key: "arr", Value: bson.A{"u", "v"}}}
+	for _, tt := range []struct {
+		name  string
+		other bson.D
+		same  bool
+	}{
+		{"equal", base, true},
+		{"fields reordered", bson.D{base[0], base[2], base[3], base[1]}, true},
+		{"subdocument reordered", bson.D{base[0], base[1], {Key: "sub", Value: bson.D{{Key: "q", Value: "s"}, {Key: "p", Value: 1.5}}}, base[3]}, true},
+		{"array reordered", bson.D{base[0], base[1], base[2], {Key: "arr", Value: bson.A{"v", "u"}}}, false},
+		{"another type", bson.D{base[0], {Key: "x", Value: int32(1)}, base[2], base[3]}, false},
+		{"another value", bson.D{base[0], {Key: "x", Value: int64(2)}, base[2], base[3]}, false},
+		{"a field more", append(bson.D{{Key: "y", Value: 1}}, base...), false},
+		{"a field less", base[:3], false},
+	} {
+		if got := sameDocument(raw(base), raw(tt.other)); got != tt.same {
+			t.Errorf("%s: sameDocument = %v, want %v", tt.name, got, tt.same)
+		}
 	}
 }
 

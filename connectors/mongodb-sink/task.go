@@ -1,12 +1,14 @@
 package mongodbsink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -34,6 +36,9 @@ type Task struct {
 	settled map[position]bool
 	// ignored counts tombstones that were ignored, for one log line.
 	ignored int
+	// replayed counts the inserts of a Put refused as duplicate keys whose documents were
+	// stored already (a replay): they count as written.
+	replayed atomic.Int64
 }
 
 // position is where a record was read from.
@@ -135,6 +140,10 @@ func (t *Task) Put(ctx context.Context, batch []connect.Record) error {
 		for _, rj := range rejected {
 			bads = append(bads, bad{rj.idx, fmt.Errorf("record %s: %w", batch[rj.idx].Position(), rj.reason)})
 		}
+	}
+	if n := t.replayed.Swap(0); n > 0 {
+		t.log.Info("inserts refused as duplicate keys were stored already (a replay after a restart or a timed-out write); they count as written",
+			"documents", n)
 	}
 	sort.Slice(bads, func(i, j int) bool { return bads[i].idx < bads[j].idx })
 	for _, b := range bads {
@@ -273,28 +282,178 @@ func (t *Task) bulk(ctx context.Context, coll *mongo.Collection, ops []*op) (wri
 		}
 		failed := map[int]bool{}
 		first := len(ops)
+		var dups []int // inserts refused for a duplicate key: replays, or true duplicates
 		for _, we := range bwe.WriteErrors {
 			if we.Index < 0 || we.Index >= len(ops) {
 				return written, rejected, fmt.Errorf("bulk write to collection %s: the server reported an error for document %d of %d: %w", coll.Name(), we.Index, len(ops), err)
 			}
 			failed[we.Index] = true
 			first = min(first, we.Index)
-			rejected = append(rejected, rejection{ops[we.Index].idx, writeError(coll.Name(), we)})
+			if duplicateKey(we.Code) && ops[we.Index].doc != nil {
+				dups = append(dups, we.Index)
+			}
+		}
+		// An ordered bulk write stopped at first: the inserts after it that are stored
+		// already (a replay) need not be sent again.
+		lookup := dups
+		if t.cfg.Ordered && len(dups) == 1 && dups[0] == first {
+			lookup = replayWindow(ops, first)
+		}
+		replays, err := t.storedReplays(ctx, coll, ops, lookup)
+		if err != nil {
+			return written, rejected, err
+		}
+		for _, we := range bwe.WriteErrors {
+			if !replays[we.Index] {
+				rejected = append(rejected, rejection{ops[we.Index].idx, writeError(coll.Name(), we)})
+			}
 		}
 		if !t.cfg.Ordered {
 			for i, o := range ops {
-				if !failed[i] {
+				if !failed[i] || replays[i] {
 					written = append(written, o.idx)
 				}
 			}
+			t.replayed.Add(int64(len(replays)))
 			return written, rejected, nil
 		}
 		for _, o := range ops[:first] {
 			written = append(written, o.idx)
 		}
-		ops = ops[first+1:]
+		next := first + 1
+		if replays[first] {
+			for next < len(ops) && replays[next] {
+				next++
+			}
+			for _, o := range ops[first:next] {
+				written = append(written, o.idx)
+			}
+			t.replayed.Add(int64(next - first))
+		}
+		ops = ops[next:]
 	}
 	return written, rejected, nil
+}
+
+// duplicateKey reports whether a write error code is a duplicate key.
+func duplicateKey(code int) bool {
+	return code == 11000 || code == 11001 || code == 12582
+}
+
+// maxReplayLookup bounds the _ids looked up at once after a duplicate key.
+const maxReplayLookup = 1000
+
+// replayWindow is the positions in ops, from first on, of the inserts whose stored document
+// tells whether they are replays: it ends before a write that is not an insert and before an
+// _id met twice, since the writes before it in the bulk write could change what is stored.
+func replayWindow(ops []*op, first int) []int {
+	var window []int
+	seen := map[string]bool{}
+	for i := first; i < len(ops) && len(window) < maxReplayLookup; i++ {
+		if ops[i].doc == nil {
+			break
+		}
+		k := idKey(ops[i].doc.Index(0).Value())
+		if seen[k] {
+			break
+		}
+		seen[k] = true
+		window = append(window, i)
+	}
+	return window
+}
+
+// idKey identifies an _id value by its type and bytes.
+func idKey(v bson.RawValue) string {
+	return string(rune(v.Type)) + string(v.Value)
+}
+
+// storedReplays looks up the stored documents with the _ids of the inserts at positions in
+// ops and returns the positions whose insert is a replay: the document stored under its _id
+// is the same document, or was written from the same record (id.strategy coordinates, or the
+// same document.kafka.field). A duplicate key on another unique index, or a different
+// document under the _id, is no replay.
+func (t *Task) storedReplays(ctx context.Context, coll *mongo.Collection, ops []*op, positions []int) (map[int]bool, error) {
+	replays := map[int]bool{}
+	if len(positions) == 0 {
+		return replays, nil
+	}
+	ids := make(bson.A, len(positions))
+	for i, p := range positions {
+		ids[i] = ops[p].doc.Index(0).Value()
+	}
+	lctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	defer cancel()
+	cur, err := coll.Find(lctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	var stored []bson.Raw
+	if err == nil {
+		err = cur.All(lctx, &stored)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("looking up the stored documents of %d inserts refused as duplicate keys in collection %s: %w", len(positions), coll.Name(), err)
+	}
+	byID := make(map[string]bson.Raw, len(stored))
+	for _, d := range stored {
+		byID[idKey(d.Lookup("_id"))] = d
+	}
+	for _, p := range positions {
+		doc := ops[p].doc
+		have, ok := byID[idKey(doc.Index(0).Value())]
+		if ok && t.sameRecord(doc, have) {
+			replays[p] = true
+		}
+	}
+	return replays, nil
+}
+
+// sameRecord reports whether a stored document holds the same record as doc, an insert's
+// document with the same _id.
+func (t *Task) sameRecord(doc, stored bson.Raw) bool {
+	if t.cfg.IDStrategy == IDCoordinates {
+		return true // the _id is where the record was read from
+	}
+	if t.cfg.KafkaField != "" {
+		mine, err1 := doc.LookupErr(t.cfg.KafkaField)
+		theirs, err2 := stored.LookupErr(t.cfg.KafkaField)
+		if err1 == nil && err2 == nil && sameValue(mine, theirs) {
+			return true
+		}
+	}
+	return sameDocument(doc, stored)
+}
+
+// sameDocument compares two documents field by field, in any field order.
+func sameDocument(a, b bson.Raw) bool {
+	ae, err := a.Elements()
+	if err != nil {
+		return false
+	}
+	be, err := b.Elements()
+	if err != nil || len(ae) != len(be) {
+		return false
+	}
+	for _, e := range ae {
+		other, err := b.LookupErr(e.Key())
+		if err != nil || !sameValue(e.Value(), other) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameValue compares two BSON values; documents in any field order, arrays in order.
+func sameValue(a, b bson.RawValue) bool {
+	if a.Type != b.Type {
+		return false
+	}
+	switch a.Type {
+	case bson.TypeEmbeddedDocument, bson.TypeArray:
+		return sameDocument(a.Value, b.Value)
+	}
+	return bytes.Equal(a.Value, b.Value)
 }
 
 // PreCommit lets everything be committed: Put returns only once its records are written.

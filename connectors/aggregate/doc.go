@@ -47,8 +47,13 @@ A frame none of whose windows still takes frames is too late: it goes to ` + "`l
 without one, to the runtime's error policy (so set ` + "`errors.tolerance=all`" + ` and a dead-letter
 topic; note that records reported to the error policy are outside the transaction and may be
 reported again after a crash). Frames that are not JSON objects or lack a group field or
-event time also go to the error policy. With ` + "`dedupe.field`" + ` set, a frame whose id one of its
-windows already counted is dropped. The counts of accepted, duplicate and too-late frames are
+event time also go to the error policy, and so do frames no aggregate could hold: a reading
+that is not a finite number (` + "`\"NaN\"`" + `, ` + "`\"Infinity\"`" + `, beyond a 64-bit float) or
+that would make a window's sum overflow, an event time outside the years 1 to 9999 or more
+than ` + "`event.time.max.future`" + ` ahead of the wall clock (it would move the watermark, which
+the changelog keeps, so far that every later frame were too late), and frames a limit turns
+away (see Limits). The error names the field and its value; the task keeps running. With
+` + "`dedupe.field`" + ` set, a frame whose id one of its windows already counted is dropped. The counts of accepted, duplicate and too-late frames are
 kept per source partition in the changelog and logged when a task stops.
 
 Windows close only as event time advances in their partition: the last windows of a stream
@@ -101,9 +106,22 @@ JSON frame into a map; the transactions themselves cost about 10% (the two copie
 
 ### Limits
 
-- The changelog stores each changed window whole once per transaction, including its event
-  ids when ` + "`dedupe.field`" + ` is set, so very long windows with many frames make large changelog
-  records (Kafka's default limit is 1 MB per record).
+- Open windows: a task holds at most ` + "`window.max.open`" + ` windows (group key and window start;
+  100,000 by default, about 1 kB of memory each plus their event ids). A frame that would open
+  one more first makes the windows the watermark (with its own time) has expired emit and go;
+  if that frees no room it goes to the error policy, naming the group field and value, and the
+  task's status trace says the limit is reached until the open windows are down to 90% of it.
+  Frames turned away still move the watermark, so windows keep closing.
+- Event ids: the changelog stores each changed window whole once per transaction, including
+  its event ids when ` + "`dedupe.field`" + ` is set. A window keeps at most ` + "`dedupe.max.ids`" + ` ids
+  (20,000 by default) and at most 800 kB of them as JSON, so that its changelog record stays
+  below Kafka's default 1 MB a record; a frame that would add one more goes to the error
+  policy, naming the id. A group key is at most 4096 bytes of JSON, for the same reason.
+- Event time: frames more than ` + "`event.time.max.future`" + ` (5 minutes by default) ahead of the
+  task's wall clock go to the error policy; keep the clocks of the devices and the workers in
+  sync (NTP), or raise it. A source partition whose greatest event time in the changelog is
+  further ahead than that (written before the check existed) restarts its watermark from the
+  wall clock when the task restores it, with a warning in the log.
 - Tasks use static group membership: a task that stops for good (tasks.max lowered, connector
   deleted) keeps its partitions until ` + "`session.timeout.ms`" + ` (45 s by default; set
   ` + "`kafka.session.timeout.ms`" + ` to change it) has passed.

@@ -2,7 +2,9 @@ package aggregate
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +18,7 @@ type parser struct {
 	fields    []string
 	timeField string // empty: the Kafka timestamp
 	idField   string
+	maxFuture int64 // most milliseconds an event time may be ahead of the wall clock; 0: no limit
 }
 
 // lookup finds a dotted path in a JSON object: the whole name as a key first, then path
@@ -37,11 +40,14 @@ func lookup(m map[string]any, path string) (any, bool) {
 	return cur, true
 }
 
-// parse reads one raw frame; kafkaTime is the record's timestamp in milliseconds. The error
-// is a *connect.DataError naming the bad field.
-func (p *parser) parse(value []byte, kafkaTime int64) (*frame, error) {
+// parse reads one raw frame; kafkaTime is the record's timestamp and now the wall clock, in
+// milliseconds. The error is a *connect.DataError naming the bad field.
+func (p *parser) parse(value []byte, kafkaTime, now int64) (*frame, error) {
 	var m map[string]any
-	if err := json.Unmarshal(value, &m); err != nil || m == nil {
+	if err := json.Unmarshal(value, &m); err != nil {
+		return nil, connect.BadField("", value, "the frame is not a JSON object: %v", err)
+	}
+	if m == nil {
 		return nil, connect.BadField("", value, "the frame is not a JSON object")
 	}
 	if len(m) == 2 {
@@ -64,14 +70,23 @@ func (p *parser) parse(value []byte, kafkaTime int64) (*frame, error) {
 		f.group[i] = v
 	}
 	f.groupKey = groupKeyOf(f.group)
+	if len(f.groupKey) > maxGroupKeyBytes {
+		return nil, connect.BadField(strings.Join(p.groupBy, ","), f.groupKey, "the group key takes more than %d bytes", maxGroupKeyBytes)
+	}
 	if p.timeField == "" {
 		f.time = kafkaTime
+		if err := p.checkFuture(f.time, now); err != nil {
+			return nil, connect.BadField("", formatTime(f.time), "the Kafka timestamp: %v", err)
+		}
 	} else {
 		v, ok := lookup(m, p.timeField)
 		if !ok {
 			return nil, connect.BadField(p.timeField, nil, "the event time is missing")
 		}
 		t, err := eventTime(v)
+		if err == nil {
+			err = p.checkFuture(t, now)
+		}
 		if err != nil {
 			return nil, connect.BadField(p.timeField, v, "%v", err)
 		}
@@ -93,15 +108,32 @@ func (p *parser) parse(value []byte, kafkaTime int64) (*frame, error) {
 			continue
 		}
 		switch x := v.(type) {
-		case float64:
+		case float64: // JSON has no NaN or infinity, and encoding/json refuses numbers beyond float64
 			f.values[name] = x
 		case string:
-			if n, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
+			n, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+			switch {
+			case err == nil && !math.IsNaN(n) && !math.IsInf(n, 0):
 				f.values[name] = n
+			case err == nil:
+				return nil, connect.BadField(name, x, "a reading must be a finite number")
+			case errors.Is(err, strconv.ErrRange):
+				return nil, connect.BadField(name, x, "the reading is beyond the range of a 64-bit float")
 			}
 		}
 	}
 	return f, nil
+}
+
+// checkFuture fails for an event time too far ahead of the wall clock: the greatest event
+// time makes the watermark, which the changelog keeps, and a watermark in the future would
+// make every later frame too late.
+func (p *parser) checkFuture(t, now int64) error {
+	if p.maxFuture > 0 && t > now+p.maxFuture {
+		return fmt.Errorf("the event time %s is more than %s ahead of the wall clock (%s; event.time.max.future)",
+			formatTime(t), time.Duration(p.maxFuture)*time.Millisecond, formatTime(now))
+	}
+	return nil
 }
 
 // eventTime reads an event time: an RFC 3339 / ISO 8601 string, or epoch milliseconds as a
@@ -109,21 +141,38 @@ func (p *parser) parse(value []byte, kafkaTime int64) (*frame, error) {
 func eventTime(v any) (int64, error) {
 	switch x := v.(type) {
 	case float64:
+		if x < float64(minEventTime) || x > float64(maxEventTime) {
+			return 0, errEventTimeRange
+		}
 		return int64(x), nil
 	case string:
 		s := strings.TrimSpace(x)
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+			if n < minEventTime || n > maxEventTime {
+				return 0, errEventTimeRange
+			}
 			return n, nil
 		}
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00"} {
 			if t, err := time.Parse(layout, s); err == nil {
-				return t.UnixMilli(), nil
+				if ms := t.UnixMilli(); ms >= minEventTime && ms <= maxEventTime {
+					return ms, nil
+				}
+				return 0, errEventTimeRange
 			}
 		}
 		return 0, fmt.Errorf("not an ISO 8601 time or epoch milliseconds")
 	}
 	return 0, fmt.Errorf("the event time must be a string or a number of milliseconds")
 }
+
+// Event times are held to the years 1 to 9999, which RFC 3339 can write and whose window
+// arithmetic cannot overflow.
+var (
+	minEventTime      = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	maxEventTime      = time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC).UnixMilli()
+	errEventTimeRange = errors.New("the event time is outside the years 1 to 9999")
+)
 
 // groupKeyOf is the canonical text of a group key: its values as a JSON array.
 func groupKeyOf(group []any) string {

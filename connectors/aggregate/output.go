@@ -17,14 +17,13 @@ type encoder struct {
 }
 
 // resultKey is the output key: the group fields and the window start, as a JSON object.
-func (e *encoder) resultKey(w *window) []byte {
+func (e *encoder) resultKey(w *window) ([]byte, error) {
 	m := make(map[string]any, len(e.groupBy)+1)
 	for i, g := range e.groupBy {
 		m[g] = w.Group[i]
 	}
 	m["window_start"] = formatTime(w.Start)
-	b, _ := json.Marshal(m)
-	return b
+	return json.Marshal(m)
 }
 
 // aggValue is one aggregation of a field, and whether it has a value (min, max, avg, first
@@ -58,7 +57,7 @@ func aggValue(fa *fieldAgg, agg string) (float64, bool) {
 // resultValue is the output value of a window: the group fields, window bounds, frame count,
 // <field>_<aggregation> for each value field and aggregation (null when no frame had the
 // field), the revision and whether the window is closed.
-func (e *encoder) resultValue(em emission) []byte {
+func (e *encoder) resultValue(em emission) ([]byte, error) {
 	w := em.w
 	m := make(map[string]any, len(e.groupBy)+6+len(e.fields)*len(e.aggs))
 	for i, g := range e.groupBy {
@@ -78,8 +77,7 @@ func (e *encoder) resultValue(em emission) []byte {
 			}
 		}
 	}
-	b, _ := json.Marshal(m)
-	return b
+	return json.Marshal(m)
 }
 
 var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_:]`)
@@ -106,7 +104,7 @@ type metric struct {
 // metrics returns the metrics records of a window: <prefix>_frames, and
 // <prefix>_<field>_<aggregation> for every value field and aggregation that has a value, each
 // {"name", "labels": {group labels..., "window": size}, "value", "timestamp": window end ms}.
-func (e *encoder) metrics(em emission, windowSize string) []metric {
+func (e *encoder) metrics(em emission, windowSize string) ([]metric, error) {
 	w := em.w
 	labels := make(map[string]string, len(e.groupBy)+1)
 	for i, g := range e.groupBy {
@@ -125,17 +123,26 @@ func (e *encoder) metrics(em emission, windowSize string) []metric {
 		}
 		fmt.Fprintf(&lb, "%s=%q", k, labels[k])
 	}
-	one := func(name string, v float64) metric {
-		val, _ := json.Marshal(map[string]any{"name": name, "labels": labels, "value": v, "timestamp": w.End})
-		return metric{key: []byte(name + "{" + lb.String() + "}"), value: val}
+	out := make([]metric, 0, 1+len(e.fields)*len(e.aggs))
+	one := func(name string, v float64) error {
+		val, err := json.Marshal(map[string]any{"name": name, "labels": labels, "value": v, "timestamp": w.End})
+		if err != nil {
+			return fmt.Errorf("metric %s: %w", name, err)
+		}
+		out = append(out, metric{key: []byte(name + "{" + lb.String() + "}"), value: val})
+		return nil
 	}
-	out := []metric{one(metricName(e.prefix+"_frames"), float64(w.Frames))}
+	if err := one(metricName(e.prefix+"_frames"), float64(w.Frames)); err != nil {
+		return nil, err
+	}
 	for _, f := range e.fields {
 		for _, a := range e.aggs {
 			if v, ok := aggValue(w.Fields[f], a); ok {
-				out = append(out, one(metricName(e.prefix+"_"+f+"_"+a), v))
+				if err := one(metricName(e.prefix+"_"+f+"_"+a), v); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
-	return out
+	return out, nil
 }

@@ -19,7 +19,7 @@ func BenchmarkParseAndAdd(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		f, err := p.parse(frames[i%len(frames)], 0)
+		f, err := p.parse(frames[i%len(frames)], 0, 0)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -44,8 +44,19 @@ type Task struct {
 
 	rebalanced bool  // the rebalance callback threw away the open transaction's work
 	cbErr      error // an error of the rebalance callback, for the cycle to return
+	full       bool  // window.max.open was reached and the status says so
 
 	stats struct{ frames, late, dupes, bad, windows atomic.Int64 }
+
+	// fault, set by tests only, fails a stage ("commit", "resume") when it returns an error.
+	fault func(stage string) error
+}
+
+func (t *Task) injected(stage string) error {
+	if t.fault == nil {
+		return nil
+	}
+	return t.fault(stage)
 }
 
 var _ connect.SourceTask = (*Task)(nil)
@@ -70,7 +81,8 @@ func (t *Task) Start(_ context.Context, cfg connect.Config, tc connect.SourceTas
 	if t.changelog == "" {
 		t.changelog = tc.Connector() + "-aggregate-changelog"
 	}
-	t.parser = parser{groupBy: c.GroupBy, fields: c.ValueFields, timeField: c.TimeField, idField: c.EventIDField}
+	t.parser = parser{groupBy: c.GroupBy, fields: c.ValueFields, timeField: c.TimeField, idField: c.EventIDField,
+		maxFuture: c.MaxFuture.Milliseconds()}
 	t.enc = encoder{groupBy: c.GroupBy, fields: c.ValueFields, aggs: c.Aggregations, prefix: c.MetricPrefix}
 	advance := c.WindowAdvance
 	if advance == 0 {
@@ -80,6 +92,7 @@ func (t *Task) Start(_ context.Context, cfg connect.Config, tc connect.SourceTas
 		size: c.WindowSize.Milliseconds(), advance: advance.Milliseconds(),
 		outOfOrder: c.OutOfOrder.Milliseconds(), lateness: c.Lateness.Milliseconds(),
 		fields: c.ValueFields, dedupe: c.EventIDField != "", emitEarly: c.EmitEarly,
+		idField: c.EventIDField, groupBy: c.GroupBy, maxIDs: c.MaxIDs, maxOpen: c.MaxOpen,
 	})
 	t.winLabel = c.WindowSize.String()
 	t.consumed = map[int32]int64{}
@@ -266,6 +279,9 @@ func (t *Task) rewind(ctx context.Context) error {
 // transactions on them to end), restores their window state from the changelog and makes
 // the consumer continue at the offsets.
 func (t *Task) resume(ctx context.Context) error {
+	if err := t.injected("resume"); err != nil {
+		return err
+	}
 	if len(t.assigned) == 0 {
 		return t.consumer.Assign(nil)
 	}
@@ -378,6 +394,13 @@ func (t *Task) apply(scopeID int32, key, value []byte) error {
 			return fmt.Errorf("changelog partition %q: %w", k, err)
 		}
 		t.agg.restorePart(scopeID, int32(p), &ps)
+		// A watermark far in the future (kept before event.time.max.future was checked) would
+		// make every frame too late: it restarts from the wall clock.
+		if now := time.Now().UnixMilli(); t.parser.maxFuture > 0 && ps.Seen && ps.MaxTime > now+t.parser.maxFuture {
+			t.log.Warn("the changelog holds an event time far in the future for a source partition; the watermark restarts from the wall clock",
+				"partition", p, "event_time", formatTime(ps.MaxTime), "wall_clock", formatTime(now))
+			ps.MaxTime, ps.changed = now, true
+		}
 	}
 	return nil
 }
@@ -465,12 +488,23 @@ func (t *Task) process(ctx context.Context, m *kafka.Message) error {
 	p := m.TopicPartition.Partition
 	t.consumed[p] = int64(m.TopicPartition.Offset) + 1
 	t.stats.frames.Add(1)
-	f, err := t.parser.parse(m.Value, m.Timestamp.UnixMilli())
+	f, err := t.parser.parse(m.Value, m.Timestamp.UnixMilli(), time.Now().UnixMilli())
 	if err != nil {
 		t.stats.bad.Add(1)
 		return t.report(ctx, m, err)
 	}
-	switch t.agg.add(t.scopeOf(p), p, f) {
+	v, err := t.agg.add(t.scopeOf(p), p, f)
+	switch v {
+	case rejected:
+		t.stats.bad.Add(1)
+		return t.report(ctx, m, err)
+	case noRoom:
+		t.stats.bad.Add(1)
+		if !t.full {
+			t.full = true
+			t.tc.SetStatusNote(fmt.Sprintf("window.max.open reached: the task holds %d open windows; frames that would open more go to the error policy until windows close", t.cfg.MaxOpen))
+		}
+		return t.report(ctx, m, err)
 	case duplicate:
 		t.stats.dupes.Add(1)
 	case tooLate:
@@ -515,6 +549,9 @@ func (t *Task) produce(m *kafka.Message) error {
 // commit emits what the watermarks closed, writes the changed state and the consumed
 // offsets, and commits the transaction.
 func (t *Task) commit(ctx context.Context) error {
+	if err := t.injected("commit"); err != nil {
+		return err
+	}
 	ids := make([]int32, 0, len(t.agg.scopes))
 	for id := range t.agg.scopes {
 		ids = append(ids, id)
@@ -523,18 +560,8 @@ func (t *Task) commit(ctx context.Context) error {
 	for _, id := range ids {
 		for _, em := range t.agg.advance(id) {
 			t.stats.windows.Add(1)
-			if err := t.produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &t.cfg.OutputTopic, Partition: kafka.PartitionAny},
-				Key: t.enc.resultKey(em.w), Value: t.enc.resultValue(em)}); err != nil {
+			if err := t.emit(em); err != nil {
 				return err
-			}
-			if t.cfg.MetricsTopic == "" {
-				continue
-			}
-			for _, mt := range t.enc.metrics(em, t.winLabel) {
-				if err := t.produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &t.cfg.MetricsTopic, Partition: kafka.PartitionAny},
-					Key: mt.key, Value: mt.value}); err != nil {
-					return err
-				}
 			}
 		}
 		puts, deletes, parts := t.agg.changes(id)
@@ -542,7 +569,7 @@ func (t *Task) commit(ctx context.Context) error {
 		for _, w := range puts {
 			v, err := json.Marshal(w)
 			if err != nil {
-				return err
+				return permanent{fmt.Errorf("encoding the state of the window at %s of group %s: %w", formatTime(w.Start), w.groupKey, err)}
 			}
 			if err := t.produce(&kafka.Message{TopicPartition: tp, Key: windowChangelogKey(winKey{w.groupKey, w.Start}), Value: v}); err != nil {
 				return err
@@ -554,11 +581,18 @@ func (t *Task) commit(ctx context.Context) error {
 			}
 		}
 		for _, p := range parts {
-			v, _ := json.Marshal(p)
+			v, err := json.Marshal(p)
+			if err != nil {
+				return permanent{fmt.Errorf("encoding the state of source partition %d: %w", p.partition, err)}
+			}
 			if err := t.produce(&kafka.Message{TopicPartition: tp, Key: []byte("p|" + strconv.Itoa(int(p.partition))), Value: v}); err != nil {
 				return err
 			}
 		}
+	}
+	if t.full && t.agg.openWindows() <= t.cfg.MaxOpen*9/10 {
+		t.full = false
+		t.tc.SetStatusNote("")
 	}
 	offsets := make([]kafka.TopicPartition, 0, len(t.consumed))
 	for p, off := range t.consumed {
@@ -578,6 +612,38 @@ func (t *Task) commit(ctx context.Context) error {
 	}
 	t.inTxn = false
 	clear(t.consumed)
+	return nil
+}
+
+// emit writes a window result to the output topic and its metrics to the metrics topic. A
+// result that cannot be encoded fails the task: the window state allows only finite numbers,
+// so this is a bug, and writing anything else would lose the window silently.
+func (t *Task) emit(em emission) error {
+	key, err := t.enc.resultKey(em.w)
+	var value []byte
+	if err == nil {
+		value, err = t.enc.resultValue(em)
+	}
+	if err != nil {
+		return permanent{fmt.Errorf("encoding the result of the window at %s of group %s: %w", formatTime(em.w.Start), em.w.groupKey, err)}
+	}
+	if err := t.produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &t.cfg.OutputTopic, Partition: kafka.PartitionAny},
+		Key: key, Value: value}); err != nil {
+		return err
+	}
+	if t.cfg.MetricsTopic == "" {
+		return nil
+	}
+	metrics, err := t.enc.metrics(em, t.winLabel)
+	if err != nil {
+		return permanent{fmt.Errorf("encoding the metrics of the window at %s of group %s: %w", formatTime(em.w.Start), em.w.groupKey, err)}
+	}
+	for _, mt := range metrics {
+		if err := t.produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &t.cfg.MetricsTopic, Partition: kafka.PartitionAny},
+			Key: mt.key, Value: mt.value}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

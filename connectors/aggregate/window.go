@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/sluicehq/sluice/connect"
 )
 
 // This file is the window logic, free of Kafka: frames go in per source partition, window
@@ -17,7 +19,19 @@ type windowSpec struct {
 	fields        []string
 	dedupe        bool
 	emitEarly     bool
+	idField       string // dedupe.field, for the messages
+	groupBy       []string
+	maxIDs        int // most event ids a window keeps (dedupe.max.ids); 0: no limit
+	maxOpen       int // most open windows of all scopes (window.max.open); 0: no limit
 }
+
+// maxIDBytes bounds the JSON of the event ids a window keeps, whatever dedupe.max.ids says, so
+// that a window's changelog record stays below Kafka's default limit of 1 MB a record.
+const maxIDBytes = 800_000
+
+// maxGroupKeyBytes bounds a group key's JSON, for the same reason (the group values are in the
+// window's changelog record, its output key and value, and its metrics' labels).
+const maxGroupKeyBytes = 4096
 
 // frame is one parsed raw frame.
 type frame struct {
@@ -36,6 +50,8 @@ const (
 	accepted verdict = iota
 	duplicate
 	tooLate
+	rejected // the windows cannot take the frame (add returns why)
+	noRoom   // the frame would open a window beyond window.max.open (add returns the error)
 )
 
 // winKey names a window within a scope.
@@ -87,26 +103,50 @@ type window struct {
 
 	groupKey string
 	ids      map[string]struct{}
+	idBytes  int // an upper bound of the JSON size of IDs
+}
+
+// indexIDs builds the set of ids from IDs (restored from the changelog) when it is missing.
+func (w *window) indexIDs() {
+	if w.ids != nil || len(w.IDs) == 0 {
+		return
+	}
+	w.ids = make(map[string]struct{}, len(w.IDs))
+	w.idBytes = 0
+	for _, x := range w.IDs {
+		w.ids[x] = struct{}{}
+		w.idBytes += idJSONBytes(x)
+	}
 }
 
 func (w *window) hasID(id string) bool {
-	if w.ids == nil && len(w.IDs) > 0 {
-		w.ids = make(map[string]struct{}, len(w.IDs))
-		for _, x := range w.IDs {
-			w.ids[x] = struct{}{}
-		}
-	}
+	w.indexIDs()
 	_, ok := w.ids[id]
 	return ok
 }
 
 func (w *window) addID(id string) {
-	w.hasID(id) // builds the set from IDs when restored
+	w.indexIDs()
 	if w.ids == nil {
 		w.ids = map[string]struct{}{}
 	}
 	w.ids[id] = struct{}{}
 	w.IDs = append(w.IDs, id)
+	w.idBytes += idJSONBytes(id)
+}
+
+// idJSONBytes is an upper bound of the bytes id takes in the JSON array of a window's ids:
+// quotes and comma, and six bytes (\u00XX) for each byte JSON may escape.
+func idJSONBytes(id string) int {
+	n := 3
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			n += 6
+		} else {
+			n++
+		}
+	}
+	return n
 }
 
 // partState is what the window logic keeps per source partition; the changelog stores it.
@@ -125,6 +165,11 @@ type scope struct {
 	windows map[winKey]*window
 	parts   map[int32]*partState
 	changed map[winKey]bool // windows to write to the changelog: true = put, false = delete
+	pending []emission      // emitted between transactions to make room (window.max.open)
+	// The watermark at which room was last made, so that a full task does not look at all its
+	// windows for every frame it turns away.
+	roomWM   int64
+	madeRoom bool
 }
 
 func newScope() *scope {
@@ -197,8 +242,10 @@ func (spec *windowSpec) windowStarts(t int64) []int64 {
 
 // add takes a frame read from a source partition into the scope's windows. The frame is
 // judged against the watermark before it: a window whose allowed lateness has passed takes
-// no more frames, and a frame none of whose windows takes it is too late.
-func (a *aggregator) add(scopeID, partition int32, f *frame) verdict {
+// no more frames, and a frame none of whose windows takes it is too late. A frame the windows
+// cannot take is rejected, one that would open a window beyond window.max.open gets noRoom;
+// the error then says why, naming the field and value.
+func (a *aggregator) add(scopeID, partition int32, f *frame) (verdict, error) {
 	s := a.scope(scopeID)
 	p := a.part(s, partition)
 	wm, haveWM := s.watermark(&a.spec)
@@ -212,15 +259,23 @@ func (a *aggregator) add(scopeID, partition int32, f *frame) verdict {
 	p.changed = true
 	if len(alive) == 0 {
 		p.Late++
-		return tooLate
+		return tooLate, nil
 	}
 	if a.spec.dedupe && f.hasID {
 		for _, st := range alive {
 			if w := s.windows[winKey{f.groupKey, st}]; w != nil && w.hasID(f.id) {
 				p.Dupes++
-				return duplicate
+				return duplicate, nil
 			}
 		}
+	}
+	// The frame's event time is good from here on, whatever becomes of the frame: it moves the
+	// watermark, so that windows close and make room even while frames are turned away.
+	if !p.Seen || f.time > p.MaxTime {
+		p.Seen, p.MaxTime = true, f.time
+	}
+	if v, err := a.check(s, f, alive); err != nil {
+		return v, err
 	}
 	for _, st := range alive {
 		k := winKey{f.groupKey, st}
@@ -245,22 +300,110 @@ func (a *aggregator) add(scopeID, partition int32, f *frame) verdict {
 		s.changed[k] = true
 	}
 	p.Accepted++
-	if !p.Seen || f.time > p.MaxTime {
-		p.Seen, p.MaxTime = true, f.time
+	return accepted, nil
+}
+
+// check tells whether the windows starting at alive can take the frame, before any of them
+// changes: no sum may overflow, no window may keep more event ids than its limits allow, and
+// the task may not hold more open windows than window.max.open (windows the watermark has
+// expired are emitted and dropped first to make room).
+func (a *aggregator) check(s *scope, f *frame, alive []int64) (verdict, error) {
+	opening := 0
+	for _, st := range alive {
+		w := s.windows[winKey{f.groupKey, st}]
+		if w == nil {
+			opening++
+			continue
+		}
+		for name, v := range f.values {
+			if fa := w.Fields[name]; fa != nil && fa.N > 0 && math.IsInf(fa.Sum+v, 0) {
+				return rejected, connect.BadField(name, v, "adding it makes the sum of the window at %s of group %s overflow to infinity",
+					formatTime(w.Start), w.groupKey)
+			}
+		}
+		if a.spec.dedupe && f.hasID {
+			w.indexIDs()
+			if a.spec.maxIDs > 0 && len(w.IDs) >= a.spec.maxIDs {
+				return rejected, connect.BadField(a.spec.idField, f.id, "the window at %s of group %s already keeps %d event ids, the most dedupe.max.ids allows",
+					formatTime(w.Start), w.groupKey, len(w.IDs))
+			}
+			if w.idBytes+idJSONBytes(f.id) > maxIDBytes {
+				return rejected, connect.BadField(a.spec.idField, f.id, "the event ids of the window at %s of group %s would take more than %d bytes in its changelog record",
+					formatTime(w.Start), w.groupKey, maxIDBytes)
+			}
+		}
 	}
-	return accepted
+	if a.spec.dedupe && f.hasID && idJSONBytes(f.id) > maxIDBytes {
+		return rejected, connect.BadField(a.spec.idField, f.id, "an event id may take at most %d bytes", maxIDBytes)
+	}
+	if opening == 0 || a.spec.maxOpen <= 0 || a.openWindows()+opening <= a.spec.maxOpen {
+		return accepted, nil
+	}
+	// Make room: emit and drop what the watermark, this frame's time included, has expired.
+	// A scope is looked at again only when its watermark has moved.
+	for _, sc := range a.scopes {
+		if wm, ok := sc.watermark(&a.spec); ok && (!sc.madeRoom || wm != sc.roomWM) {
+			sc.madeRoom, sc.roomWM = true, wm
+			for _, em := range a.advanceTo(sc, wm, ok) {
+				em.w = em.w.snapshot()
+				sc.pending = append(sc.pending, em)
+			}
+		}
+	}
+	if open := a.openWindows(); open+opening > a.spec.maxOpen {
+		return noRoom, connect.BadField(strings.Join(a.spec.groupBy, ","), groupValue(f.group), "opening a window at %s for it would exceed window.max.open: the task already holds %d open windows, the most it allows",
+			formatTime(alive[len(alive)-1]), open)
+	}
+	return accepted, nil
+}
+
+// groupValue is what an error shows of a group key: the value of a single group field, else
+// all of them.
+func groupValue(group []any) any {
+	if len(group) == 1 {
+		return group[0]
+	}
+	return group
+}
+
+// openWindows counts the open windows of all scopes.
+func (a *aggregator) openWindows() int {
+	n := 0
+	for _, s := range a.scopes {
+		n += len(s.windows)
+	}
+	return n
+}
+
+// snapshot copies a window's results, for an emission written later while the window may
+// still change.
+func (w *window) snapshot() *window {
+	c := &window{Group: w.Group, Start: w.Start, End: w.End, Frames: w.Frames, Fields: make(map[string]*fieldAgg, len(w.Fields)),
+		Revision: w.Revision, groupKey: w.groupKey}
+	for k, fa := range w.Fields {
+		v := *fa
+		c.Fields[k] = &v
+	}
+	return c
 }
 
 // advance returns the windows of a scope to emit now, in order of window start and group
 // key, and drops the windows whose allowed lateness the watermark has passed. A window is
 // emitted when the watermark reaches its end, and again after every change while its
 // allowed lateness lasts (and, with emitEarly, after every change while it is open).
+// Emissions made earlier to make room come first.
 func (a *aggregator) advance(scopeID int32) []emission {
 	s := a.scopes[scopeID]
 	if s == nil {
 		return nil
 	}
+	out := s.pending
+	s.pending = nil
 	wm, ok := s.watermark(&a.spec)
+	return append(out, a.advanceTo(s, wm, ok)...)
+}
+
+func (a *aggregator) advanceTo(s *scope, wm int64, ok bool) []emission {
 	var out []emission
 	for k, w := range s.windows {
 		closed := ok && w.End <= wm

@@ -33,8 +33,10 @@ type Config struct {
 	Timestamps      bool     `config:"timestamps.enable" default:"false" group:"Metrics" doc:"Expose each sample with its record's timestamp (the Kafka record time, or timestamp.field). Prometheus drops samples older than its head block (about an hour), so leave this off for data that may arrive late."`
 	TimestampField  string   `config:"timestamp.field" group:"Metrics" doc:"Record field holding the sample time in milliseconds since the epoch (or an RFC 3339 string), used when timestamps.enable is true; empty uses the Kafka record timestamp."`
 
-	MaxSeries int           `config:"series.max" default:"100000" min:"1" group:"Limits" doc:"Most series a task keeps. A record that would add a series beyond it is counted in sluice_prometheus_sink_series_dropped_total and otherwise ignored; existing series keep updating."`
-	TTL       time.Duration `config:"series.ttl" default:"5m" min:"0" group:"Limits" doc:"A series not updated for this long is removed and counted in sluice_prometheus_sink_series_expired_total; 0 keeps series forever."`
+	MaxSeries      int           `config:"series.max" default:"100000" min:"1" group:"Limits" doc:"Most series a task keeps. A sample that would add a series beyond it is dropped and counted in sluice_prometheus_sink_series_dropped_total; existing series keep updating. While samples are being dropped, the task's status (GET /connectors/{name}/status) says so in its trace, naming a dropped series, and a warning is logged; the note goes once there is room again (series.ttl removes idle series)."`
+	TTL            time.Duration `config:"series.ttl" default:"5m" min:"0" group:"Limits" doc:"A series not updated for this long is removed and counted in sluice_prometheus_sink_series_expired_total; 0 keeps series forever."`
+	MaxLabelLength int           `config:"label.value.max.length" default:"2048" min:"1" max:"1048576" group:"Limits" doc:"Longest label value a record may give, in bytes; a metric name taken from metric.name.field counts as one (it is the value of the __name__ label). A record with a longer one goes to the error policy, with a reason naming the field, the value's length and this limit. With series.max and series.labels.max it bounds the memory the series take: at most series.max x (labels + 1) x this many bytes. The default is Grafana Mimir's limit."`
+	MaxLabels      int           `config:"series.labels.max" default:"30" min:"1" max:"1000" group:"Limits" doc:"Most labels a series may have, counting the metric name (__name__) as Prometheus-compatible stores do: label.fields may name at most one less. The default is Grafana Mimir's limit."`
 
 	RemoteWriteURL   string        `config:"remote.write.url" group:"Remote write" doc:"URL of a Prometheus remote-write receiver (remote write 1.0: snappy-compressed protobuf), such as http://prometheus:9090/api/v1/write; empty turns remote write off. Prometheus itself must run with --web.enable-remote-write-receiver."`
 	RemoteInterval   time.Duration `config:"remote.write.interval" default:"15s" min:"1" group:"Remote write" doc:"How often the task pushes its samples. Without timestamps.enable every push sends every series held, stamped with the push time, as a scrape would; with it, a push sends the samples updated since the last one, with their own timestamps."`
@@ -70,6 +72,10 @@ func (c Config) Validate() error {
 	}
 	if len(c.ValueFields) == 0 {
 		return &connect.FieldError{Key: "value.fields", Message: "at least one value field is needed"}
+	}
+	if len(c.LabelFields)+1 > c.MaxLabels {
+		return &connect.FieldError{Key: "label.fields", Message: fmt.Sprintf("%d label fields and the metric name make %d labels per series, over series.labels.max %d",
+			len(c.LabelFields), len(c.LabelFields)+1, c.MaxLabels)}
 	}
 	seen := map[string]string{}
 	for _, f := range c.LabelFields {

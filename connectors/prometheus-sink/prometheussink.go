@@ -3,8 +3,11 @@
 //
 // Each task keeps, in memory, the latest value per metric name and label values of the
 // records it reads, and serves them over HTTP in the Prometheus text format or OpenMetrics.
-// Memory is bounded: at most series.max series, and series not updated for series.ttl
-// expire; both are counted in the task's own metrics on the same endpoint. Tasks publish
+// Memory is bounded: at most series.max series, each with at most series.labels.max labels
+// of at most label.value.max.length bytes, and series not updated for series.ttl expire; the
+// drops and expiries are counted in the task's own metrics on the same endpoint, and a task
+// dropping new series says so in its status. A record with a longer label value (or metric
+// name) goes to the error policy. Tasks publish
 // their endpoint with their status, and every worker's REST API answers
 // GET /connectors/{name}/prometheus-targets with a Prometheus HTTP service-discovery
 // document, so Prometheus follows the tasks as they move between workers.
@@ -40,7 +43,10 @@ func init() {
 			"`\"metric.name\": \"iot\", \"value.fields\": \"temperature,humidity\", \"label.fields\": \"sensor_id,place_id\"` " +
 			"the record `{\"sensor_id\": \"s1\", \"place_id\": \"p1\", \"temperature\": 21.5, \"humidity\": 40}` serves " +
 			"`iot_temperature{place_id=\"p1\",sensor_id=\"s1\"} 21.5` and `iot_humidity{...} 40`. A record without a value, " +
-			"with a non-numeric value or without a label field goes to the error policy (dead-letter topic) with the field and value named.\n\n" +
+			"with a non-numeric value, without a label field, or with a label value (or metric name from a field) longer than " +
+			"`label.value.max.length` goes to the error policy (dead-letter topic) with the field and value named. " +
+			"A task that drops the samples of new series because it holds `series.max` says so in its status " +
+			"(`GET /connectors/{name}/status`, the task's trace) until there is room again.\n\n" +
 			"Task n listens on the port of `listen.address` plus n. Besides the samples, each endpoint serves the task's own metrics, " +
 			"labelled with connector and task: `sluice_prometheus_sink_series`, `_series_max`, `_series_dropped_total` (samples refused by " +
 			"`series.max`), `_series_expired_total` (series removed after `series.ttl`), `_samples_total` and `_bad_records_total`. " +

@@ -1,6 +1,8 @@
 package prometheussink
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,8 +68,9 @@ type sample struct {
 }
 
 // set stores the samples of one record, which share label values and timestamp. A sample of
-// a new series past the limit is dropped and counted.
-func (s *store) set(samples []sample, labels []string, at time.Time) {
+// a new series past the limit is dropped and counted; set then returns the first such series,
+// as name{label="value",...}, else "".
+func (s *store) set(samples []sample, labels []string, at time.Time) (dropped string) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,6 +87,9 @@ func (s *store) set(samples []sample, labels []string, at time.Time) {
 		}
 		if len(s.series) >= s.max {
 			s.dropped.Inc()
+			if dropped == "" {
+				dropped = s.describe(sm.name, labels)
+			}
 			continue
 		}
 		f := s.families[sm.name]
@@ -94,6 +100,25 @@ func (s *store) set(samples []sample, labels []string, at time.Time) {
 		f.n++
 		s.series[string(k)] = &series{family: f, labels: append([]string(nil), labels...), value: sm.value, at: at, seen: now, gen: s.gen}
 	}
+	return dropped
+}
+
+// describe writes a series as name{label="value",...}, with long values cut.
+func (s *store) describe(name string, labels []string) string {
+	var b strings.Builder
+	b.WriteString(name)
+	b.WriteByte('{')
+	for i, l := range labels {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if len(l) > 64 {
+			l = l[:64] + "..."
+		}
+		fmt.Fprintf(&b, "%s=%q", s.labelNames[i], l)
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // expire removes the series not updated for the TTL; the caller holds s.mu.

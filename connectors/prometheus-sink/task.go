@@ -41,6 +41,9 @@ type Task struct {
 	stopTick chan struct{} // nil until started, and again once stopped
 	remote   *remoteWriter // nil without remote write
 
+	// full is set while the store is at series.max and drops new series: the status says so.
+	full bool
+
 	// scratch, reused across records
 	samples []sample
 	labels  []string
@@ -212,8 +215,19 @@ func (t *Task) Put(ctx context.Context, batch []connect.Record) error {
 			}
 			continue
 		}
-		t.store.set(t.samples, t.labels, at)
+		if dropped := t.store.set(t.samples, t.labels, at); dropped != "" && !t.full {
+			t.full = true
+			note := fmt.Sprintf("series.max %d reached: samples that would add a series, such as %s, are dropped and counted in %sseries_dropped_total; existing series keep updating. Raise series.max, or lower series.ttl so that idle series make room",
+				t.cfg.MaxSeries, dropped, ownPrefix)
+			t.log.Warn("series limit reached; dropping the samples of new series", "series.max", t.cfg.MaxSeries, "dropped", dropped)
+			t.tc.SetStatusNote(note)
+		}
 		t.samplesTotal.Add(float64(len(t.samples)))
+	}
+	if t.full && t.store.len() < t.cfg.MaxSeries {
+		t.full = false
+		t.log.Info("room for new series again", "series.max", t.cfg.MaxSeries)
+		t.tc.SetStatusNote("")
 	}
 	return nil
 }
@@ -230,6 +244,9 @@ func (t *Task) extract(r *connect.Record) (time.Time, error) {
 		if err != nil {
 			return time.Time{}, connect.BadField(t.cfg.LabelFields[i], lookup(v, p), "label: %s", err.Error())
 		}
+		if len(lv) > t.cfg.MaxLabelLength {
+			return time.Time{}, connect.BadField(t.cfg.LabelFields[i], lv, "label value is %d bytes long, over label.value.max.length %d", len(lv), t.cfg.MaxLabelLength)
+		}
 		t.labels = append(t.labels, lv)
 	}
 	base := ""
@@ -238,6 +255,9 @@ func (t *Task) extract(r *connect.Record) (time.Time, error) {
 		s, ok := raw.(string)
 		if !ok || s == "" {
 			return time.Time{}, connect.BadField(t.cfg.MetricNameField, raw, "metric name: want a non-empty string")
+		}
+		if len(s) > t.cfg.MaxLabelLength {
+			return time.Time{}, connect.BadField(t.cfg.MetricNameField, raw, "metric name is %d bytes long, over label.value.max.length %d", len(s), t.cfg.MaxLabelLength)
 		}
 		base = sanitizeName(s, true)
 		if strings.HasPrefix(base, ownPrefix) {

@@ -544,8 +544,9 @@ func (f *fakeWorker) SetLoggerLevel(ctx context.Context, name, level string) ([]
 	}
 	lv := strings.ToUpper(level)
 	if !slices.Contains([]string{"OFF", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"}, lv) {
-		// Kafka Connect answers an unknown level with 404.
-		return nil, runtime.Errorf(runtime.ErrNotFound, "invalid log level '%s'.", level)
+		// As the runtime's Worker.SetLoggerLevel: an unknown level is a bad request; the API
+		// answers it with 404, as Kafka Connect does.
+		return nil, runtime.Errorf(runtime.ErrBadRequest, "invalid log level %q", level)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -40,7 +41,8 @@ type levelRequest struct {
 }
 
 // setLoggerLevel answers PUT /admin/loggers/{logger} with body {"level": "DEBUG"}: 200 with
-// the names of the loggers it changed (the logger and those below it); 400 without a level.
+// the names of the loggers it changed (the logger and those below it); 400 without a level,
+// 404 for a level the worker does not know (as in Kafka Connect).
 // Only the worker scope exists: ?scope=worker (the default; Kafka Connect also treats an
 // unknown scope as worker). ?scope=cluster, which would set the level on every worker, is
 // refused with 400 rather than silently applied to this worker alone.
@@ -65,6 +67,10 @@ func (a *api) setLoggerLevel(w http.ResponseWriter, r *http.Request) error {
 	changed, err := call(a, r, fmt.Sprintf("setting the level of logger %q to %s", name, level), func(ctx context.Context) ([]string, error) {
 		return a.w.SetLoggerLevel(ctx, name, level)
 	})
+	if errors.Is(err, runtime.ErrBadRequest) {
+		// The worker refuses only a level it does not know, which Kafka Connect answers 404.
+		return &httpError{status: http.StatusNotFound, msg: err.Error()}
+	}
 	if err != nil {
 		return err
 	}

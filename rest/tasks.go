@@ -58,12 +58,17 @@ func (a *api) restartTask(w http.ResponseWriter, r *http.Request) error {
 
 // putTaskConfigs answers POST /connectors/{connector}/tasks, Kafka Connect's internal endpoint
 // through which the worker running a connector hands its task configurations to the leader:
-// 204. Workers that are not the leader forward it.
+// 204; 400 when the body is not an array of objects. Workers that are not the leader forward it.
 func (a *api) putTaskConfigs(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	var configs []map[string]string
 	if err := decodeBody(r, &configs, "a JSON array of task configurations (objects of strings)", decodeOptions{}); err != nil {
 		return err
+	}
+	for i, c := range configs {
+		if c == nil {
+			return badRequest("task configuration %d is null: each task's configuration is a JSON object of strings", i)
+		}
 	}
 	err := call0(a, r, fmt.Sprintf("writing the task configurations of connector %q", name), func(ctx context.Context) error {
 		return a.w.PutTaskConfigs(ctx, name, configs)

@@ -66,3 +66,33 @@ func TestTaskStatusAndRestart(t *testing.T) {
 		})
 	}
 }
+
+func TestPutTaskConfigs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, body string
+		status     int
+		msg        string
+	}{
+		{name: "task configurations", body: `[{"task.class": "x"}, {}]`, status: 204},
+		{name: "no tasks", body: `[]`, status: 204},
+		{name: "a null task configuration", body: `[{"a": "b"}, null]`, status: 400, msg: "task configuration 1 is null"},
+		{name: "not an array", body: `{"a": "b"}`, status: 400, msg: "expected a JSON array"},
+		{name: "a number value", body: `[{"a": 1}]`, status: 400, msg: "got a JSON number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := setup(t, "a")
+			r := ts.do("POST", "/connectors/a/tasks", tt.body)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			if tt.msg != "" {
+				if msg := r.errorMessage(t); !strings.Contains(msg, tt.msg) {
+					t.Fatalf("message %q, want %q", msg, tt.msg)
+				}
+			}
+		})
+	}
+}

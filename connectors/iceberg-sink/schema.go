@@ -122,8 +122,8 @@ func toValue(name string, typ iceberg.Type, v any) (any, error) {
 	bad := func(reason string) error { return connect.BadField(name, v, "%s", reason) }
 	switch typ.(type) {
 	case iceberg.BooleanType:
-		if b, ok := v.(bool); ok {
-			return b, nil
+		if _, ok := v.(bool); ok {
+			return v, nil
 		}
 		return nil, bad("column " + name + " is boolean")
 	case iceberg.Int32Type:
@@ -133,6 +133,9 @@ func toValue(name string, typ iceberg.Type, v any) (any, error) {
 		}
 		return int32(n), nil
 	case iceberg.Int64Type:
+		if _, ok := v.(int64); ok {
+			return v, nil // as it is: boxing it again would allocate
+		}
 		n, ok := integer(v)
 		if !ok {
 			return nil, bad("column " + name + " is long")
@@ -145,6 +148,9 @@ func toValue(name string, typ iceberg.Type, v any) (any, error) {
 		}
 		return float32(f), nil
 	case iceberg.Float64Type:
+		if _, ok := v.(float64); ok {
+			return v, nil
+		}
 		f, ok := float(v)
 		if !ok {
 			return nil, bad("column " + name + " is double")
@@ -153,7 +159,7 @@ func toValue(name string, typ iceberg.Type, v any) (any, error) {
 	case iceberg.StringType:
 		switch s := v.(type) {
 		case string:
-			return s, nil
+			return v, nil
 		case []byte:
 			return string(s), nil
 		default:

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,11 @@ type Task struct {
 	lastCommit time.Time
 	buffered   atomic.Int64 // records buffered in all tables
 	waiting    atomic.Bool  // data files published and not yet seen committed
+	// note is what the task's status says it waits for: task 0's commit of the publications
+	// of the tables it holds back (see commit.max.pending.publications); "" when it waits for
+	// nothing.
+	note string
+	vals []any // scratch for one record's column values
 
 	stop   chan struct{}
 	ticker sync.WaitGroup
@@ -75,6 +81,9 @@ type tableState struct {
 	// cov is where what the table may get of a partition from this task begins: the end of the
 	// task's last publication or commit to the table, else (absent) the task's readFrom.
 	cov map[connect.TopicPartition]int64
+	// held is how many of this task's publications wait in the table for task 0 when the task
+	// held its buffer back because they reached commit.max.pending.publications; 0 when not.
+	held int
 
 	cols    map[string]*colBuffer
 	order   []string
@@ -184,8 +193,12 @@ func (t *Task) seek(tp connect.TopicPartition, off int64) {
 // rebalance adds no snapshot of its own.
 func (t *Task) Close(ctx context.Context, tps []connect.TopicPartition) error {
 	err := t.settleAll(ctx, true)
-	if err != nil {
-		t.discardAll()
+	for _, ts := range t.tables {
+		if err != nil || ts.held > 0 {
+			// Not handed over: the records are read again, by this task or the partitions'
+			// next one.
+			t.discard(ts)
+		}
 	}
 	for _, tp := range tps {
 		delete(t.seen, tp)
@@ -197,6 +210,7 @@ func (t *Task) Close(ctx context.Context, tps []connect.TopicPartition) error {
 		}
 	}
 	t.updateWaiting()
+	t.updateNote()
 	return err
 }
 
@@ -215,7 +229,14 @@ func (t *Task) topicTable(topic string) string {
 	return n
 }
 
-func tableName(s string) string { return nonName.ReplaceAllString(s, "_") }
+func tableName(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return nonName.ReplaceAllString(s, "_")
+		}
+	}
+	return s // already a table name: no copy
+}
 
 func (t *Task) due() bool {
 	return t.buffered.Load() >= int64(t.cfg.MaxBuffered) ||
@@ -228,6 +249,12 @@ func (t *Task) Put(ctx context.Context, batch []connect.Record) error {
 	if t.buffered.Load() > 0 && t.due() { // the coordinator's other rounds happen in PreCommit
 		if err := t.commitAll(ctx); err != nil {
 			return connect.Retriable(err)
+		}
+		if t.note != "" && t.buffered.Load() >= int64(t.cfg.MaxBuffered) {
+			// Back-pressure: nothing more is buffered until task 0 commits; the runtime
+			// pauses and hands the same records again.
+			return connect.Retriable(fmt.Errorf("%s (commit.max.pending.publications=%d), with a full buffer of %d records (commit.buffer.records=%d)",
+				t.note, t.cfg.MaxPending, t.buffered.Load(), t.cfg.MaxBuffered))
 		}
 	}
 	for _, r := range batch {
@@ -259,32 +286,56 @@ func (t *Task) buffer(ctx context.Context, r connect.Record, tp connect.TopicPar
 		return connect.BadField("", r.Value, "the value is not a JSON object or struct")
 	}
 	name := t.cfg.Table
+	var routed any // the value that named the table, for a bad record's reason
 	switch t.cfg.Route {
 	case RouteTopic:
-		name = t.topicTable(r.Topic)
+		name, routed = t.topicTable(r.Topic), r.Topic
 	case RouteField:
 		s, ok := value[t.cfg.RouteField].(string)
-		if !ok || tableName(s) == "" {
+		if ok {
+			name = tableName(s)
+		}
+		if !ok || name == "" {
 			return connect.BadField(t.cfg.RouteField, value[t.cfg.RouteField], "names no table")
 		}
-		name = tableName(s)
+		routed = s
 	}
-	cols := recordColumns(value, r.ValueSchema, t.times, t.cfg.Numbers == "double")
-	ts, err := t.table(ctx, name, cols)
-	if err != nil {
-		return err
+	ts := t.tables[name]
+	if ts == nil || ts.idle() {
+		if open := t.openTables(name); open >= t.cfg.MaxTables {
+			field := t.cfg.RouteField
+			if t.cfg.Route == RouteTopic {
+				field = "topic"
+			}
+			return connect.BadField(field, routed, "routes to table %s, one more than the %d tables this task writes at a time (table.max.open=%d)",
+				name, open, t.cfg.MaxTables)
+		}
 	}
-	if ts == nil {
-		return connect.BadField("", name, "table %s does not exist and table.auto.create is false", name)
+	var cols []column // the record's columns, derived only when a table is created or evolved
+	if ts == nil || ts.stale {
+		t.closeIdle(t.cfg.MaxTables-1, name)
+		cols = recordColumns(value, r.ValueSchema, t.times, t.cfg.Numbers == "double")
+		var err error
+		if ts, err = t.table(ctx, name, cols); err != nil {
+			return err
+		}
+		if ts == nil {
+			return connect.BadField("", name, "table %s does not exist and table.auto.create is false", name)
+		}
 	}
 	if r.KafkaOffset < ts.floor(tp) {
 		return nil // committed already, or buffered before a redelivery
 	}
-	if err := t.addColumns(ctx, ts, cols); err != nil {
-		return err
+	if t.cfg.Evolve && ts.lacksColumns(value, r.ValueSchema) {
+		if cols == nil {
+			cols = recordColumns(value, r.ValueSchema, t.times, t.cfg.Numbers == "double")
+		}
+		if err := t.addColumns(ctx, ts, cols); err != nil {
+			return err
+		}
 	}
-	vals := make([]any, len(ts.order))
-	for i, n := range ts.order {
+	vals := t.vals[:0]
+	for _, n := range ts.order {
 		c := ts.cols[n]
 		v, err := toValue(n, c.field.Type, value[n])
 		if err != nil {
@@ -293,11 +344,13 @@ func (t *Task) buffer(ctx context.Context, r connect.Record, tp connect.TopicPar
 		if v == nil && c.field.Required {
 			return connect.BadField(n, nil, "column %s is required", n)
 		}
-		vals[i] = v
+		vals = append(vals, v)
 	}
 	for i, n := range ts.order {
 		appendValue(ts.cols[n].b, vals[i])
 	}
+	clear(vals)
+	t.vals = vals
 	ts.rows++
 	if ts.rows >= batchRows {
 		// Finished batches keep the builders small: growing one huge buffer costs more in
@@ -310,6 +363,25 @@ func (t *Task) buffer(ctx context.Context, r connect.Record, tp connect.TopicPar
 	ts.end[tp] = r.KafkaOffset + 1
 	t.buffered.Add(1)
 	return nil
+}
+
+// lacksColumns reports whether the record has a field (a non-null one, for a value without a
+// schema) that the table has no column for.
+func (ts *tableState) lacksColumns(value map[string]any, sch *connect.Schema) bool {
+	if sch != nil && sch.Type == connect.Struct {
+		for _, f := range sch.Fields {
+			if _, ok := ts.cols[f.Name]; !ok {
+				return true
+			}
+		}
+		return false
+	}
+	for k, v := range value {
+		if _, ok := ts.cols[k]; !ok && v != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // floor is the offset below which the table has a partition's records, committed, published
@@ -504,6 +576,10 @@ func (t *Task) settleAll(ctx context.Context, closing bool) error {
 		}
 	}
 	t.updateWaiting()
+	t.updateNote()
+	if !closing {
+		t.closeIdle(t.cfg.MaxTables, "")
+	}
 	if len(errs) == 0 && !closing {
 		t.lastCommit = time.Now()
 	}
@@ -537,6 +613,74 @@ func (t *Task) discoverTables(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// updateNote tells the task's status which tables' publications it waits for task 0 to
+// commit, when the note changes.
+func (t *Task) updateNote() {
+	var parts []string
+	for _, ts := range t.tables {
+		if ts.held > 0 {
+			parts = append(parts, fmt.Sprintf("waiting for task 0 to commit %d published batches to table %s", ts.held, strings.Join(ts.ident, ".")))
+		}
+	}
+	sort.Strings(parts)
+	note := strings.Join(parts, "; ")
+	if note == t.note {
+		return
+	}
+	if note != "" {
+		t.log.Warn("holding the buffer back until task 0 commits", "status", note, "commit.max.pending.publications", t.cfg.MaxPending)
+	} else {
+		t.log.Info("task 0 committed; handing data files over again")
+	}
+	t.note = note
+	t.tc.SetStatusNote(note)
+}
+
+// ownPublications counts this task's publications waiting in the table.
+func (t *Task) ownPublications(pubs map[string]*publication) int {
+	n := 0
+	for _, p := range pubs {
+		if p.Task == t.tc.TaskID() {
+			n++
+		}
+	}
+	return n
+}
+
+// idle is a table of which the task holds nothing: no buffer, no data files, no publication
+// waiting for task 0.
+func (ts *tableState) idle() bool {
+	return ts.rows == 0 && len(ts.batches) == 0 && ts.files == nil && len(ts.pubEnd) == 0
+}
+
+// openTables counts the tables that are not idle, but for the one named except.
+func (t *Task) openTables(except string) int {
+	n := 0
+	for name, ts := range t.tables {
+		if name != except && !ts.idle() {
+			n++
+		}
+	}
+	return n
+}
+
+// closeIdle forgets idle tables, but for the one named except, until at most keep are left.
+// A forgotten table is loaded again when a record goes to it.
+func (t *Task) closeIdle(keep int, except string) {
+	for name, ts := range t.tables {
+		if len(t.tables) <= keep {
+			return
+		}
+		if name == except || !ts.idle() {
+			continue
+		}
+		for _, c := range ts.cols {
+			c.b.Release()
+		}
+		delete(t.tables, name)
+	}
 }
 
 func (t *Task) updateWaiting() {
@@ -587,6 +731,15 @@ func (t *Task) commit(ctx context.Context, ts *tableState, coordinate bool) erro
 			if done { // an earlier commit or publication whose result was unknown went through
 				t.clear(ts)
 				ranges = nil
+			}
+		}
+		ts.held = 0
+		if ranges != nil && !coordinate {
+			if n := t.ownPublications(pubs); n >= t.cfg.MaxPending {
+				// Task 0 has not committed this task's last publications: publish no more,
+				// so the table's metadata stops growing, and keep the buffer.
+				ts.held = n
+				return nil
 			}
 		}
 		if ranges == nil && (!coordinate || len(next)+len(stale) == 0) {
@@ -857,6 +1010,7 @@ func (t *Task) clear(ts *tableState) {
 	t.buffered.Add(-n)
 	ts.batches = nil
 	ts.files = nil
+	ts.held = 0
 	clear(ts.start)
 	clear(ts.end)
 }

@@ -69,7 +69,10 @@ func (p *parser) parse(value []byte, kafkaTime, now int64) (*frame, error) {
 		}
 		f.group[i] = v
 	}
-	f.groupKey = groupKeyOf(f.group)
+	var err error
+	if f.groupKey, err = groupKeyOf(f.group); err != nil {
+		return nil, connect.BadField(strings.Join(p.groupBy, ","), f.group, "%v", err)
+	}
 	if len(f.groupKey) > maxGroupKeyBytes {
 		return nil, connect.BadField(strings.Join(p.groupBy, ","), f.groupKey, "the group key takes more than %d bytes", maxGroupKeyBytes)
 	}
@@ -175,9 +178,12 @@ var (
 )
 
 // groupKeyOf is the canonical text of a group key: its values as a JSON array.
-func groupKeyOf(group []any) string {
-	b, _ := json.Marshal(group)
-	return string(b)
+func groupKeyOf(group []any) (string, error) {
+	b, err := json.Marshal(group)
+	if err != nil {
+		return "", fmt.Errorf("the group key cannot be written as JSON: %w", err)
+	}
+	return string(b), nil
 }
 
 // formatTime writes epoch milliseconds as RFC 3339 in UTC with milliseconds.

@@ -328,7 +328,11 @@ func (t *Task) restore(ctx context.Context, scopes []int32) error {
 	if err := t.restorer.Assign(tps); err != nil {
 		return err
 	}
-	defer func() { _ = t.restorer.Unassign() }()
+	defer func() {
+		if err := t.restorer.Unassign(); err != nil {
+			t.log.Debug("unassigning the changelog reader", "err", err)
+		}
+	}()
 	deadline := time.Now().Add(2 * time.Minute)
 	restored := 0
 	for len(pending) > 0 {
@@ -383,7 +387,9 @@ func (t *Task) apply(scopeID int32, key, value []byte) error {
 		if err := json.Unmarshal(value, &w); err != nil {
 			return fmt.Errorf("changelog window %q: %w", k, err)
 		}
-		t.agg.restoreWindow(scopeID, &w)
+		if err := t.agg.restoreWindow(scopeID, &w); err != nil {
+			return fmt.Errorf("changelog window %q: %w", k, err)
+		}
 	case strings.HasPrefix(k, "p|"):
 		p, err := strconv.ParseInt(k[2:], 10, 32)
 		if err != nil || value == nil {
@@ -649,11 +655,15 @@ func (t *Task) emit(em emission) error {
 
 func (t *Task) closeClients() {
 	if t.consumer != nil {
-		_ = t.consumer.Close()
+		if err := t.consumer.Close(); err != nil {
+			t.log.Debug("closing the consumer", "err", err)
+		}
 		t.consumer = nil
 	}
 	if t.restorer != nil {
-		_ = t.restorer.Close()
+		if err := t.restorer.Close(); err != nil {
+			t.log.Debug("closing the changelog reader", "err", err)
+		}
 		t.restorer = nil
 	}
 	if t.producer != nil {

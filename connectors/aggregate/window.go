@@ -468,13 +468,18 @@ func (a *aggregator) changes(scopeID int32) (puts []*window, deletes []winKey, p
 }
 
 // restoreWindow puts a window read back from the changelog.
-func (a *aggregator) restoreWindow(scopeID int32, w *window) {
-	w.groupKey = groupKeyOf(w.Group)
+func (a *aggregator) restoreWindow(scopeID int32, w *window) error {
+	key, err := groupKeyOf(w.Group)
+	if err != nil {
+		return err
+	}
+	w.groupKey = key
 	w.ids = nil
 	if w.Fields == nil {
 		w.Fields = map[string]*fieldAgg{}
 	}
 	a.scope(scopeID).windows[winKey{w.groupKey, w.Start}] = w
+	return nil
 }
 
 // restorePart puts a partition state read back from the changelog.

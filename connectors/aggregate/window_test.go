@@ -64,7 +64,11 @@ func runSteps(t *testing.T, spec windowSpec, steps []step) *aggregator {
 
 func testFrame(group string, time int64, id string, v float64) *frame {
 	g := []any{group}
-	return &frame{group: g, groupKey: groupKeyOf(g), time: time, id: id, hasID: id != "", values: map[string]float64{"v": v}}
+	key, err := groupKeyOf(g)
+	if err != nil {
+		panic(err)
+	}
+	return &frame{group: g, groupKey: key, time: time, id: id, hasID: id != "", values: map[string]float64{"v": v}}
 }
 
 func describe(ems []emission) []string {

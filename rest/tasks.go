@@ -65,6 +65,9 @@ func (a *api) putTaskConfigs(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &configs, "a JSON array of task configurations (objects of strings)", decodeOptions{}); err != nil {
 		return err
 	}
+	if configs == nil {
+		return badRequest("the request body must be a JSON array of task configurations, not null")
+	}
 	for i, c := range configs {
 		if c == nil {
 			return badRequest("task configuration %d is null: each task's configuration is a JSON object of strings", i)

@@ -78,6 +78,7 @@ func TestPutTaskConfigs(t *testing.T) {
 		{name: "no tasks", body: `[]`, status: 204},
 		{name: "a null task configuration", body: `[{"a": "b"}, null]`, status: 400, msg: "task configuration 1 is null"},
 		{name: "not an array", body: `{"a": "b"}`, status: 400, msg: "expected a JSON array"},
+		{name: "null", body: `null`, status: 400, msg: "not null"},
 		{name: "a number value", body: `[{"a": 1}]`, status: 400, msg: "got a JSON number"},
 	}
 	for _, tt := range tests {

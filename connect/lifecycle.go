@@ -1,6 +1,9 @@
 package connect
 
-import "context"
+import (
+	"context"
+	"log/slog"
+)
 
 // Deleter is implemented by connectors that leave state outside Kafka that outlives a stop
 // but not a deletion: broker sessions, replication slots, temporary tables. The runtime stops
@@ -13,8 +16,10 @@ import "context"
 // with the connector's last configuration (placeholders resolved, "name" set), so it must not
 // depend on anything Start set up. Tasks on other workers may still be stopping when it runs.
 // It is best effort: a connector deleted while no worker ran it (its worker was down, or it
-// was being moved) is not told, so a connector that cleans up here should also tidy up when a
-// connector of the same name starts again. An error is logged; the deletion stands.
+// was being moved, or a rebalance took it from its worker before that worker had read the
+// deletion) is not told, so a connector that cleans up here should also tidy up when a
+// connector of the same name starts again. log is the connector's logger. An error is
+// logged; the deletion stands.
 type Deleter interface {
-	Deleted(ctx context.Context, cfg Config) error
+	Deleted(ctx context.Context, cfg Config, log *slog.Logger) error
 }

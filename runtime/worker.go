@@ -53,6 +53,7 @@ type Worker struct {
 	clusterID  string
 	generation atomic.Int32
 	started    atomic.Bool
+	startedCh  chan struct{} // closed once started
 	assignor   *cluster.Assignor
 	member     *cluster.Membership
 	cluster    membership
@@ -114,7 +115,7 @@ func NewWorker(cfg *WorkerConfig, opts Options) (*Worker, error) {
 		log: opts.Levels.Logger("sluice.worker"), metrics: newMetrics(),
 		connectors: map[string]*connectorRun{}, tasks: map[TaskID]*taskRun{}, restarts: map[TaskID]*restartInfo{},
 		topics: map[string]map[string]bool{},
-		kick:   make(chan struct{}, 1), joined: make(chan struct{}), stop: make(chan struct{}), loopDone: make(chan struct{}),
+		kick:   make(chan struct{}, 1), joined: make(chan struct{}), startedCh: make(chan struct{}), stop: make(chan struct{}), loopDone: make(chan struct{}),
 	}
 	w.clients = newClientFactory(cfg, "sluice-"+w.id)
 	return w, nil
@@ -220,6 +221,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.log.Warn("no assignment from the worker group yet; starting anyway", "group_id", w.cfg.GroupID)
 	}
 	w.started.Store(true)
+	close(w.startedCh)
 	w.log.Info("worker started", "worker_id", w.id, "kafka_cluster_id", w.clusterID, "group_id", w.cfg.GroupID)
 	return nil
 }
@@ -325,9 +327,8 @@ func (w *Worker) reconcile() {
 	w.stopTasks(stopTasks, true)
 	for _, name := range stopConns {
 		_, exists := snap.Connectors[name]
-		c := w.stopConnector(name, exists)
+		w.stopConnector(name, exists)
 		if !exists {
-			w.connectorDeleted(ctx, c)
 			w.forgetConnector(ctx, name, snap)
 		}
 	}
@@ -494,13 +495,13 @@ func (w *Worker) updateTaskConfigs(ctx context.Context, c *connectorRun, snap Co
 	}
 }
 
-func (w *Worker) stopConnector(name string, keepStatus bool) *connectorRun {
+func (w *Worker) stopConnector(name string, keepStatus bool) {
 	w.mu.Lock()
 	c := w.connectors[name]
 	delete(w.connectors, name)
 	w.mu.Unlock()
 	if c == nil {
-		return nil
+		return
 	}
 	if c.conn != nil {
 		if err := safely("connector stop", c.conn.Stop); err != nil {
@@ -508,15 +509,16 @@ func (w *Worker) stopConnector(name string, keepStatus bool) *connectorRun {
 		}
 	}
 	_ = keepStatus
-	return c
+	// Deleted, rather than moved or restarted: its config is gone. A rebalance may revoke it
+	// before reconcile sees the deletion, so this asks the config store, not the caller.
+	if _, ok := w.configs.Snapshot().Connectors[name]; !ok {
+		w.connectorDeleted(c)
+	}
 }
 
 // connectorDeleted tells a connector that ran here and whose config was deleted, when it
 // implements connect.Deleter, on a new instance (see connect.Deleter).
-func (w *Worker) connectorDeleted(ctx context.Context, c *connectorRun) {
-	if c == nil {
-		return
-	}
+func (w *Worker) connectorDeleted(c *connectorRun) {
 	p, ok := w.registry.Lookup(c.raw["connector.class"])
 	if !ok {
 		return
@@ -526,9 +528,10 @@ func (w *Worker) connectorDeleted(ctx context.Context, c *connectorRun) {
 	if !ok || err != nil {
 		return // a config that does not resolve never ran: nothing to clean up
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := safely("connector deleted", func() error { return d.Deleted(ctx, connect.Config(res.config)) }); err != nil {
+	log := w.levels.Logger("sluice.connector." + c.name)
+	if err := safely("connector deleted", func() error { return d.Deleted(ctx, connect.Config(res.config), log) }); err != nil {
 		w.log.Warn("cleaning up after the deleted connector failed", "connector", c.name, "err", scrub(err.Error(), res.secrets))
 	}
 }

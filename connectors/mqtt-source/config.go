@@ -55,6 +55,8 @@ type Config struct {
 	BackoffMin      time.Duration `config:"mqtt.reconnect.backoff.min" default:"500ms" min:"10" max:"3600000" importance:"low" group:"Connection" doc:"First wait before reconnecting after the connection was lost; the waits double up to mqtt.reconnect.backoff.max."`
 	BackoffMax      time.Duration `config:"mqtt.reconnect.backoff.max" default:"30s" min:"10" max:"3600000" importance:"low" group:"Connection" doc:"Longest wait between reconnection attempts."`
 	ReceiveMaximum  int           `config:"mqtt.receive.maximum" default:"1000" min:"1" max:"65535" importance:"low" group:"Connection" doc:"Most QoS 1 and 2 messages the broker may send a task before the task acknowledges them (MQTT v5 Receive Maximum). A task acknowledges a message once Kafka has it, so this bounds the messages in flight."`
+	SessionCleanup  bool          `config:"mqtt.session.cleanup" default:"true" group:"Connection" doc:"End the broker sessions of tasks that no longer exist: after tasks.max was lowered, mqtt.client.id.prefix changed, or the connector was deleted. Such a session stays a member of the shared subscription group and the broker goes on handing it its share of the messages, which nobody reads and which are lost when the session expires. The connector keeps the list of client ids it gave its tasks on mqtt.session.registry.topic, ends the sessions of the ids that left the list (and of task numbers just above the current ones), and ends all of its sessions when it is deleted; the messages already queued for those sessions are dropped with them. Turn it off only when another tool manages the sessions."`
+	RegistryTopic   string        `config:"mqtt.session.registry.topic" default:"sluice/mqtt-source/{connector}/sessions" importance:"low" group:"Connection" doc:"Topic of the retained message that lists the client ids the connector gave its tasks, for mqtt.session.cleanup; {connector} stands for the connector's name. The connector's MQTT user must be allowed to publish and subscribe to it and to the topics below it. Tasks skip messages on these topics when a filter of theirs matches them. Two Sluice clusters that share a broker and have connectors of the same name must give them different topics."`
 	TestConnect     bool          `config:"mqtt.validate.connection" default:"true" importance:"low" group:"Connection" doc:"Try the servers when the configuration is validated, and so when the connector is created or changed: a refusal that retrying cannot fix (a certificate, user name or password the broker rejects) makes the configuration invalid. An unreachable broker does not. Turn it off to create connectors for a broker that is not set up yet."`
 
 	Username      string `config:"mqtt.username" group:"Security" doc:"User name to connect with; none when empty."`
@@ -128,6 +130,14 @@ func (c Config) Validate() error {
 	}
 	if c.TimeSource == TimeField && c.TimeField == "" {
 		bad("timestamp.field", "timestamp.source is field: name the payload field that holds the event time")
+	}
+	switch rt := c.RegistryTopic; {
+	case rt == "" && c.SessionCleanup:
+		bad("mqtt.session.registry.topic", "mqtt.session.cleanup is on: name the topic of the list of client ids, such as sluice/mqtt-source/{connector}/sessions")
+	case strings.ContainsAny(rt, "+#"):
+		bad("mqtt.session.registry.topic", "Invalid topic %q: a topic to publish to has no wildcards (+ or #)", rt)
+	case strings.HasPrefix(rt, "$"):
+		bad("mqtt.session.registry.topic", "Invalid topic %q: topics that start with $ are the broker's ($SYS)", rt)
 	}
 	if c.BackoffMax < c.BackoffMin {
 		bad("mqtt.reconnect.backoff.max", "Invalid value %s: must be at least mqtt.reconnect.backoff.min (%s)", c.BackoffMax, c.BackoffMin)

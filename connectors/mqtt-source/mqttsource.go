@@ -20,7 +20,10 @@ package mqttsource
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
+	"strconv"
+	"time"
 
 	"github.com/sluicehq/sluice/connect"
 )
@@ -46,8 +49,24 @@ func init() {
 			"**Scaling.** With `tasks.max` above 1 each task subscribes through an MQTT v5 shared subscription " +
 			"(`$share/<group>/<filter>`), so the broker splits the stream between the tasks on all workers. The broker " +
 			"keeps a session's subscriptions: when `mqtt.topics` loses a filter, sessions kept from before may go on " +
-			"receiving it until they expire; after lowering `tasks.max`, messages the broker had queued for a removed " +
-			"task's session stay there until it expires.\n\n" +
+			"receiving it until they expire.\n\n" +
+			"**Sessions of tasks that no longer exist.** A persistent session outlives its task, and while it lasts " +
+			"(`mqtt.session.expiry`, 24 h by default; on MQTT 3.1.1 as long as the broker keeps it) it stays a member " +
+			"of the shared subscription group: the broker goes on handing it its share of the messages, queued for a " +
+			"client that never comes back and lost when the session expires. That happens after lowering `tasks.max`, " +
+			"changing `mqtt.client.id.prefix`, deleting a connector, or deleting and creating it again. With " +
+			"`mqtt.session.cleanup` (the default) the connector ends such sessions itself: it keeps the client ids it " +
+			"gave its tasks in a retained message on `mqtt.session.registry.topic`, and when it plans its tasks it " +
+			"ends (connecting with the client id, without keeping the session, then disconnecting) the sessions of the " +
+			"ids no longer in use and of task numbers just above the current ones, at once and again after the tasks " +
+			"settled; when the connector is deleted it ends all its sessions and removes the retained message. The " +
+			"messages already queued for an ended session are dropped with it. The connector cannot see sessions it " +
+			"did not make: MQTT has no way to list the members of a shared subscription, and Mosquitto shows none (its " +
+			"`$SYS` topics give broker-wide counts only), so sessions left by other clients, by connectors from before " +
+			"this cleanup with another client id prefix, or by a connector deleted while its worker was down stay " +
+			"members until they expire; end them by connecting with their client ids and a clean start (or clean " +
+			"session), or give the connector a group of its own (`mqtt.shared.group`). Two Sluice clusters that share " +
+			"a broker and have connectors of the same name must set different `mqtt.session.registry.topic`s.\n\n" +
 			"**Brokers.** `mqtt.protocol.version=auto` (the default) speaks MQTT v5 (paho.golang) and falls back to " +
 			"MQTT 3.1.1 (paho.mqtt.golang) when the broker refuses the protocol version; `5` and `3.1.1` fix it. On " +
 			"3.1.1 the same delivery promise holds (manual acknowledgement after Kafka, in arrival order, a persistent " +
@@ -66,18 +85,47 @@ func init() {
 }
 
 // Connector checks the configuration and plans the tasks: one with a plain subscription, or
-// up to tasks.max sharing one.
-type Connector struct{ connect.Base }
+// up to tasks.max sharing one. With mqtt.session.cleanup it ends the sessions of tasks that no
+// longer exist (sessions.go).
+type Connector struct {
+	connect.Base
+	cfg  Config
+	name string
+	log  *slog.Logger
 
-var _ connect.SourceConnector = (*Connector)(nil)
+	planned chan []string // the client ids of the tasks last planned, for tidy
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when tidy returned
+}
+
+var (
+	_ connect.SourceConnector = (*Connector)(nil)
+	_ connect.Deleter         = (*Connector)(nil)
+)
 
 // Start fails on an invalid configuration, so that it shows on the connector rather than on
 // each task.
 func (c *Connector) Start(ctx context.Context, cfg connect.Config, cc connect.ConnectorContext) error {
-	if _, err := connect.Decode[Config](cfg); err != nil {
+	dc, err := connect.Decode[Config](cfg)
+	if err != nil {
 		return fmt.Errorf("mqtt-source: invalid configuration: %w", err)
 	}
-	return c.Base.Start(ctx, cfg, cc)
+	c.cfg, c.name = dc, cfg["name"]
+	if err := c.Base.Start(ctx, cfg, cc); err != nil {
+		return err
+	}
+	if dc.SessionCleanup && c.name != "" {
+		c.log = slog.Default()
+		if cc != nil {
+			c.log = cc.Logger()
+		}
+		c.planned = make(chan []string, 1)
+		c.done = make(chan struct{})
+		var tctx context.Context
+		tctx, c.cancel = context.WithCancel(context.Background())
+		go c.tidy(tctx)
+	}
+	return nil
 }
 
 // TaskConfigs returns one task without shared subscriptions (mqtt.shared.subscription=never,
@@ -102,7 +150,135 @@ func (c *Connector) TaskConfigs(maxTasks int) ([]connect.Config, error) {
 		out[i] = maps.Clone(c.Config)
 		out[i]["mqtt.shared.subscription"] = shared
 	}
+	if c.planned != nil {
+		ids := c.cfg.clientIDs(c.name, maxTasks)
+		select { // the latest plan replaces one tidy has not taken yet
+		case <-c.planned:
+		default:
+		}
+		c.planned <- ids
+	}
 	return out, nil
+}
+
+// Stop stops ending sessions; the next start of the connector takes it up again.
+func (c *Connector) Stop() error {
+	if c.cancel != nil {
+		c.cancel()
+		<-c.done
+	}
+	return c.Base.Stop()
+}
+
+// tidy ends the sessions of tasks that no longer exist, in passes after each plan of the
+// tasks (tidyDelays), and records the client ids in use. A pass that fails (the broker is
+// unreachable, say) is tried again with backoff.
+func (c *Connector) tidy(ctx context.Context) {
+	defer close(c.done)
+	s := newSessions(&c.cfg, c.name, c.log)
+	var inUse []string
+	pass, failures := 0, 0
+	var due <-chan time.Time
+	retry := backoff(c.cfg.BackoffMin, c.cfg.BackoffMax)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case inUse = <-c.planned:
+			pass, failures = 0, 0
+			due = time.After(tidyDelays[0])
+			continue
+		case <-due:
+		}
+		last := pass == len(tidyDelays)-1
+		err := c.tidyPass(ctx, s, inUse, pass == 0, last)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			failures++
+			level := slog.LevelWarn
+			if failures > 1 {
+				level = slog.LevelDebug
+			}
+			c.log.Log(ctx, level, "ending the MQTT sessions of tasks that no longer exist failed; trying again", "err", err, "failures", failures)
+			due = time.After(retry(failures))
+		case last:
+			due = nil
+		default:
+			pass, failures = pass+1, 0
+			due = time.After(tidyDelays[pass])
+		}
+	}
+}
+
+// tidyPass reads the list of client ids; the first pass adds those in use to it (so that a
+// connector stopped before the last pass still knows them); every pass ends the sessions of
+// the ids not in use; the last leaves only those in use on the list.
+func (c *Connector) tidyPass(ctx context.Context, s *sessions, inUse []string, first, last bool) error {
+	var listed []string
+	err := s.list(ctx, func(old []string) []string {
+		listed = old
+		if first {
+			return union(old, inUse)
+		}
+		return old
+	})
+	if err != nil {
+		return err
+	}
+	ended, err := s.endUnused(ctx, listed, inUse)
+	if err != nil {
+		return err
+	}
+	if last {
+		if err := s.list(ctx, func([]string) []string { return inUse }); err != nil {
+			return err
+		}
+		c.log.Info("MQTT sessions tidied: the list names the client ids in use", "client_ids", inUse,
+			"topic", c.cfg.registryTopic(c.name), "ended", ended)
+	}
+	return nil
+}
+
+// Deleted ends the sessions of all the connector's tasks (those on the list and those that
+// tasks.max allows), again after deletedSettle for the ones tasks on other workers were still
+// stopping, and removes the list.
+func (c *Connector) Deleted(ctx context.Context, raw connect.Config, log *slog.Logger) error {
+	cfg, err := connect.Decode[Config](raw)
+	name := raw["name"]
+	if err != nil || !cfg.SessionCleanup || name == "" {
+		return nil // a connector that never decoded never ran
+	}
+	s := newSessions(&cfg, name, log)
+	n, _ := strconv.Atoi(raw["tasks.max"])
+	var listed []string
+	if err := s.list(ctx, func(old []string) []string { listed = old; return old }); err != nil {
+		return fmt.Errorf("mqtt-source: %w", err)
+	}
+	all := union(listed, cfg.clientIDs(name, max(n, 1)))
+	ended, err := s.endUnused(ctx, all, nil)
+	if err != nil {
+		return fmt.Errorf("mqtt-source: %w", err)
+	}
+	if len(ended) > 0 {
+		select {
+		case <-time.After(deletedSettle):
+		case <-ctx.Done():
+			return fmt.Errorf("mqtt-source: ending the sessions of the deleted connector: %w", ctx.Err())
+		}
+		again, err := s.endUnused(ctx, ended, nil)
+		if err != nil {
+			return fmt.Errorf("mqtt-source: %w", err)
+		}
+		ended = union(ended, again)
+	}
+	if err := s.list(ctx, func([]string) []string { return nil }); err != nil {
+		return fmt.Errorf("mqtt-source: %w", err)
+	}
+	log.Info("ended the MQTT sessions of the deleted connector and removed its list of client ids", "ended", ended,
+		"topic", cfg.registryTopic(name))
+	return nil
 }
 
 // Validate tries the servers once with a throwaway client id (the tasks' sessions stay as they

@@ -58,6 +58,7 @@ type Task struct {
 	filters  []string // as subscribed: with $share/group/ when shared
 	shared   bool
 	version  string // the protocol version in use: Version5 or Version311
+	registry string // the connector's list of client ids (mqtt.session.registry.topic), or ""
 
 	client   mqttClient
 	cancel   context.CancelFunc
@@ -95,6 +96,9 @@ func (t *Task) Start(ctx context.Context, raw connect.Config, tc connect.SourceT
 	}
 	t.clientID = cfg.clientID(tc.Connector(), tc.TaskID())
 	t.shared = cfg.Shared == SharedAlways
+	if cfg.SessionCleanup {
+		t.registry = cfg.registryTopic(tc.Connector())
+	}
 	for _, f := range cfg.Topics {
 		if t.shared {
 			f = "$share/" + t.shareGroup() + "/" + f
@@ -284,8 +288,9 @@ func (t *Task) Poll(ctx context.Context) ([]connect.Record, error) {
 	lingered := false
 	d := first
 	for {
-		rec, bad := t.record(d)
-		if bad != nil {
+		if t.internal(d.pub.Topic) {
+			t.ack(d) // the connector's own bookkeeping, not data
+		} else if rec, bad := t.record(d); bad != nil {
 			// The error policy takes it (dead-letter topic, log, or failing the task); once it
 			// did, the message is done with.
 			if err := t.tc.Report(ctx, rec, bad); err != nil {
@@ -315,6 +320,13 @@ func (t *Task) Poll(ctx context.Context) ([]connect.Record, error) {
 		break
 	}
 	return records, nil
+}
+
+// internal reports whether a message is on the connector's list of client ids or a topic
+// below it (sessions.go), which a filter such as # matches too.
+func (t *Task) internal(topic string) bool {
+	return t.registry != "" && strings.HasPrefix(topic, t.registry) &&
+		(len(topic) == len(t.registry) || topic[len(t.registry)] == '/')
 }
 
 // Poll lingers for more messages when the buffer runs empty before the batch is full, so

@@ -103,6 +103,7 @@ func TestPoisonFramesAreDeadLettered(t *testing.T) {
 				t.Errorf("dead letter %s, want the poison frame %s", bad[0].Value, want)
 			}
 			reason, _ := sluicetest.Header(bad[0], "__connect.errors.exception.message")
+			t.Logf("dead-letter reason: %s", reason)
 			for _, r := range tc.reason {
 				if !strings.Contains(reason, r) {
 					t.Errorf("dead-letter reason %q does not say %q", reason, r)

@@ -350,9 +350,9 @@ func (a *aggregator) check(s *scope, f *frame, alive []int64) (verdict, error) {
 			}
 		}
 	}
-	if open := a.openWindows(); open+opening > a.spec.maxOpen {
-		return noRoom, connect.BadField(strings.Join(a.spec.groupBy, ","), groupValue(f.group), "opening a window at %s for it would exceed window.max.open: the task already holds %d open windows, the most it allows",
-			formatTime(alive[len(alive)-1]), open)
+	if a.openWindows()+opening > a.spec.maxOpen {
+		return noRoom, connect.BadField(strings.Join(a.spec.groupBy, ","), groupValue(f.group), "opening a window at %s for it would exceed window.max.open=%d open windows in the task",
+			formatTime(alive[len(alive)-1]), a.spec.maxOpen)
 	}
 	return accepted, nil
 }

@@ -301,6 +301,9 @@ func (t *Task) buffer(ctx context.Context, r connect.Record, tp connect.TopicPar
 		routed = s
 	}
 	ts := t.tables[name]
+	if ts != nil && !ts.stale && r.KafkaOffset < ts.floor(tp) {
+		return nil // committed already, or buffered before a redelivery
+	}
 	if ts == nil || ts.idle() {
 		if open := t.openTables(name); open >= t.cfg.MaxTables {
 			field := t.cfg.RouteField

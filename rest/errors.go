@@ -58,6 +58,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, runtime.ErrBadRequest):
 		return http.StatusBadRequest
+	case errors.Is(err, runtime.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -68,7 +69,11 @@ func newRouter(w Worker, opts Options) *chi.Mux {
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) { a.methodNotAllowed(r, w, req) })
 	r.Use(a.logRequests, a.recoverPanics, stripSlashes, a.withTimeout, bufferBody)
 
-	r.Get("/", a.handle(a.serverInfo))
+	r.Get("/", func(w http.ResponseWriter, r *http.Request) { // answers while starting, too
+		if err := a.serverInfo(w, r); err != nil {
+			a.fail(w, r, err)
+		}
+	})
 	r.Get("/health", a.health)
 	r.Get("/openapi.yaml", serveSpec)
 	if opts.Metrics != nil {
@@ -119,8 +124,21 @@ func newRouter(w Worker, opts Options) *chi.Mux {
 // an http.HandlerFunc that answers errors with Kafka Connect's error body (or forwards).
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
+// starter is a worker that can say when it has started: until then the API holds requests
+// (within the request timeout) rather than answer them from a worker that has not read its
+// topics yet.
+type starter interface {
+	AwaitStarted(ctx context.Context) error
+}
+
 func (a *api) handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s, ok := a.w.(starter); ok {
+			if err := s.AwaitStarted(r.Context()); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
 		if err := h(w, r); err != nil {
 			a.fail(w, r, err)
 		}

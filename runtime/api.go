@@ -177,6 +177,8 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrRebalance means the cluster is rebalancing or has no leader: try again shortly.
 	ErrRebalance = errors.New("rebalance in progress")
+	// ErrUnavailable means the worker cannot answer yet (it is still starting up).
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // NotLeaderError is returned for a request that must run on another worker (the leader, or the

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
@@ -91,24 +92,56 @@ func ensureTopic(ctx context.Context, admin *kafka.AdminClient, spec topicSpec) 
 	default:
 		return fmt.Errorf("create topic %s: %v", spec.name, res[0].Error)
 	}
-	// It exists: check it.
+	// It exists: check it. A topic another worker has just created may not be visible in
+	// full yet (no partitions in the metadata, no configs in DescribeConfigs): three workers
+	// started at once on a new group race here, so an incomplete answer is asked again.
+	wait := backoff{initial: 100 * time.Millisecond, max: time.Second}
+	for deadline := time.Now().Add(topicVisibleTimeout); ; {
+		done, err := checkTopic(ctx, admin, spec)
+		if done || err != nil {
+			return err
+		}
+		if time.Now().After(deadline) || sleepCtx(ctx, wait.wait()) != nil {
+			return fmt.Errorf("topic %s exists, but Kafka did not show its partitions and configs within %v", spec.name, topicVisibleTimeout)
+		}
+	}
+}
+
+// topicVisibleTimeout bounds how long a worker waits for a topic someone else is creating.
+const topicVisibleTimeout = 30 * time.Second
+
+// checkTopic checks an existing topic against spec; done is false while what Kafka says of it
+// is incomplete (a topic being created).
+func checkTopic(ctx context.Context, admin *kafka.AdminClient, spec topicSpec) (done bool, err error) {
 	md, err := admin.GetMetadata(&spec.name, false, timeoutMs(ctx, 10e9))
 	if err != nil {
-		return fmt.Errorf("describe topic %s: %w", spec.name, err)
+		return false, fmt.Errorf("describe topic %s: %w", spec.name, err)
 	}
-	if n := len(md.Topics[spec.name].Partitions); spec.exactPartitions && n != spec.partitions {
-		return fmt.Errorf("topic %s has %d partitions; it must have exactly %d", spec.name, n, spec.partitions)
+	tm := md.Topics[spec.name]
+	n := len(tm.Partitions)
+	if n == 0 || tm.Error.Code() != kafka.ErrNoError {
+		return false, nil
+	}
+	if spec.exactPartitions && n != spec.partitions {
+		return true, fmt.Errorf("topic %s has %d partitions; it must have exactly %d", spec.name, n, spec.partitions)
 	}
 	if spec.compact {
 		desc, err := admin.DescribeConfigs(ctx, []kafka.ConfigResource{{Type: kafka.ResourceTopic, Name: spec.name}})
 		if err != nil {
-			return fmt.Errorf("describe topic %s: %w", spec.name, err)
+			return false, fmt.Errorf("describe topic %s: %w", spec.name, err)
 		}
-		if policy := desc[0].Config["cleanup.policy"].Value; !strings.Contains(policy, "compact") {
-			return fmt.Errorf("topic %s has cleanup.policy=%s; it must be compact, or configs, offsets and statuses would be deleted", spec.name, policy)
+		if desc[0].Error.Code() != kafka.ErrNoError {
+			return false, nil
+		}
+		policy, ok := desc[0].Config["cleanup.policy"]
+		if !ok || policy.Value == "" {
+			return false, nil
+		}
+		if !strings.Contains(policy.Value, "compact") {
+			return true, fmt.Errorf("topic %s has cleanup.policy=%s; it must be compact, or configs, offsets and statuses would be deleted", spec.name, policy.Value)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

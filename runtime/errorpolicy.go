@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -38,6 +39,7 @@ type errorPolicy struct {
 	dlq       *kafka.Producer // nil without a dead-letter topic
 	metrics   *taskMetrics
 	secrets   []string
+	maxBytes  int // the dead-letter producer's message.max.bytes: a dead-letter record must fit
 }
 
 // retry runs op until it succeeds, fails with an error that is not retriable, or the retry
@@ -144,7 +146,46 @@ func (p *errorPolicy) deadLetter(stage string, rec *connect.Record, raw *kafka.M
 	h("exception.class.name", fmt.Sprintf("%T", errors.Unwrap(cause)))
 	h("exception.message", scrub(cause.Error(), p.secrets))
 	h("exception.stacktrace", scrub(fmt.Sprintf("%+v", cause), p.secrets))
+	fitDeadLetter(m, p.maxBytes)
 	return m
+}
+
+// deadLetterHeaderMax is how long a context header may be in a dead-letter record that would
+// not fit otherwise.
+const deadLetterHeaderMax = 4096
+
+// fitDeadLetter makes a dead-letter record fit within limit bytes (key, value and headers, with
+// room for the record's framing): first the context headers are cut, then the value, and a
+// header __sluice.errors.value.original.bytes says how long the value was. A record that
+// Kafka refused for its size must still reach the dead-letter topic.
+func fitDeadLetter(m *kafka.Message, limit int) {
+	if limit <= 0 {
+		limit = defaultMessageMaxBytes
+	}
+	limit -= 1024 // framing: record and batch headers, the header names
+	size := func() int {
+		n := len(m.Key) + len(m.Value)
+		for _, h := range m.Headers {
+			n += len(h.Key) + len(h.Value)
+		}
+		return n
+	}
+	if size() <= limit {
+		return
+	}
+	for i, h := range m.Headers {
+		if strings.HasPrefix(h.Key, "__connect.errors.") && len(h.Value) > deadLetterHeaderMax {
+			m.Headers[i].Value = append(h.Value[:deadLetterHeaderMax:deadLetterHeaderMax], "..."...)
+		}
+	}
+	if over := size() - limit; over > 0 && len(m.Value) > 0 {
+		original := len(m.Value)
+		m.Value = m.Value[:max(0, len(m.Value)-over-64)]
+		m.Headers = append(m.Headers, kafka.Header{Key: "__sluice.errors.value.original.bytes", Value: []byte(strconv.Itoa(original))})
+	}
+	if over := size() - limit; over > 0 && len(m.Key) > 0 {
+		m.Key = m.Key[:max(0, len(m.Key)-over)]
+	}
 }
 
 // asBytes renders a source record's key or value for the dead-letter topic.

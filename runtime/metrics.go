@@ -23,6 +23,7 @@ type metrics struct {
 	taskRestarts  *prometheus.CounterVec
 	sinkLag       *prometheus.GaugeVec
 	putRetries    *prometheus.CounterVec
+	pollRetries   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -43,10 +44,11 @@ func newMetrics() *metrics {
 		taskRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_task_restarts_total", Help: "Automatic restarts of failed tasks."}, tl),
 		sinkLag:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_sink_records_lag", Help: "Records in a sink task's partitions not yet handed to put, as of the last fetch (updated every offset flush)."}, tl),
 		putRetries:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_put_retries_total", Help: "Puts that failed with a retriable error and were retried with the same records."}, tl),
+		pollRetries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_source_poll_retries_total", Help: "Polls that failed with a retriable error and were retried."}, tl),
 	}
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.sourcePolled, m.sourceWritten, m.sinkRead, m.sinkPut, m.errors, m.deadLettered, m.batchSeconds, m.commits,
-		m.lastCommit, m.taskState, m.taskRestarts, m.sinkLag, m.putRetries)
+		m.lastCommit, m.taskState, m.taskRestarts, m.sinkLag, m.putRetries, m.pollRetries)
 	return m
 }
 
@@ -58,7 +60,7 @@ type taskMetrics struct {
 	commitOK, commitFailed                   prometheus.Counter
 	lastCommit                               prometheus.Gauge
 	lag                                      prometheus.Gauge
-	putRetries                               prometheus.Counter
+	putRetries, pollRetries                  prometheus.Counter
 }
 
 func (m *metrics) task(id TaskID) *taskMetrics {
@@ -77,6 +79,7 @@ func (m *metrics) task(id TaskID) *taskMetrics {
 		lastCommit:   m.lastCommit.With(l),
 		lag:          m.sinkLag.With(l),
 		putRetries:   m.putRetries.With(l),
+		pollRetries:  m.pollRetries.With(l),
 	}
 }
 

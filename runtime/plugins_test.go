@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -40,6 +41,25 @@ type probeTask struct {
 	cfg      probeConfig
 	tc       connect.SinkTaskContext
 	failures int
+	stopped  atomic.Bool
+}
+
+// callsAfterStop counts, by connector name, the calls a probe task got after its Stop: the SDK
+// promises there are none.
+var callsAfterStop sync.Map
+
+func (p *probeTask) called(method string) {
+	if p.stopped.Load() {
+		n, _ := callsAfterStop.LoadOrStore(p.tc.Connector(), new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+	}
+}
+
+func callsAfterStopCount(name string) int64 {
+	if n, ok := callsAfterStop.Load(name); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
 }
 
 func (p *probeTask) Start(_ context.Context, cfg connect.Config, tc connect.SinkTaskContext) error {
@@ -59,6 +79,7 @@ func (p *probeTask) Start(_ context.Context, cfg connect.Config, tc connect.Sink
 }
 
 func (p *probeTask) Put(_ context.Context, batch []connect.Record) error {
+	p.called("Put")
 	for _, r := range batch {
 		m, _ := r.Value.(map[string]any)
 		poisoned := m["poison"] == true
@@ -91,11 +112,13 @@ var holding = struct {
 }{n: map[string]map[int]int{}}
 
 func (p *probeTask) Open(_ context.Context, tps []connect.TopicPartition) error {
+	p.called("Open")
 	p.hold(len(tps))
 	return nil
 }
 
 func (p *probeTask) Close(_ context.Context, tps []connect.TopicPartition) error {
+	p.called("Close")
 	p.hold(-len(tps))
 	return nil
 }
@@ -117,6 +140,7 @@ func partitionsHeld(name string) map[int]int {
 }
 
 func (p *probeTask) PreCommit(_ context.Context, o connect.Offsets) (connect.Offsets, error) {
+	p.called("PreCommit")
 	n, _ := preCommits.LoadOrStore(p.tc.Connector(), new(atomic.Int64))
 	n.(*atomic.Int64).Add(1)
 	return o, nil
@@ -131,7 +155,11 @@ func preCommitCount(name string) int64 {
 	}
 	return 0
 }
-func (p *probeTask) Stop() error { return nil }
+func (p *probeTask) Stop() error {
+	p.called("Stop")
+	p.stopped.Store(true)
+	return nil
+}
 
 func registerTestPlugins(r *connect.Registry) {
 	r.Register(connect.Plugin{Name: "probe-sink", Doc: "A sink for tests.", Config: probeConfig{},
@@ -147,6 +175,10 @@ type probeSourceConfig struct {
 	Topic    string `config:"topic" required:"true" doc:"Where records go."`
 	Count    int    `config:"count" default:"20" doc:"Records to emit."`
 	BadEvery int    `config:"bad.every" default:"0" doc:"Report every n-th record as malformed; 0 never."`
+	Mode     string `config:"mode" default:"ok" enum:"ok,panic-ack,flaky-poll" doc:"How the source misbehaves: panic in Acknowledged, or fail polls retriably (poll.failures times) first."`
+	Failures int    `config:"poll.failures" default:"3" doc:"Retriable poll failures in flaky-poll mode."`
+	PadAt    int    `config:"pad.at" default:"-1" doc:"The record whose n this is gets a field pad of pad.bytes characters; -1 none."`
+	PadBytes int    `config:"pad.bytes" default:"0" doc:"The size of the pad."`
 }
 
 type probeSourceConnector struct{ connect.Base }
@@ -154,9 +186,17 @@ type probeSourceConnector struct{ connect.Base }
 func (*probeSourceConnector) NewTask() connect.SourceTask { return &probeSourceTask{} }
 
 type probeSourceTask struct {
-	cfg  probeSourceConfig
-	tc   connect.SourceTaskContext
-	next int
+	cfg      probeSourceConfig
+	tc       connect.SourceTaskContext
+	next     int
+	failures int
+}
+
+func (p *probeSourceTask) Acknowledged(context.Context, []connect.Record) error {
+	if p.cfg.Mode == "panic-ack" {
+		panic("acknowledging went wrong")
+	}
+	return nil
 }
 
 func (p *probeSourceTask) Start(ctx context.Context, cfg connect.Config, tc connect.SourceTaskContext) error {
@@ -176,6 +216,10 @@ func (p *probeSourceTask) Start(ctx context.Context, cfg connect.Config, tc conn
 }
 
 func (p *probeSourceTask) Poll(ctx context.Context) ([]connect.Record, error) {
+	if p.cfg.Mode == "flaky-poll" && p.failures < p.cfg.Failures {
+		p.failures++
+		return nil, connect.Retriable(errors.New("device gateway unreachable"))
+	}
 	if p.next >= p.cfg.Count {
 		<-ctx.Done()
 		return nil, nil
@@ -184,6 +228,9 @@ func (p *probeSourceTask) Poll(ctx context.Context) ([]connect.Record, error) {
 	for ; p.next < p.cfg.Count; p.next++ {
 		rec := connect.Record{Topic: p.cfg.Topic, Key: fmt.Sprint(p.next), Value: map[string]any{"n": int64(p.next)},
 			SourcePartition: map[string]any{"probe": "p"}, SourceOffset: map[string]any{"n": p.next}}
+		if p.next == p.cfg.PadAt {
+			rec.Value.(map[string]any)["pad"] = strings.Repeat("x", p.cfg.PadBytes)
+		}
 		if p.cfg.BadEvery > 0 && p.next%p.cfg.BadEvery == 0 {
 			rec.Value = []byte(fmt.Sprintf("garbage-%d", p.next))
 			if err := p.tc.Report(ctx, rec, connect.BadField("payload", rec.Value, "not JSON")); err != nil {

@@ -29,9 +29,15 @@ type sinkLoop struct {
 	// Touched only by the loop goroutine (the rebalance callback runs inside Poll).
 	assigned map[connect.TopicPartition]bool
 	current  connect.Offsets // next offset per partition of what was handed to Put
-	seeks    map[connect.TopicPartition]int64
-	paused   bool // all partitions paused for a retriable put
-	openErr  error
+	// batchNext is, per partition, the offset after the last message read into the batch in
+	// hand, skipped ones included: current moves there only once Put took the batch. (A
+	// skipped record moving current at once would let a commit pass the records before it
+	// that are still waiting for Put.) A revocation removes its partitions.
+	batchNext   connect.Offsets
+	taskStopped bool // after Stop nothing is called on the task, not even from Close's revoke
+	seeks       map[connect.TopicPartition]int64
+	paused      bool // all partitions paused for a retriable put
+	openErr     error
 
 	mu            sync.Mutex
 	rawBatch      map[connect.TopicPartition]map[int64]*kafka.Message
@@ -104,6 +110,7 @@ func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
 	l.ctx = ctx
 	l.assigned = map[connect.TopicPartition]bool{}
 	l.current = connect.Offsets{}
+	l.batchNext = connect.Offsets{}
 	l.seeks = map[connect.TopicPartition]int64{}
 	if err := safely("start", func() error { return l.task.Start(ctx, l.setup.task, tc) }); err != nil {
 		l.consumer.Close()
@@ -111,7 +118,7 @@ func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
 	}
 	l.setup.running("")
 	if err := l.subscribe(); err != nil {
-		_ = safely("stop", l.task.Stop)
+		l.stopTask()
 		l.consumer.Close()
 		return err
 	}
@@ -125,11 +132,17 @@ func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
 	if l.aware != nil && len(l.assigned) > 0 {
 		_ = safely("close", func() error { return l.aware.Close(context.Background(), keys(l.assigned)) })
 	}
-	if serr := safely("stop", l.task.Stop); serr != nil && err == nil {
+	if serr := l.stopTask(); serr != nil && err == nil {
 		err = fmt.Errorf("stop: %w", serr)
 	}
-	l.consumer.Close()
+	l.consumer.Close() // its revoke callback finds the task stopped and calls nothing on it
 	return err
+}
+
+// stopTask stops the task; the SDK promises nothing is called on a task after Stop.
+func (l *sinkLoop) stopTask() error {
+	l.taskStopped = true
+	return safely("stop", l.task.Stop)
 }
 
 func (l *sinkLoop) subscribe() error {
@@ -180,6 +193,7 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 				return err
 			}
 			if len(batch) == 0 {
+				l.advance() // only skipped records, if any: nothing waits for Put
 				continue
 			}
 		}
@@ -191,12 +205,7 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 				retrying = false
 			}
 			retry.reset()
-			for _, m := range raws {
-				tp := connect.TopicPartition{Topic: *m.TopicPartition.Topic, Partition: m.TopicPartition.Partition}
-				if l.assigned[tp] {
-					l.current[tp] = int64(m.TopicPartition.Offset) + 1
-				}
-			}
+			l.advance()
 			batch, raws = nil, nil
 		case connect.IsRetriable(err):
 			// Keep the batch, stop fetching, and hand the same records to Put again.
@@ -220,6 +229,16 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// advance moves current past everything read into the batch that Put has now taken.
+func (l *sinkLoop) advance() {
+	for tp, next := range l.batchNext {
+		if l.assigned[tp] {
+			l.current[tp] = next
+		}
+		delete(l.batchNext, tp)
+	}
 }
 
 // read collects up to a batch of records, waiting a little for the first.
@@ -246,10 +265,10 @@ func (l *sinkLoop) read(ctx context.Context) ([]connect.Record, []*kafka.Message
 				return nil, nil, err
 			}
 			tp := connect.TopicPartition{Topic: *e.TopicPartition.Topic, Partition: e.TopicPartition.Partition}
-			if rec == nil { // skipped: its offset still moves on
-				if l.assigned[tp] {
-					l.current[tp] = int64(e.TopicPartition.Offset) + 1
-				}
+			if l.assigned[tp] {
+				l.batchNext[tp] = int64(e.TopicPartition.Offset) + 1
+			}
+			if rec == nil { // skipped: its offset moves on with the batch's
 				continue
 			}
 			batch = append(batch, *rec)
@@ -377,7 +396,7 @@ func (l *sinkLoop) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 			l.assigned[tp] = true
 			l.w.statuses.topicUsed(l.setup.id, tp.Topic)
 		}
-		if l.aware != nil {
+		if l.aware != nil && !l.taskStopped {
 			if err := safely("open", func() error { return l.aware.Open(l.ctx, tps) }); err != nil {
 				l.openErr = fmt.Errorf("open partitions: %w", err)
 			}
@@ -403,15 +422,18 @@ func (l *sinkLoop) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 		return err
 	case kafka.RevokedPartitions:
 		tps := fromKafka(e.Partitions)
-		if !c.AssignmentLost() {
-			l.commit(l.ctx, tps, false)
-		}
-		if l.aware != nil {
-			_ = safely("close", func() error { return l.aware.Close(l.ctx, tps) })
+		if !l.taskStopped {
+			if !c.AssignmentLost() {
+				l.commit(l.ctx, tps, false)
+			}
+			if l.aware != nil {
+				_ = safely("close", func() error { return l.aware.Close(l.ctx, tps) })
+			}
 		}
 		for _, tp := range tps {
 			delete(l.assigned, tp)
 			delete(l.current, tp)
+			delete(l.batchNext, tp)
 		}
 		if cooperative {
 			return c.IncrementalUnassign(e.Partitions)
@@ -436,6 +458,7 @@ func (l *sinkLoop) applyRequests() {
 			l.setup.log.Warn("seek failed", "partition", tp.String(), "offset", off, "err", err)
 		}
 		l.current[tp] = off
+		delete(l.batchNext, tp) // the batch read before the seek does not move it on
 	}
 	for _, p := range pauses {
 		list := toKafka(p.tps)

@@ -155,6 +155,25 @@ func (r *sourceRouter) expect(messages []kafka.Message, routed []*submittedRecor
 	}
 }
 
+// unexpect takes back what expect recorded for messages that were not produced after all (the
+// tail of a batch): they are the newest entries of their partitions' queues.
+func (r *sourceRouter) unexpect(messages []kafka.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(messages) - 1; i >= 0; i-- {
+		m := &messages[i]
+		if m.Opaque != nil {
+			continue
+		}
+		q := r.queues[topicPartition{*m.TopicPartition.Topic, m.TopicPartition.Partition}]
+		if q == nil || len(q.entries) == q.head {
+			continue
+		}
+		q.entries[len(q.entries)-1] = nil
+		q.entries = q.entries[:len(q.entries)-1]
+	}
+}
+
 // delivered returns the record an acknowledgement without a handle belongs to.
 func (r *sourceRouter) delivered(m *kafka.Message) (*submittedRecord, error) {
 	tp := topicPartition{*m.TopicPartition.Topic, m.TopicPartition.Partition}

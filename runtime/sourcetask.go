@@ -34,6 +34,9 @@ type sourceLoop struct {
 	topics   *topicCreator
 	router   *sourceRouter
 	inflight atomic.Int64 // messages produced that Kafka has not reported on yet
+	// maxMessageBytes is the producer's limit on a message's key and value: a record over it
+	// is a bad record for the error policy, found before it is produced.
+	maxMessageBytes int
 
 	failMu  sync.Mutex
 	failure error // a record Kafka refused
@@ -86,11 +89,10 @@ loop:
 			l.commitOffsets(ctx)
 			err = l.failed()
 		case b := <-batches:
-			l.router.expect(b.messages, b.routed)
-			for i := range b.messages {
-				if err = l.produce(ctx, &b.messages[i]); err != nil {
-					break
-				}
+			if err = l.produceBatch(ctx, b); errors.Is(err, errStopped) {
+				err = nil
+				b.release()
+				break loop
 			}
 			if err == nil {
 				err = b.err
@@ -145,6 +147,7 @@ func (b *polled) release() {
 // and hands the batches on in order, transformed and converted.
 func (l *sourceLoop) poll(ctx context.Context, out chan<- *polled) {
 	retry := backoff{initial: 300 * time.Millisecond, max: 10 * time.Second}
+	retrying := false
 	hand := func(b *polled) bool {
 		select {
 		case out <- b:
@@ -173,7 +176,15 @@ func (l *sourceLoop) poll(ctx context.Context, out chan<- *polled) {
 				return
 			}
 			if connect.IsRetriable(err) {
-				l.setup.log.Warn("poll failed; retrying", "err", scrub(err.Error(), l.setup.secrets))
+				msg := scrub(err.Error(), l.setup.secrets)
+				l.setup.log.Warn("poll failed; retrying", "err", msg)
+				l.setup.metrics.pollRetries.Inc()
+				if !retrying {
+					// RUNNING still (it waits, it loses nothing), but the status says why no
+					// records come, as the sink loop does for put retries.
+					l.setup.running("retrying poll: " + msg)
+					retrying = true
+				}
 				_ = sleepCtx(ctx, retry.wait())
 				continue
 			}
@@ -181,6 +192,10 @@ func (l *sourceLoop) poll(ctx context.Context, out chan<- *polled) {
 			return
 		}
 		retry.reset()
+		if retrying {
+			l.setup.running("")
+			retrying = false
+		}
 		if len(recs) == 0 {
 			continue
 		}
@@ -208,6 +223,11 @@ func (l *sourceLoop) prepare(ctx context.Context, recs []connect.Record) *polled
 		m := &b.messages[len(b.messages)-1]
 		route, err := l.convert(ctx, rec, m)
 		if err == nil && route != nil {
+			if size := len(m.Key) + len(m.Value); size > l.maxMessageBytes {
+				route, err = nil, l.policy.failed(ctx, stageProducer, rec, nil, tooLarge(m, l.maxMessageBytes))
+			}
+		}
+		if err == nil && route != nil {
 			err = l.ensureTopic(ctx, route)
 		}
 		if err != nil {
@@ -228,6 +248,16 @@ func (l *sourceLoop) prepare(ctx context.Context, recs []connect.Record) *polled
 	return b
 }
 
+// tooLarge says which record is over the producer's limit, by how much.
+func tooLarge(m *kafka.Message, limit int) error {
+	key := m.Key
+	if len(key) > 64 {
+		key = key[:64]
+	}
+	return fmt.Errorf("the record with key %q is %d bytes once converted (key %d, value %d), over the producer's message.max.bytes of %d; Kafka would refuse it",
+		key, len(m.Key)+len(m.Value), len(m.Key), len(m.Value), limit)
+}
+
 // ensureTopic creates a topic the task writes to for the first time, as topic creation says.
 func (l *sourceLoop) ensureTopic(ctx context.Context, t *topicRoute) error {
 	if t.used {
@@ -242,7 +272,26 @@ func (l *sourceLoop) ensureTopic(ctx context.Context, t *topicRoute) error {
 	return nil
 }
 
-// produce hands one message to the producer, waiting while its queue is full.
+// errStopped says the task was stopped before a batch was produced in full.
+var errStopped = errors.New("stopped before the batch was produced")
+
+// produceBatch produces a batch's messages in order. When ctx ends first (the task stops while
+// the producer's queue is full) or producing fails, the messages not produced are taken back
+// from the router, so no acknowledgement is matched to them: they are never acknowledged
+// upstream, and no stored offset passes them.
+func (l *sourceLoop) produceBatch(ctx context.Context, b *polled) error {
+	l.router.expect(b.messages, b.routed)
+	for i := range b.messages {
+		if err := l.produce(ctx, &b.messages[i]); err != nil {
+			l.router.unexpect(b.messages[i:])
+			return err
+		}
+	}
+	return nil
+}
+
+// produce hands one message to the producer, waiting while its queue is full; errStopped when
+// ctx ended first.
 //
 // The loop never calls the producer's Flush: Flush reads delivery reports in a goroutine of its
 // own beside the producer's, which hands them on out of order, and matching acknowledgements
@@ -258,7 +307,7 @@ func (l *sourceLoop) produce(ctx context.Context, m *kafka.Message) error {
 		if errors.As(err, &kerr) && kerr.Code() == kafka.ErrQueueFull {
 			// The producer's queue is full: wait for deliveries to make room.
 			if sleepCtx(ctx, queueFullWait) != nil {
-				return nil
+				return errStopped
 			}
 			continue
 		}
@@ -352,10 +401,23 @@ func (l *sourceLoop) delivered(m *kafka.Message) {
 			return
 		}
 	}
-	if m.TopicPartition.Error != nil {
-		// Not acknowledged: the offset stays behind this record, so it is read again after
-		// a restart. The task fails rather than lose it.
-		l.fail(fmt.Errorf("Kafka did not accept a record for topic %s: %w", *m.TopicPartition.Topic, m.TopicPartition.Error))
+	if err := m.TopicPartition.Error; err != nil {
+		cause := fmt.Errorf("Kafka did not accept a record for topic %s: %w", *m.TopicPartition.Topic, err)
+		if !refusesTheRecord(err) {
+			// Not acknowledged, and not for what the record is (an outage, a timeout): the
+			// offset stays behind this record, so it is read again after a restart. The task
+			// fails rather than lose it.
+			l.fail(cause)
+			return
+		}
+		// Kafka refuses this record whatever happens: a bad record for the error policy.
+		ctx, cancel := context.WithTimeout(context.Background(), l.w.cfg.OffsetFlushTimeout)
+		defer cancel()
+		if perr := l.policy.failed(ctx, stageProducer, entry.record, nil, cause); perr != nil {
+			l.fail(perr)
+			return
+		}
+		l.acked(entry)
 		return
 	}
 	if entry.route != nil {
@@ -363,6 +425,21 @@ func (l *sourceLoop) delivered(m *kafka.Message) {
 	}
 	l.setup.metrics.written.Inc()
 	l.acked(entry)
+}
+
+// refusesTheRecord tells the delivery errors that are about the record itself: producing it
+// again would fail again.
+func refusesTheRecord(err error) bool {
+	var kerr kafka.Error
+	if !errors.As(err, &kerr) {
+		return false
+	}
+	switch kerr.Code() {
+	case kafka.ErrMsgSizeTooLarge, kafka.ErrRecordListTooLarge, kafka.ErrInvalidMsg, kafka.ErrInvalidMsgSize,
+		kafka.ErrInvalidRecord, kafka.ErrInvalidTimestamp:
+		return true
+	}
+	return false
 }
 
 func (l *sourceLoop) fail(err error) {
@@ -375,10 +452,20 @@ func (l *sourceLoop) fail(err error) {
 
 func (l *sourceLoop) acked(entry *submittedRecord) {
 	l.pending.ack(entry)
-	if l.acker != nil {
-		if err := l.acker.Acknowledged(context.Background(), []connect.Record{*entry.record}); err != nil {
-			l.setup.log.Warn("acknowledging upstream failed", "err", scrub(err.Error(), l.setup.secrets))
-		}
+	if l.acker == nil {
+		return
+	}
+	// The task's code runs here on the delivery goroutine: a panic fails the task, not the
+	// worker, as for every other call into a connector.
+	err := safely("acknowledged", func() error {
+		return l.acker.Acknowledged(context.Background(), []connect.Record{*entry.record})
+	})
+	var p *panicError
+	switch {
+	case errors.As(err, &p):
+		l.fail(err)
+	case err != nil:
+		l.setup.log.Warn("acknowledging upstream failed", "err", scrub(err.Error(), l.setup.secrets))
 	}
 }
 

@@ -1,8 +1,11 @@
 package runtime
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -165,5 +168,53 @@ func TestRouterRefusesAcknowledgementsOutOfOrder(t *testing.T) {
 	}
 	if _, err := r.delivered(delivery(&topic, 0, 4)); err == nil || !strings.Contains(err.Error(), "out of order") {
 		t.Fatalf("offset 4 after 5: %v, want an out-of-order error", err)
+	}
+}
+
+// A task stopped while Kafka is stalled and the producer's queue is full produces no more of
+// its batch, and the messages it did not produce are taken back from the router: the
+// acknowledgements of later messages cannot be matched to them (they would be acknowledged
+// upstream, and their offsets stored, without being in Kafka).
+func TestStopWithAFullQueueTakesBackWhatWasNotProduced(t *testing.T) {
+	// A producer whose broker never answers: a stalled Kafka. Its queue holds two messages.
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": "127.0.0.1:1", "queue.buffering.max.messages": 2,
+		"enable.idempotence": true, "message.timeout.ms": 600000, "log_level": 0, "go.logs.channel.enable": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	go func() {
+		for range p.Events() {
+		}
+	}()
+	l := &sourceLoop{producer: p, router: newSourceRouter(p, true)}
+	topic := "stalled"
+	b := &polled{}
+	for i := range 5 {
+		b.messages = append(b.messages, kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: 0}, Value: []byte{byte(i)}})
+		b.routed = append(b.routed, &submittedRecord{offset: map[string]any{"n": i}})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.produceBatch(ctx, b) }()
+	// The third message waits for room that never comes; then the task is stopped.
+	for l.inflight.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, errStopped) {
+		t.Fatalf("produceBatch = %v, want errStopped", err)
+	}
+	if n := l.inflight.Load(); n != 2 {
+		t.Fatalf("%d messages produced, want 2", n)
+	}
+	q := l.router.queues[topicPartition{topic, 0}]
+	if got := len(q.entries) - q.head; got != 2 {
+		t.Fatalf("the router expects acknowledgements for %d records, want the 2 produced", got)
+	}
+	for i, want := range b.routed[:2] {
+		if q.entries[q.head+i] != want {
+			t.Fatalf("expectation %d is record %v, want %v", i, q.entries[q.head+i].offset, want.offset)
+		}
 	}
 }

@@ -118,10 +118,21 @@ func (g *pauseGate) state() (bool, <-chan struct{}) {
 func safely(what string, f func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%s panicked: %v\n%s", what, p, debug.Stack())
+			err = &panicError{what: what, value: p, stack: debug.Stack()}
 		}
 	}()
 	return f()
+}
+
+// panicError is a connector's panic caught by safely.
+type panicError struct {
+	what  string
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string {
+	return fmt.Sprintf("%s panicked: %v\n%s", e.what, e.value, e.stack)
 }
 
 // taskContext is the part of the SDK's task contexts every task has.

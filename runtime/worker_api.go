@@ -44,10 +44,31 @@ func (w *Worker) workerInfo() *WorkerInfo {
 	return info
 }
 
+// AwaitStarted returns once the worker has started (its internal topics read, and joined or
+// given up waiting to), or ErrUnavailable when ctx ends first. The REST API holds requests
+// on it, as Kafka Connect holds requests until its herder is ready.
+func (w *Worker) AwaitStarted(ctx context.Context) error {
+	select {
+	case <-w.startedCh:
+		return nil
+	case <-ctx.Done():
+		return Errorf(ErrUnavailable, "Worker is still starting up; try again shortly")
+	}
+}
+
 // Health answers GET /health.
 func (w *Worker) Health(context.Context) Health {
 	if !w.started.Load() {
 		return Health{Status: "starting", Message: "Worker is still starting up."}
+	}
+	if !isDone(w.joined) {
+		// Not ready until it has joined the group and read the config topic up to the
+		// leader's offset: until then it cannot say who runs what, and writes would wait.
+		msg := "Worker is still starting up: it has not joined its group yet."
+		if m := w.cluster.snapshot(); m.behind != "" {
+			msg = "Worker is still starting up: its view of the connector configurations is behind the leader's (" + m.behind + ")."
+		}
+		return Health{Status: "starting", Message: msg}
 	}
 	msg := "Worker has completed startup and is ready to handle requests."
 	if m := w.cluster.snapshot(); m.behind != "" {

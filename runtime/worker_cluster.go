@@ -228,15 +228,25 @@ func (w *Worker) assignedTask(id TaskID) bool {
 }
 
 // rebalanceWait is how long a write waits for a rebalance in progress to finish before it is
-// answered with 409.
-const rebalanceWait = 5 * time.Second
+// answered with 409; joinWait is how long it waits for a worker that has not joined its group
+// yet (a worker just started, or a Kafka just started), as Kafka Connect holds requests until
+// its herder has joined.
+const (
+	rebalanceWait = 5 * time.Second
+	joinWait      = 60 * time.Second
+)
 
 // leaderOnly returns nil on the leader; elsewhere the error that makes the API forward the
 // request to the leader, or a 409 while no leader is known.
 func (w *Worker) leaderOnly(ctx context.Context) error {
 	m := w.cluster.snapshot()
-	// A rebalance usually takes a moment: wait for it rather than send the client away.
-	for wait := time.Now().Add(rebalanceWait); m.rebalancing && time.Now().Before(wait) && sleepCtx(ctx, 20*time.Millisecond) == nil; {
+	// A rebalance usually takes a moment, and a worker that has just started joins within
+	// seconds: wait for either rather than send the client away.
+	wait := time.Now().Add(rebalanceWait)
+	if !isDone(w.joined) {
+		wait = time.Now().Add(joinWait)
+	}
+	for (m.rebalancing || !m.known) && time.Now().Before(wait) && sleepCtx(ctx, 20*time.Millisecond) == nil {
 		m = w.cluster.snapshot()
 	}
 	switch {

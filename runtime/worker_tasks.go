@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,10 +69,11 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 			w.writeTaskStatus(id, st, note, w.restartCount(id))
 		}
 	}
-	if setup.keyConv, err = converterFor("key.converter", connRes.config, w.cfg.Raw); err != nil {
+	workerConv := w.cfg.converterSettings()
+	if setup.keyConv, err = converterFor("key.converter", connRes.config, workerConv); err != nil {
 		return err
 	}
-	if setup.valueConv, err = converterFor("value.converter", connRes.config, w.cfg.Raw); err != nil {
+	if setup.valueConv, err = converterFor("value.converter", connRes.config, workerConv); err != nil {
 		return err
 	}
 	if len(splitList(connRes.config["transforms"])) > 0 {
@@ -92,7 +94,8 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 
 	var dlq *kafka.Producer
 	newPolicy := func(common *CommonConfig) (*errorPolicy, error) {
-		pol := &errorPolicy{cfg: common, connector: id.Connector, task: id.Task, log: log, metrics: setup.metrics, secrets: run.secrets}
+		pol := &errorPolicy{cfg: common, connector: id.Connector, task: id.Task, log: log, metrics: setup.metrics, secrets: run.secrets,
+			maxBytes: maxMessageBytes(w.cfg.Client.Producer, overrides("producer.override."))}
 		if common.DLQTopic != "" {
 			if err := ensureTopic(ctx, w.admin, topicSpec{name: common.DLQTopic, partitions: 1, replication: common.DLQReplication}); err != nil {
 				return nil, fmt.Errorf("dead-letter topic: %w", err)
@@ -138,7 +141,8 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		}
 		task := p.New().(connect.SourceConnector).NewTask()
 		run.instance = task
-		loop := &sourceLoop{w: w, setup: setup, task: w.endpointSource(run, task), producer: producer, policy: pol, gate: run.paused, pending: newSubmitted(), topics: tc}
+		loop := &sourceLoop{w: w, setup: setup, task: w.endpointSource(run, task), producer: producer, policy: pol, gate: run.paused, pending: newSubmitted(), topics: tc,
+			maxMessageBytes: maxMessageBytes(w.cfg.Client.Producer, producerOverrides)}
 		// The worker partitions and matches acknowledgements by order only with the idempotent
 		// producer and librdkafka's partitioner left alone (see sourceRouter).
 		byOrder := true
@@ -181,6 +185,21 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 	}
 	return fmt.Errorf("plugin %s has unknown type %q", p.Name, p.Type)
 }
+
+// maxMessageBytes is the largest message the producer takes: librdkafka's message.max.bytes
+// (the key and value together), from a connector's overrides, else the worker's producer
+// settings, else librdkafka's default.
+func maxMessageBytes(worker, overrides map[string]string) int {
+	for _, m := range []map[string]string{overrides, worker} {
+		if n, err := strconv.Atoi(strings.TrimSpace(m["message.max.bytes"])); err == nil && n > 0 {
+			return n
+		}
+	}
+	return defaultMessageMaxBytes
+}
+
+// defaultMessageMaxBytes is librdkafka's default message.max.bytes.
+const defaultMessageMaxBytes = 1000000
 
 func drainEvents(p *kafka.Producer) {
 	for range p.Events() {

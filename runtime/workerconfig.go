@@ -180,3 +180,17 @@ func LoadWorkerSettings(path string, environ []string, overrides map[string]stri
 	}
 	return settings, nil
 }
+
+// converterSettings is what a connector's converters fall back on: the worker's converter
+// settings as given, with the declared defaults for the classes left out (a worker.properties
+// without key.converter must still run connectors).
+func (c *WorkerConfig) converterSettings() map[string]string {
+	out := make(map[string]string, len(c.Raw)+3)
+	for k, v := range c.Raw {
+		out[k] = v
+	}
+	out["key.converter"] = c.KeyConverter
+	out["value.converter"] = c.ValueConverter
+	out["header.converter"] = c.HeaderConverter
+	return out
+}

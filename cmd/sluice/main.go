@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -45,6 +47,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, c := range commands() {
 		if c.name == args[0] && c.run != nil {
 			if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
+				if errors.Is(err, flag.ErrHelp) {
+					return 0 // the flag set printed the help the user asked for
+				}
 				fmt.Fprintf(stderr, "sluice %s: %v\n", c.name, err)
 				return 1
 			}

@@ -17,6 +17,9 @@ func TestRun(t *testing.T) {
 		{[]string{"help"}, 0, "Commands:"},
 		{nil, 0, "worker"},
 		{[]string{"nope"}, 2, `unknown command "nope"`},
+		{[]string{"simulate", "--help"}, 0, "-rate"},
+		{[]string{"worker", "-h"}, 0, "-config"},
+		{[]string{"dev", "--help"}, 0, "-mongodb"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

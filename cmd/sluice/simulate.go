@@ -39,8 +39,9 @@ func simulateFlags(fs *flag.FlagSet) func() (simulate.Config, error) {
 	}
 }
 
-func runSimulate(ctx context.Context, args []string, stdout, _ io.Writer) error {
+func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	config := simulateFlags(fs)
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	if err := fs.Parse(args); err != nil {

@@ -68,20 +68,31 @@ func (c *Cluster) StartProcess(extra map[string]string) *Process {
 	return StartProcess(c.T, c.Settings(fmt.Sprintf("http://127.0.0.1:%d", FreePort(c.T)), extra))
 }
 
-// StartProcess starts a worker process with exactly these settings.
+// StartProcess starts a worker process with exactly these settings and waits until it is
+// healthy (joined its group).
 func StartProcess(t testing.TB, settings map[string]string) *Process {
 	t.Helper()
 	args := []string{"worker"}
 	for k, v := range settings {
 		args = append(args, "--set", k+"="+v)
 	}
+	p := LaunchProcess(t, settings["listeners"], args...)
+	p.Settings = settings
+	p.AwaitHealthy(t, 90*time.Second)
+	return p
+}
+
+// LaunchProcess starts `sluice args...` serving its REST API at url, without waiting for it;
+// it is killed when the test ends.
+func LaunchProcess(t testing.TB, url string, args ...string) *Process {
+	t.Helper()
 	cmd := exec.Command(Binary(t), args...)
 	log := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &Process{Cmd: cmd, URL: settings["listeners"], Log: log, Exited: make(chan struct{}), Settings: settings}
+	p := &Process{Cmd: cmd, URL: url, Log: log, Exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.Exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
@@ -90,10 +101,17 @@ func StartProcess(t testing.TB, settings map[string]string) *Process {
 			t.Logf("worker %s log:\n%s", p.URL, log.String())
 		}
 	})
-	Eventually(t, 90*time.Second, "the worker to answer /health", func() (bool, string) {
+	return p
+}
+
+// AwaitHealthy waits until the worker answers GET /health with 200: it has joined its group
+// and read its config topic. It fails the test if the worker exits first.
+func (p *Process) AwaitHealthy(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	Eventually(t, timeout, "the worker to answer /health", func() (bool, string) {
 		select {
 		case <-p.Exited:
-			t.Fatalf("the worker exited: %s", log.String())
+			t.Fatalf("the worker exited: %s", p.Log.String())
 		default:
 		}
 		resp, err := http.Get(p.URL + "/health")
@@ -103,7 +121,6 @@ func StartProcess(t testing.TB, settings map[string]string) *Process {
 		resp.Body.Close()
 		return resp.StatusCode == 200, resp.Status
 	})
-	return p
 }
 
 // Kill ends the worker with SIGKILL, as a crash would, and waits until it is gone.

@@ -172,6 +172,7 @@ func TestChaos(t *testing.T) {
 	lake := lakeOf(lakeDir)
 	lake.createTable(t)
 
+	awaitBrokers(t, kafkaAddr, 3)
 	// The internal topics, made here: a worker that creates one itself reads its metadata at
 	// once, and on three brokers that can come back without partitions (runtime/clients.go
 	// ensureTopic waits for visibility only for a topic it found existing), failing the start
@@ -189,7 +190,7 @@ func TestChaos(t *testing.T) {
 	}
 	mqttName := r.prefix + "-mqtt"
 	r.connectors = map[string]int{mqttName: 2}
-	sluicetest.CreateConnector(t, r.workers[0].URL, mqttName, map[string]string{
+	createConnector(t, r.workers[0].URL, mqttName, map[string]string{
 		"connector.class": "mqtt-source", "tasks.max": "2", "mqtt.server.uris": mqttURL, "mqtt.topics": mqttRoot + "/#",
 		"mqtt.qos": "1", "mqtt.clean.start": "false", "mqtt.session.expiry": "10m", "mqtt.shared.subscription": "always",
 		"kafka.topic": raw, "key.source": "field", "key.field": "device_id",
@@ -260,7 +261,7 @@ func TestChaos(t *testing.T) {
 			"table.route": "static", "table.name": lake.table, "commit.interval": "5s"}},
 	}
 	for _, s := range sinks {
-		sluicetest.CreateConnector(t, r.workers[0].URL, s.name, s.config)
+		createConnector(t, r.workers[0].URL, s.name, s.config)
 		r.mu.Lock()
 		r.connectors[s.name] = s.tasks
 		r.mu.Unlock()
@@ -434,6 +435,26 @@ func TestChaos(t *testing.T) {
 		r.explainLosses(result)
 	}
 	r.checkStillRunning()
+}
+
+// createConnector creates a connector, asking again while the cluster answers 409 (a
+// rebalance is underway: on a loaded machine workers lose and regain their membership).
+func createConnector(t *testing.T, base, name string, config map[string]string) {
+	t.Helper()
+	sluicetest.Eventually(t, 3*time.Minute, "connector "+name+" created", func() (bool, string) {
+		var out map[string]any
+		code := sluicetest.Call(t, "POST", base+"/connectors", map[string]any{"name": name, "config": config}, &out)
+		if code == http.StatusConflict {
+			if strings.Contains(fmt.Sprint(out["message"]), "already exists") {
+				return true, "" // an earlier try went through after all
+			}
+			return false, fmt.Sprintf("%d %v", code, out)
+		}
+		if code != http.StatusCreated {
+			t.Fatalf("create connector %s: %d %v", name, code, out)
+		}
+		return true, ""
+	})
 }
 
 // summary is one line of a check's figures.

@@ -229,10 +229,17 @@ func TestChaos(t *testing.T) {
 	}
 	simDone := make(chan simResult, 1)
 	simCtx, stopSim := context.WithCancel(context.Background())
-	t.Cleanup(stopSim)
+	simExited := make(chan struct{})
+	// Should the test end early, the simulator stops and the sent file is complete.
+	t.Cleanup(func() { stopSim(); <-simExited })
 	r.t0 = time.Now()
 	go func() {
+		defer close(simExited)
 		sum, err := simulate.Run(simCtx, simCfg)
+		if ferr := sentW.Flush(); ferr != nil && sentErr == nil {
+			sentErr = ferr
+		}
+		sentFile.Close()
 		simDone <- simResult{sum, err}
 	}()
 	r.event("simulator started (both mqtt-source tasks subscribed)")
@@ -342,10 +349,9 @@ func TestChaos(t *testing.T) {
 	if res.err != nil {
 		t.Fatalf("simulator: %v", res.err)
 	}
-	if err := sentW.Flush(); err != nil || sentErr != nil {
-		t.Fatalf("sent file: %v %v", err, sentErr)
+	if sentErr != nil {
+		t.Fatalf("sent file: %v", sentErr)
 	}
-	sentFile.Close()
 	simRate := float64(res.sum.Sent) / res.sum.Seconds
 	wg.Wait()
 	awaitBrokers(t, kafkaAddr, 3)

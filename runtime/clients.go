@@ -84,17 +84,16 @@ func ensureTopic(ctx context.Context, admin *kafka.AdminClient, spec topicSpec) 
 		return fmt.Errorf("create topic %s: %w", spec.name, err)
 	}
 	switch code := res[0].Error.Code(); code {
-	case kafka.ErrNoError:
-		return nil
-	case kafka.ErrTopicAlreadyExists:
+	case kafka.ErrNoError, kafka.ErrTopicAlreadyExists:
 	case kafka.ErrInvalidReplicationFactor, kafka.ErrPolicyViolation:
 		return fmt.Errorf("create topic %s with replication factor %d: %v (set the replication factor setting, -1 uses the broker default)", spec.name, spec.replication, res[0].Error)
 	default:
 		return fmt.Errorf("create topic %s: %v", spec.name, res[0].Error)
 	}
-	// It exists: check it. A topic another worker has just created may not be visible in
-	// full yet (no partitions in the metadata, no configs in DescribeConfigs): three workers
-	// started at once on a new group race here, so an incomplete answer is asked again.
+	// It exists: check it. A topic just created, by this worker or another, may not be
+	// visible in full yet (no partitions in the metadata, no configs in DescribeConfigs):
+	// three workers started at once on a new group race here, so an incomplete answer is
+	// asked again.
 	wait := backoff{initial: 100 * time.Millisecond, max: time.Second}
 	for deadline := time.Now().Add(topicVisibleTimeout); ; {
 		done, err := checkTopic(ctx, admin, spec)

@@ -2,8 +2,6 @@ package runtime_test
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -76,14 +74,7 @@ func TestRetriablePutRedeliversTheSameBatch(t *testing.T) {
 	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "flaky", "config": map[string]string{
 		"connector.class": "probe-sink", "topics": topic, "mode": "flaky", "flaky.failures": "5"}}, nil)
 	// While it retries the task is RUNNING (it loses nothing, it waits) and its status says why.
-	status := func() runtime.TaskState {
-		var st runtime.ConnectorStatus
-		sluicetest.Call(t, "GET", w.URL+"/connectors/flaky/status", nil, &st)
-		if len(st.Tasks) != 1 {
-			return runtime.TaskState{}
-		}
-		return st.Tasks[0]
-	}
+	status := func() runtime.TaskState { return taskStatus(t, w.URL, "flaky") }
 	sluicetest.Eventually(t, 60*time.Second, "the status says the task is retrying", func() (bool, string) {
 		ts := status()
 		return ts.State == runtime.StateRunning && strings.Contains(ts.Trace, "retrying put: database unavailable"), fmt.Sprintf("%+v", ts)
@@ -96,13 +87,7 @@ func TestRetriablePutRedeliversTheSameBatch(t *testing.T) {
 		ts := status()
 		return ts.State == runtime.StateRunning && ts.Trace == "", fmt.Sprintf("%+v", ts)
 	})
-	resp, err := http.Get(w.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if want := `sluice_sink_put_retries_total{connector="flaky",task="0"} 5`; !strings.Contains(string(metrics), want) {
+	if want := `sluice_sink_put_retries_total{connector="flaky",task="0"} 5`; !strings.Contains(metricsText(t, w.URL), want) {
 		t.Errorf("metrics lack %s", want)
 	}
 	seen := map[string]bool{}

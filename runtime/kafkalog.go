@@ -57,13 +57,20 @@ func newKafkaLog(topic string, clients *clientFactory, log *slog.Logger, apply f
 
 // start assigns every partition from the beginning and reads to the end.
 func (l *kafkaLog) start(ctx context.Context) error {
-	md, err := l.consumer.GetMetadata(&l.topic, false, 10000)
-	if err != nil {
-		return fmt.Errorf("metadata of %s: %w", l.topic, err)
-	}
-	tm, ok := md.Topics[l.topic]
-	if !ok || len(tm.Partitions) == 0 {
-		return fmt.Errorf("topic %s has no partitions", l.topic)
+	// The topic may have just been created: wait until this client's metadata shows it.
+	var tm kafka.TopicMetadata
+	wait := backoff{initial: 100 * time.Millisecond, max: time.Second}
+	for deadline := time.Now().Add(topicVisibleTimeout); ; {
+		md, err := l.consumer.GetMetadata(&l.topic, false, 10000)
+		if err != nil {
+			return fmt.Errorf("metadata of %s: %w", l.topic, err)
+		}
+		if tm = md.Topics[l.topic]; len(tm.Partitions) > 0 {
+			break
+		}
+		if time.Now().After(deadline) || sleepCtx(ctx, wait.wait()) != nil {
+			return fmt.Errorf("topic %s has no partitions", l.topic)
+		}
 	}
 	var tps []kafka.TopicPartition
 	for _, p := range tm.Partitions {

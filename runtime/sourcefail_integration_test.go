@@ -22,6 +22,21 @@ func taskStatus(t *testing.T, base, name string) runtime.TaskState {
 	return st.Tasks[0]
 }
 
+// metricsText is what the worker's /metrics serves.
+func metricsText(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // A connector panicking in Acknowledged (called on the delivery goroutine) fails its task; the
 // worker lives on and keeps serving.
 func TestPanicInAcknowledgedFailsTheTaskNotTheWorker(t *testing.T) {
@@ -56,13 +71,7 @@ func TestRetriablePollErrorsShowInStatusAndMetrics(t *testing.T) {
 		ts := taskStatus(t, w.URL, name)
 		return ts.State == runtime.StateRunning && ts.Trace == "", fmt.Sprintf("%+v", ts)
 	})
-	resp, err := http.Get(w.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if want := fmt.Sprintf(`sluice_source_poll_retries_total{connector=%q,task="0"} 4`, name); !strings.Contains(string(metrics), want) {
+	if want := fmt.Sprintf(`sluice_source_poll_retries_total{connector=%q,task="0"} 4`, name); !strings.Contains(metricsText(t, w.URL), want) {
 		t.Errorf("metrics lack %s", want)
 	}
 }

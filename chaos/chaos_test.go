@@ -196,7 +196,7 @@ func TestChaos(t *testing.T) {
 		"kafka.topic": raw, "key.source": "field", "key.field": "device_id",
 		"timestamp.source": "field", "timestamp.field": "ts", "payload.format": "json",
 		"topic.creation.default.partitions": "6", "topic.creation.default.replication.factor": "-1"})
-	sluicetest.WaitState(t, r.workers[0].URL, mqttName, runtime.StateRunning, 2)
+	awaitRunning(t, r, mqttName, 2)
 	// The simulator starts as soon as both tasks have logged that they subscribed (a new MQTT
 	// session gets only what is published after it subscribed), as in issue item 0.
 	clients := []string{"sluice-" + mqttName + "-0", "sluice-" + mqttName + "-1"}
@@ -274,7 +274,7 @@ func TestChaos(t *testing.T) {
 		r.mu.Unlock()
 	}
 	for _, s := range sinks {
-		sluicetest.WaitState(t, r.workers[0].URL, s.name, runtime.StateRunning, s.tasks)
+		awaitRunning(t, r, s.name, s.tasks)
 	}
 	r.event("every connector RUNNING")
 
@@ -441,6 +441,23 @@ func TestChaos(t *testing.T) {
 		r.explainLosses(result)
 	}
 	r.checkStillRunning()
+}
+
+// awaitRunning waits until the connector and its tasks are RUNNING, as a live worker says;
+// on a loaded machine the first rebalances take minutes.
+func awaitRunning(t *testing.T, r *chaosRun, name string, tasks int) {
+	t.Helper()
+	sluicetest.Eventually(t, 4*time.Minute, fmt.Sprintf("%s RUNNING with %d tasks", name, tasks), func() (bool, string) {
+		st, err := getStatus(r.liveURLs()[0], name)
+		if err != nil {
+			return false, err.Error()
+		}
+		ok := st.Connector.State == runtime.StateRunning && len(st.Tasks) == tasks
+		for _, ts := range st.Tasks {
+			ok = ok && ts.State == runtime.StateRunning
+		}
+		return ok, fmt.Sprintf("%+v", st)
+	})
 }
 
 // createConnector creates a connector, asking again while the cluster answers 409 (a

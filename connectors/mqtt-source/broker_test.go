@@ -421,3 +421,40 @@ func sharedSubscriptionSplitsTheStream(t *testing.T, version string) {
 		t.Errorf("tasks got %v messages; want both some, %d in all, none twice", counts, n)
 	}
 }
+
+// A task resuming a kept session that holds more messages than mqtt.buffer.size starts (the
+// backlog is read while Poll drains it) instead of timing out waiting for the SUBACK behind
+// the backlog and failing for good; every message comes.
+func TestKeptSessionWithABacklogLargerThanTheBufferStarts(t *testing.T) {
+	for _, version := range []string{"5", "3.1.1"} {
+		t.Run("v"+version, func(t *testing.T) {
+			pub := newPublisher(t)
+			base := unique("backlog")
+			settings := connect.Config{"mqtt.topics": base + "/#", "mqtt.client.id.prefix": base + "-", "mqtt.qos": "1",
+				"mqtt.protocol.version": version, "buffer.size": "10", "mqtt.connect.timeout": "5s"}
+			tc := connecttest.NewSourceContext(t, 0)
+			first := startTask(t, tc, settings)
+			if err := first.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			const backlog = 300
+			for i := range backlog {
+				pub.publish(base+"/d", 1, fmt.Sprint("m", i), nil)
+			}
+			second, err := tryStart(t, tc, settings)
+			if err != nil {
+				t.Fatalf("Start with a backlog of %d over a buffer of 10: %v", backlog, err)
+			}
+			seen := map[string]bool{}
+			for _, r := range pollN(t, second, backlog) {
+				seen[string(r.Value.([]byte))] = true
+				if err := second.Acknowledged(t.Context(), []connect.Record{r}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(seen) != backlog {
+				t.Fatalf("%d distinct messages of %d", len(seen), backlog)
+			}
+		})
+	}
+}

@@ -262,6 +262,7 @@ func (t *Task) subscribe3(mc mqtt3.Client, present bool) error {
 		return tok.Error()
 	}
 	if present {
+		t.subscribed(nil) // the kept session holds the subscriptions: let Poll drain its backlog (see client5.subscribe)
 		if err := wait(mc.Unsubscribe(t.otherForm()...)); err != nil {
 			t.log.Debug("dropping the other form of the subscriptions failed", "err", err)
 		}
@@ -272,6 +273,10 @@ func (t *Task) subscribe3(mc mqtt3.Client, present bool) error {
 	}
 	tok := mc.SubscribeMultiple(filters, nil)
 	if err := wait(tok); err != nil {
+		if present && !tok.WaitTimeout(0) {
+			t.log.Warn("the broker has not answered the subscription yet; the kept session holds it", "client", t.clientID, "filters", t.filters)
+			return nil
+		}
 		return fmt.Errorf("mqtt-source: subscribing to %s: %w", strings.Join(t.filters, ", "), err)
 	}
 	var refused []string

@@ -2,6 +2,7 @@ package mqttsource
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -79,6 +80,13 @@ func (c *client5) subscribe(cm *autopaho.ConnectionManager, ack *paho.Connack) e
 	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.ConnectTimeout)
 	defer cancel()
 	sharedAvailable := ack.Properties == nil || ack.Properties.SharedSubAvailable
+	if ack.SessionPresent {
+		// The kept session holds the subscriptions already and the broker sends its backlog
+		// first: Start must return now so that Poll drains it, or a backlog larger than
+		// buffer.size stops the reading before the SUBACK is read (Start then timed out
+		// and the task failed for good, leaving its share of the stream in the session).
+		t.subscribed(nil)
+	}
 	if ack.SessionPresent && (t.shared || sharedAvailable) {
 		if _, err := cm.Unsubscribe(ctx, &paho.Unsubscribe{Topics: t.otherForm()}); err != nil {
 			t.log.Debug("dropping the other form of the subscriptions failed", "err", err)
@@ -104,6 +112,10 @@ func (c *client5) subscribe(cm *autopaho.ConnectionManager, ack *paho.Connack) e
 		if len(refused) > 0 {
 			return fmt.Errorf("mqtt-source: the broker refused the subscription to %s", strings.Join(refused, "; "))
 		}
+		return nil
+	}
+	if err != nil && ack.SessionPresent && errors.Is(err, context.DeadlineExceeded) {
+		t.log.Warn("the broker has not answered the subscription yet; the kept session holds it", "client", t.clientID, "filters", t.filters)
 		return nil
 	}
 	if err != nil {

@@ -7,8 +7,8 @@
 #                  GOTEST_FLAGS to `go test` (e.g. -run TestX -v), PKGS picks the packages.
 #                  With neither set, the end-to-end pipeline tests (./e2e) run on their own
 #                  after the rest, and a last phase restarts Kafka with three brokers and runs
-#                  the broker failure tests ($(BROKER_TESTS)) against it. (The chaos suite is
-#                  not a phase of make test yet: it does not pass yet, see make chaos.)
+#                  the broker failure tests ($(BROKER_TESTS)) against it, then a shortened
+#                  run of the chaos suite ($(CHAOS_SHORT_DURATION) at $(CHAOS_SHORT_RATE) frames/s).
 #   make chaos     the chaos suite (./chaos, issue item 17) in full on fresh test servers with
 #                  three Kafka brokers: three workers, mqtt-source -> timescale-, mongodb- and
 #                  iceberg-sink for CHAOS_DURATION (5m) at CHAOS_RATE (2000) frames/s over MQTT
@@ -30,10 +30,12 @@ GOTEST_FLAGS ?=
 PKGS ?= ./...
 # The tests that need three brokers; make test runs them in a second phase.
 BROKER_TESTS ?= ^TestBroker
-# The chaos suite (make chaos).
+# The chaos suite: the full run of make chaos, and the shortened one at the end of make test.
 CHAOS_DURATION ?= 5m
 CHAOS_RATE ?= 2000
 CHAOS_KILL_EVERY ?= 20s
+CHAOS_SHORT_DURATION ?= 75s
+CHAOS_SHORT_RATE ?= 1000
 CHAOS_OUT_DIR ?= $(CURDIR)/.testenv/chaos
 
 .PHONY: all test chaos bench vet build dev testenv-up testenv-down testenv-status clean
@@ -60,7 +62,10 @@ test:
 	echo "broker failure tests: Kafka restarted with three brokers"; \
 	$(TESTENV) up --brokers 3 --only kafka || exit $$?; \
 	source .testenv/env || exit $$?; \
-	$(GO) test -race -count=1 -timeout 15m -run '$(BROKER_TESTS)' -v ./cmd/sluice/ | grep -E '^(=== RUN|---|ok|FAIL|panic|\s+\S+_test\.go)'
+	$(GO) test -race -count=1 -timeout 15m -run '$(BROKER_TESTS)' -v ./cmd/sluice/ | grep -E '^(=== RUN|---|ok|FAIL|panic|\s+\S+_test\.go)' || exit $$?; \
+	echo "chaos suite, shortened: $(CHAOS_SHORT_DURATION) at $(CHAOS_SHORT_RATE) frames/s (make chaos runs it in full)"; \
+	SLUICE_CHAOS_DURATION=$(CHAOS_SHORT_DURATION) SLUICE_CHAOS_RATE=$(CHAOS_SHORT_RATE) SLUICE_CHAOS_KILL_EVERY=$(CHAOS_KILL_EVERY) \
+	SLUICE_CHAOS_OUT_DIR=$(CHAOS_OUT_DIR) $(GO) test -race -count=1 -timeout 20m -run '^TestChaos$$' -v ./chaos/ | grep -E '^(=== RUN|---|ok|FAIL|panic|BENCH|\s+\S+_test\.go)'
 
 # The chaos suite in full (see the top of this file). The workers are separate processes
 # (never race-built); the test process, which runs the simulator, is left without -race here so

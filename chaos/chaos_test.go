@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/apache/iceberg-go"
-	"github.com/apache/iceberg-go/catalog"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/jackc/pgx/v5"
@@ -891,23 +890,5 @@ func (l lake) createTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cat.Close()
-	ctx := context.Background()
-	if err := cat.CreateNamespace(ctx, catalog.ToIdentifier(l.namespace), nil); err != nil {
-		t.Fatal(err)
-	}
-	var fields []iceberg.NestedField
-	add := func(name string, typ iceberg.Type) {
-		fields = append(fields, iceberg.NestedField{ID: len(fields) + 1, Name: name, Type: typ})
-	}
-	add("frame_id", iceberg.PrimitiveTypes.String)
-	add("device_id", iceberg.PrimitiveTypes.String)
-	add("place_id", iceberg.PrimitiveTypes.String)
-	add("ts", iceberg.PrimitiveTypes.TimestampTz)
-	add("sent_at_ms", iceberg.PrimitiveTypes.Int64)
-	for _, f := range []string{"temperature", "humidity", "pressure", "luminosity", "battery"} {
-		add(f, iceberg.PrimitiveTypes.Float64)
-	}
-	if _, err := cat.CreateTable(ctx, catalog.ToIdentifier(l.namespace, l.table), iceberg.NewSchema(0, fields...)); err != nil {
-		t.Fatal(err)
-	}
+	sluicetest.CreateFramesTable(t, cat, l.namespace, l.table)
 }

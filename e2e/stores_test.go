@@ -278,25 +278,7 @@ func (l lake) createRawTable(t *testing.T) {
 	}
 	defer db.Close()
 	defer cat.Close()
-	ctx := context.Background()
-	if err := cat.CreateNamespace(ctx, catalog.ToIdentifier(l.namespace), nil); err != nil {
-		t.Fatal(err)
-	}
-	var fields []iceberg.NestedField
-	add := func(name string, typ iceberg.Type) {
-		fields = append(fields, iceberg.NestedField{ID: len(fields) + 1, Name: name, Type: typ})
-	}
-	add("frame_id", iceberg.PrimitiveTypes.String)
-	add("device_id", iceberg.PrimitiveTypes.String)
-	add("place_id", iceberg.PrimitiveTypes.String)
-	add("ts", iceberg.PrimitiveTypes.TimestampTz)
-	add("sent_at_ms", iceberg.PrimitiveTypes.Int64)
-	for _, f := range []string{"temperature", "humidity", "pressure", "luminosity", "battery"} {
-		add(f, iceberg.PrimitiveTypes.Float64)
-	}
-	if _, err := cat.CreateTable(ctx, catalog.ToIdentifier(l.namespace, l.table), iceberg.NewSchema(0, fields...)); err != nil {
-		t.Fatal(err)
-	}
+	sluicetest.CreateFramesTable(t, cat, l.namespace, l.table)
 }
 
 // frameIDs scans the raw table and counts the rows per frame_id; an error when it cannot be

@@ -93,7 +93,7 @@ func TestExactlyOnceAppendSurvivesAKilledWorker(t *testing.T) {
 	sluicetest.CreateConnector(t, p.URL, plain, sinkConfig(url, topic, schema+".plain"))
 	sluicetest.WaitState(t, p.URL, eos, runtime.StateRunning, 1)
 
-	const first, second = 3000, 20000
+	const first, second = 3000, 100000 // the second batch long enough for the kill to land while both tables are still filling
 	sluicetest.Produce(t, c.Bootstrap, topic, readings(0, first)...)
 	sluicetest.Eventually(t, 60*time.Second, "the first records in both tables", func() (bool, string) {
 		e, pl := count(db, "SELECT count(*) FROM "+schema+".eos"), count(db, "SELECT count(*) FROM "+schema+".plain")

@@ -81,8 +81,9 @@ func writeAndReadBack(t *testing.T, uri, warehouse string, load func(*testing.T,
 	})
 	tbl := load(t, tname)
 
-	// Schema: derived from the JSON, event_time as a timestamp.
-	want := map[string]string{"seq": "long", "device_id": "string", "place_id": "string", "event_time": "timestamptz", "temperature": "double"}
+	// Schema: derived from the JSON, event_time as a timestamp, numbers double (the default
+	// schema.json.numbers).
+	want := map[string]string{"seq": "double", "device_id": "string", "place_id": "string", "event_time": "timestamptz", "temperature": "double"}
 	if got := len(tbl.Schema().Fields()); got != len(want) {
 		t.Errorf("schema %s has %d columns, want %d", tbl.Schema(), got, len(want))
 	}
@@ -108,13 +109,13 @@ func writeAndReadBack(t *testing.T, uri, warehouse string, load func(*testing.T,
 		for i, f := range rec.Schema().Fields() {
 			idx[f.Name] = i
 		}
-		seq := rec.Column(idx["seq"]).(*array.Int64)
+		seq := rec.Column(idx["seq"]).(*array.Float64)
 		dev := rec.Column(idx["device_id"]).(*array.String)
 		place := rec.Column(idx["place_id"]).(*array.String)
 		ts := rec.Column(idx["event_time"]).(*array.Timestamp)
 		temp := rec.Column(idx["temperature"]).(*array.Float64)
 		for i := 0; i < int(rec.NumRows()); i++ {
-			s := seq.Value(i)
+			s := int64(seq.Value(i))
 			if seen[s] {
 				t.Errorf("seq %d twice", s)
 			}

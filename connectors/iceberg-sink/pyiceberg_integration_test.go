@@ -38,7 +38,7 @@ type pyRows struct {
 	Count  int
 	Schema []string
 	Rows   []struct {
-		Seq         int64    `json:"seq"`
+		Seq         float64  `json:"seq"` // a double: JSON numbers by default
 		DeviceID    string   `json:"device_id"`
 		PlaceID     string   `json:"place_id"`
 		EventTime   int64    `json:"event_time"`
@@ -100,7 +100,7 @@ func TestPyIcebergReadsTheTable(t *testing.T) {
 	bad := 0
 	for i, r := range got.Rows {
 		s := int64(i)
-		ok := r.Seq == s && r.DeviceID == fmt.Sprintf("dev-%d", s%7) && r.PlaceID == fmt.Sprintf("place-%d", s%3) &&
+		ok := r.Seq == float64(s) && r.DeviceID == fmt.Sprintf("dev-%d", s%7) && r.PlaceID == fmt.Sprintf("place-%d", s%3) &&
 			r.EventTime == (1714564800000+s*60_000)*1000 && r.Temperature == 20.05+float64(s%100)/10 &&
 			(s < n/2) == (r.Humidity == nil) && (r.Humidity == nil || *r.Humidity == 41.5)
 		if !ok {

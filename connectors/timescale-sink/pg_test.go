@@ -143,7 +143,7 @@ func reading(topic string, offset int64, value map[string]any) connect.Record {
 
 func TestAutoCreateAppendAndEvolve(t *testing.T) {
 	url, db, schema := testDB(t)
-	task, tc := startPG(t, url, "table", schema+".${topic}", "auto.create", "true", "auto.evolve", "true")
+	task, tc := startPG(t, url, "table", schema+".${topic}", "auto.create", "true", "auto.evolve", "true", "auto.create.json.numbers", "infer")
 	putPG(t, task,
 		reading("iot.raw", 0, map[string]any{"device_id": "d1", "reading": map[string]any{"temp": 21.5, "hum": int64(40)}, "ok": true, "tags": []any{"a"}}),
 		reading("iot.raw", 1, map[string]any{"device_id": "d2", "reading": map[string]any{"temp": int64(22), "hum": int64(41)}, "ok": false, "note": nil}),

@@ -24,6 +24,9 @@ type kafkaLog struct {
 	changed   chan struct{} // closed and replaced when positions move
 	positions map[int32]int64
 	err       error
+	// While start reads to the end: the end offsets it waits for, or why it has none yet.
+	ends    map[int32]int64
+	endsWhy error
 
 	stop chan struct{}
 	done chan struct{}
@@ -146,11 +149,17 @@ func (l *kafkaLog) readToEnd(ctx context.Context) error {
 				ends[p] = high
 				break
 			}
+			l.mu.Lock()
+			l.endsWhy = fmt.Errorf("end offset of partition %d: %w", p, err)
+			l.mu.Unlock()
 			if sleepCtx(ctx, 200*time.Millisecond) != nil {
 				return fmt.Errorf("end offsets of %s: %w", l.topic, err)
 			}
 		}
 	}
+	l.mu.Lock()
+	l.ends, l.endsWhy = ends, nil
+	l.mu.Unlock()
 	for {
 		l.mu.Lock()
 		behind := false
@@ -174,6 +183,25 @@ func (l *kafkaLog) readToEnd(ctx context.Context) error {
 			return fmt.Errorf("reading %s to the end: %w", l.topic, ctx.Err())
 		}
 	}
+}
+
+// progress says how far readToEnd has come, for a worker's start-up report.
+func (l *kafkaLog) progress() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.endsWhy != nil {
+		return l.endsWhy.Error()
+	}
+	if l.ends == nil {
+		return "asking for the end offsets"
+	}
+	behind := 0
+	for p, end := range l.ends {
+		if l.positions[p] < end {
+			behind++
+		}
+	}
+	return fmt.Sprintf("%d of %d partitions still to read", behind, len(l.ends))
 }
 
 // send writes a record and waits until Kafka acknowledged it. A nil value is a tombstone.

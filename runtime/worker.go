@@ -54,6 +54,7 @@ type Worker struct {
 	generation atomic.Int32
 	started    atomic.Bool
 	startedCh  chan struct{} // closed once started
+	progress   startProgress // which step of Start the worker is in
 	assignor   *cluster.Assignor
 	member     *cluster.Membership
 	cluster    membership
@@ -176,6 +177,10 @@ func (w *Worker) Metrics() *prometheus.Registry { return w.metrics.registry }
 // Start connects to Kafka, makes sure the internal topics exist, reads them, and starts
 // running connectors.
 func (w *Worker) Start(ctx context.Context) error {
+	watch, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go w.watchStart(watch, time.Now())
+	w.progress.set("connecting to Kafka at "+w.cfg.BootstrapServers, nil)
 	admin, err := w.clients.admin()
 	if err != nil {
 		return fmt.Errorf("kafka admin client: %w", err)
@@ -189,6 +194,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		{name: w.cfg.OffsetTopic, partitions: w.cfg.OffsetPartitions, replication: w.cfg.OffsetReplication, compact: true},
 		{name: w.cfg.StatusTopic, partitions: w.cfg.StatusPartitions, replication: w.cfg.StatusReplication, compact: true},
 	} {
+		w.progress.set("creating or checking internal topic "+spec.name, nil)
 		if err := ensureTopic(ctx, admin, spec); err != nil {
 			return err
 		}
@@ -203,11 +209,13 @@ func (w *Worker) Start(ctx context.Context) error {
 		return err
 	}
 	for _, l := range []*kafkaLog{w.offsets.log, w.statuses.log, w.configs.log} {
+		w.progress.set("reading internal topic "+l.topic+" to the end", l.progress)
 		if err := l.start(ctx); err != nil {
 			return err
 		}
 	}
 	go w.loop()
+	w.progress.set("joining worker group "+w.cfg.GroupID, nil)
 	if w.leave, err = w.startMembership(); err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func (w *Worker) AwaitStarted(ctx context.Context) error {
 // Health answers GET /health.
 func (w *Worker) Health(context.Context) Health {
 	if !w.started.Load() {
-		return Health{Status: "starting", Message: "Worker is still starting up."}
+		return Health{Status: "starting", Message: "Worker is still starting up: " + w.progress.describe() + "."}
 	}
 	if !isDone(w.joined) {
 		// Not ready until it has joined the group and read the config topic up to the

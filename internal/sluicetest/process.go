@@ -2,6 +2,7 @@ package sluicetest
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -118,8 +119,9 @@ func (p *Process) AwaitHealthy(t testing.TB, timeout time.Duration) {
 		if err != nil {
 			return false, err.Error()
 		}
-		resp.Body.Close()
-		return resp.StatusCode == 200, resp.Status
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return resp.StatusCode == 200, resp.Status + " " + string(body) // the body says which start-up step it is in
 	})
 }
 

@@ -21,6 +21,9 @@ import (
 
 // compose is the part of docker-compose.yml this test reads.
 type compose struct {
+	Worker struct {
+		Environment map[string]string `yaml:"environment"`
+	} `yaml:"x-sluice-worker"`
 	Services map[string]struct {
 		Build   any      `yaml:"build"`
 		Volumes []string `yaml:"volumes"`
@@ -28,7 +31,9 @@ type compose struct {
 	} `yaml:"services"`
 }
 
-func TestComposeRefersOnlyToFilesThatExist(t *testing.T) {
+// readCompose reads docker-compose.yml.
+func readCompose(t *testing.T) compose {
+	t.Helper()
 	b, err := os.ReadFile("../docker-compose.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +42,27 @@ func TestComposeRefersOnlyToFilesThatExist(t *testing.T) {
 	if err := yaml.Unmarshal(b, &c); err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
+	return c
+}
+
+// stackProviders are the config provider settings of the stack's workers (their
+// SLUICE_WORKER_CONFIG_PROVIDERS* variables), so the test worker resolves what theirs would.
+func stackProviders(t *testing.T) map[string]string {
+	var environ []string
+	for k, v := range readCompose(t).Worker.Environment {
+		if strings.HasPrefix(k, "SLUICE_WORKER_CONFIG_PROVIDERS") {
+			environ = append(environ, k+"="+v)
+		}
+	}
+	settings, err := runtime.LoadWorkerSettings("", environ, nil)
+	if err != nil || settings["config.providers"] == "" {
+		t.Fatalf("the stack's workers enable no config provider (%v): its connectors' placeholders would not resolve", err)
+	}
+	return settings
+}
+
+func TestComposeRefersOnlyToFilesThatExist(t *testing.T) {
+	c := readCompose(t)
 	if len(c.Services) < 10 {
 		t.Fatalf("docker-compose.yml has %d services; the stack needs its brokers, stores, workers and monitoring", len(c.Services))
 	}
@@ -105,7 +131,7 @@ func TestConnectorDefinitionsValidate(t *testing.T) {
 	}
 	c := sluicetest.NewCluster(t)
 	stackSecrets(t)
-	w := c.StartWorker(nil)
+	w := c.StartWorker(stackProviders(t))
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {

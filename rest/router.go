@@ -31,6 +31,12 @@ type Options struct {
 	// RequestTimeout bounds how long a request waits on the worker (and on a forward). Past
 	// it the API answers 500 "Request timed out". Zero means DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// CORS are the cross-origin settings (see guardBrowsers).
+	CORS CORS
+	// AllowedHosts are the host names, besides localhost and addresses, that requests reaching
+	// the worker on a loopback address may name in their Host header (see guardBrowsers);
+	// the worker's own names belong here. "*" allows any.
+	AllowedHosts []string
 }
 
 // New returns the HTTP handler of Sluice's REST API, Kafka Connect 4.0's API over w. Every
@@ -39,17 +45,28 @@ func New(w Worker, opts Options) http.Handler {
 	return newRouter(w, opts)
 }
 
+// NewServer returns the HTTP server for the API's handler, with time limits on every stage of
+// a request that a slow or idle client could otherwise hold open: the headers (10 s), the
+// whole request with its body (30 s) and an idle keep-alive connection (2 minutes). Writing
+// the answer is bounded by the request timeout.
+func NewServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+}
+
 // api holds what the handlers share.
 type api struct {
 	w       Worker
 	log     *slog.Logger
 	client  *http.Client
 	timeout time.Duration
+
+	cors         CORS
+	allowedHosts []string
 }
 
 // newRouter builds the chi router; tests use it to walk the routes.
 func newRouter(w Worker, opts Options) *chi.Mux {
-	a := &api{w: w, log: opts.Logger, client: opts.HTTPClient, timeout: opts.RequestTimeout}
+	a := &api{w: w, log: opts.Logger, client: opts.HTTPClient, timeout: opts.RequestTimeout, cors: opts.CORS, allowedHosts: opts.AllowedHosts}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -67,7 +84,7 @@ func newRouter(w Worker, opts Options) *chi.Mux {
 	// The 404 and 405 handlers come first so every route below inherits them.
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) { a.methodNotAllowed(r, w, req) })
-	r.Use(a.logRequests, a.recoverPanics, stripSlashes, a.withTimeout, bufferBody)
+	r.Use(a.logRequests, a.recoverPanics, a.guardBrowsers, stripSlashes, a.withTimeout, bufferBody)
 
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) { // answers while starting, too
 		if err := a.serverInfo(w, r); err != nil {

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strconv"
@@ -105,6 +106,40 @@ func ensureTopic(ctx context.Context, admin *kafka.AdminClient, spec topicSpec) 
 		}
 	}
 }
+
+// clusterID asks Kafka for its cluster id until it answers or ctx ends, telling failed
+// attempts to failed, and returns the admin client that got the answer. It sends a
+// DescribeCluster request for each attempt (the client's ClusterID waits for metadata without
+// asking for it: a worker of a clean-clone CI run waited on it for minutes while the broker
+// served every other worker), and after every third failed attempt it starts over with a new
+// admin client from renew.
+func clusterID(ctx context.Context, admin *kafka.AdminClient, renew func() (*kafka.AdminClient, error), failed func(error)) (string, *kafka.AdminClient, error) {
+	wait := backoff{initial: 200 * time.Millisecond, max: 2 * time.Second}
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, clusterIDAttempt)
+		res, err := admin.DescribeCluster(actx, kafka.SetAdminRequestTimeout(clusterIDAttempt))
+		cancel()
+		if err == nil && res.ClusterID != nil {
+			return *res.ClusterID, admin, nil
+		}
+		if err == nil {
+			err = errors.New("Kafka described the cluster without an id")
+		}
+		failed(fmt.Errorf("attempt %d: %w", attempt, err))
+		if sleepCtx(ctx, wait.wait()) != nil {
+			return "", admin, err
+		}
+		if attempt%3 == 0 {
+			if fresh, rerr := renew(); rerr == nil {
+				admin.Close()
+				admin = fresh
+			}
+		}
+	}
+}
+
+// clusterIDAttempt bounds one attempt of clusterID.
+const clusterIDAttempt = 10 * time.Second
 
 // topicVisibleTimeout bounds how long a worker waits for a topic someone else is creating.
 const topicVisibleTimeout = 30 * time.Second

@@ -2,6 +2,8 @@ package runtime_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +106,7 @@ func TestSecretsNeverLeakResolved(t *testing.T) {
 	const secret = "s3cr3t-Pa55word-9137"
 	t.Setenv("SLUICE_IT_SECRET", secret)
 	c := newCluster(t)
-	w := c.StartWorker(nil)
+	w := c.StartWorker(map[string]string{"config.providers": "env", "config.providers.env.param.allowlist.pattern": "SLUICE_IT_.*"})
 	topic := sluicetest.UniqueName("sec")
 	cfg := map[string]string{"connector.class": "probe-sink", "topics": topic, "mode": "leak", "password": "${env:SLUICE_IT_SECRET}"}
 	var info runtime.ConnectorInfo
@@ -167,5 +169,55 @@ func TestRequestedCommitReachesPreCommitWithoutRecords(t *testing.T) {
 	})
 	if v := collectedValues(name); len(v) != 0 {
 		t.Errorf("the quiet topic gave records: %v", v)
+	}
+}
+
+// TestPlaceholdersNeverShowWhatTheyResolveTo replays an attacker's reads of the worker's files
+// and environment through settings that refuse the value (tasks.max): creation and validation
+// answer 400 naming the key and the placeholder, and neither they nor the logs show what the
+// placeholder resolved to, in any quoting. Where the worker's allowed paths exclude the file,
+// it is not even read.
+func TestPlaceholdersNeverShowWhatTheyResolveTo(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "passwd")
+	if err := os.WriteFile(file, []byte("root:x:0:0:root:/root:/bin/bash\nsecond-line-S3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SLUICE_IT_LEAK", "env-Leak-Value-77")
+	leaks := []string{"root:x:0", "second-line-S3cret", "env-Leak-Value-77"}
+	c := newCluster(t)
+	open := c.StartWorker(map[string]string{"config.providers": "env,file"}) // Kafka Connect's defaults once enabled: any file, any variable
+	allowed := c.StartWorker(map[string]string{"config.providers": "env,file",
+		"config.providers.file.param.allowed.paths": t.TempDir(), "config.providers.env.param.allowlist.pattern": "SLUICE_SECRET_.*"})
+	for _, tt := range []struct {
+		name        string
+		worker      *sluicetest.Worker
+		placeholder string
+		want        string
+	}{
+		{"a whole file", open, "${file:" + file + "}", "not shown: it comes from a config provider"},
+		{"a key of a file", open, "${file:" + file + ":root}", "not shown: it comes from a config provider"},
+		{"a variable", open, "${env:SLUICE_IT_LEAK}", "not shown: it comes from a config provider"},
+		{"a file outside allowed.paths", allowed, "${file:" + file + "}", "is not under config.providers.file.param.allowed.paths"},
+		{"a variable outside the allowlist", allowed, "${env:SLUICE_IT_LEAK}", "is not allowed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := map[string]string{"connector.class": "probe-sink", "topics": "t", "tasks.max": tt.placeholder}
+			var created, validated map[string]any
+			if code := sluicetest.Call(t, "POST", tt.worker.URL+"/connectors", map[string]any{"name": "reader", "config": cfg}, &created); code != 400 {
+				t.Fatalf("create: %d %v, want 400", code, created)
+			}
+			if code := sluicetest.Call(t, "PUT", tt.worker.URL+"/connector-plugins/probe-sink/config/validate", cfg, &validated); code != 200 {
+				t.Fatalf("validate: %d %v", code, validated)
+			}
+			answers := fmt.Sprintf("%v\n%v", created, validated)
+			for _, leak := range leaks {
+				if strings.Contains(answers, leak) || strings.Contains(c.Logs.String(), leak) {
+					t.Fatalf("%q leaked:\n%s", leak, answers)
+				}
+			}
+			if !strings.Contains(answers, tt.want) || !strings.Contains(fmt.Sprint(created), tt.placeholder) {
+				t.Errorf("answers must name the placeholder and say %q:\n%s", tt.want, answers)
+			}
+		})
 	}
 }

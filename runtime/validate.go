@@ -23,12 +23,19 @@ func (w *Worker) validateConnector(ctx context.Context, config map[string]string
 	if !ok {
 		return connect.Plugin{}, nil, Errorf(ErrBadRequest, "Failed to find any class that implements Connector and which name matches %s; available connectors are: %s", class, strings.Join(w.pluginNames(), ", "))
 	}
-	res, err := resolveConfig(config)
+	res, err := w.cfg.Providers.resolve(config)
 	byKey := map[string][]string{}
 	add := func(err error) {
 		fields, other := connect.FieldErrors(err)
 		for k, msgs := range fields {
-			byKey[k] = append(byKey[k], msgs...)
+			if connect.HasPlaceholder(config[k]) {
+				// The messages speak of the resolved value, in words that scrubbing may
+				// miss (quoted, escaped, cut short): say what was wrong without it.
+				msgs = []string{placeholderInvalid(config[k], k)}
+			}
+			for _, m := range msgs {
+				byKey[k] = append(byKey[k], scrub(m, res.secrets))
+			}
 		}
 		for _, o := range other {
 			byKey["connector.class"] = append(byKey["connector.class"], scrub(o.Error(), res.secrets))
@@ -62,6 +69,12 @@ func (w *Worker) validateConnector(ctx context.Context, config map[string]string
 		add(v.Validate(ctx, connect.Config(cfg)))
 	}
 	return p, byKey, nil
+}
+
+// placeholderInvalid is the message for a setting whose placeholder resolved to a value the
+// setting does not take: the placeholder, never the value.
+func placeholderInvalid(raw, key string) string {
+	return fmt.Sprintf("Invalid value %s for configuration %s: the value it resolves to is not valid for this setting (not shown: it comes from a config provider)", raw, key)
 }
 
 // configInfos renders a validation as Kafka Connect's ConfigInfos.

@@ -180,15 +180,23 @@ func (w *Worker) Start(ctx context.Context) error {
 	watch, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go w.watchStart(watch, time.Now())
-	w.progress.set("connecting to Kafka at "+w.cfg.BootstrapServers, nil)
+	var lastTry atomic.Pointer[string]
+	w.progress.set("connecting to Kafka at "+w.cfg.BootstrapServers, func() string {
+		if p := lastTry.Load(); p != nil {
+			return *p
+		}
+		return ""
+	})
 	admin, err := w.clients.admin()
 	if err != nil {
 		return fmt.Errorf("kafka admin client: %w", err)
 	}
-	w.admin = admin
-	if w.clusterID, err = admin.ClusterID(ctx); err != nil {
+	w.clusterID, w.admin, err = clusterID(ctx, admin, func() (*kafka.AdminClient, error) { return w.clients.admin() }, func(err error) { msg := err.Error(); lastTry.Store(&msg) })
+	if err != nil {
+		w.admin.Close()
 		return fmt.Errorf("reach Kafka at %s: %w", w.cfg.BootstrapServers, err)
 	}
+	admin = w.admin
 	for _, spec := range []topicSpec{
 		{name: w.cfg.ConfigTopic, partitions: 1, replication: w.cfg.ConfigReplication, compact: true, exactPartitions: true},
 		{name: w.cfg.OffsetTopic, partitions: w.cfg.OffsetPartitions, replication: w.cfg.OffsetReplication, compact: true},
@@ -440,7 +448,7 @@ func (w *Worker) startConnector(ctx context.Context, name string, raw map[string
 		return fail(fmt.Errorf("connector.class %q is not a known connector plugin", raw["connector.class"]))
 	}
 	c.plugin = p
-	res, err := resolveConfig(raw)
+	res, err := w.cfg.Providers.resolve(raw)
 	c.secrets = res.secrets
 	if err != nil {
 		return fail(err)
@@ -532,7 +540,7 @@ func (w *Worker) connectorDeleted(c *connectorRun) {
 		return
 	}
 	d, ok := p.New().(connect.Deleter)
-	res, err := resolveConfig(c.raw)
+	res, err := w.cfg.Providers.resolve(c.raw)
 	if !ok || err != nil {
 		return // a config that does not resolve never ran: nothing to clean up
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -285,7 +286,7 @@ func (w *Worker) writeTaskConfigs(ctx context.Context, name string, configs []ma
 		configs = []map[string]string{}
 	}
 	body, _ := json.Marshal(configs)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.leaderURL+"/connectors/"+name+"/tasks?forward=true", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.leaderURL+"/connectors/"+url.PathEscape(name)+"/tasks?forward=true", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

@@ -54,11 +54,11 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 	if !ok {
 		return fmt.Errorf("connector.class %q is not a known connector plugin", connCfg["connector.class"])
 	}
-	connRes, err := resolveConfig(connCfg)
+	connRes, err := w.cfg.Providers.resolve(connCfg)
 	if err != nil {
 		return err
 	}
-	taskRes, err := resolveConfig(taskCfg)
+	taskRes, err := w.cfg.Providers.resolve(taskCfg)
 	if err != nil {
 		return err
 	}

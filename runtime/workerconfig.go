@@ -36,6 +36,9 @@ type WorkerConfig struct {
 	AdvertisedHost     string   `config:"rest.advertised.host.name" doc:"Host name other workers use to reach this worker's REST API; defaults to the host name."`
 	AdvertisedPort     int      `config:"rest.advertised.port" min:"0" max:"65535" doc:"Port other workers use to reach this worker's REST API; defaults to the first listener's port."`
 	AdvertisedListener string   `config:"rest.advertised.listener" enum:"http,https" doc:"Scheme of the advertised REST URL."`
+	AllowOrigins       []string `config:"access.control.allow.origin" doc:"Origins (scheme://host:port, or * for any) whose web pages may call the REST API from a browser. Empty (the default) refuses every cross-origin request with 403: a page the worker's user opens cannot drive the worker."`
+	AllowMethods       []string `config:"access.control.allow.methods" doc:"Methods cross-origin requests from access.control.allow.origin may use; empty means GET, POST and HEAD."`
+	AllowedHosts       []string `config:"rest.allowed.hosts" doc:"Host names, besides localhost, IP addresses, rest.advertised.host.name and the machine's host name, that requests reaching the worker on a loopback address may name (refused with 403 otherwise, against DNS rebinding); * allows any."`
 
 	KeyConverter    string `config:"key.converter" default:"org.apache.kafka.connect.json.JsonConverter" doc:"Default converter of record keys; connectors may override it."`
 	ValueConverter  string `config:"value.converter" default:"org.apache.kafka.connect.json.JsonConverter" doc:"Default converter of record values; connectors may override it."`
@@ -58,6 +61,8 @@ type WorkerConfig struct {
 	Client ClientSettings `config:"-"`
 	// Raw is every setting as given, for converter settings by prefix.
 	Raw map[string]string `config:"-"`
+	// Providers are the config providers config.providers enables.
+	Providers ConfigProviders `config:"-"`
 }
 
 // ClientSettings are Kafka client settings by client kind, in librdkafka's names.
@@ -102,6 +107,10 @@ func ParseWorkerConfig(settings map[string]string) (*WorkerConfig, error) {
 	}
 	var cfg WorkerConfig
 	if err := workerSpec.Decode(settings, &cfg); err != nil {
+		errs = append(errs, err)
+	}
+	var err error
+	if cfg.Providers, err = parseConfigProviders(settings); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {

@@ -539,3 +539,37 @@ func TestTaskCountChangeLeavesOtherConnectorsAlone(t *testing.T) {
 	}
 	t.Logf("generations seen: %v", generations)
 }
+
+// TestConnectorNamesThatNeedEscapingGetTasksOnAFollower creates connectors whose names need
+// escaping in a URL (#, ?, %, a space, non-ASCII, + and &) on two workers: a connector that
+// runs on the follower hands its task configurations to the leader over the internal REST
+// endpoint, and every one of them must get its task.
+func TestConnectorNamesThatNeedEscapingGetTasksOnAFollower(t *testing.T) {
+	c := sluicetest.NewCluster(t)
+	ws := []*sluicetest.Worker{c.StartWorker(nil), c.StartWorker(nil)}
+	names := []string{"hash#1", "query?2", "percent%3", "space 4", "grüße-5", "all #?% é-6", "plus+and&7"}
+	for _, n := range names {
+		sluicetest.CreateConnector(t, ws[0].URL, c.Prefix+"-"+n, map[string]string{"connector.class": "datagen",
+			"kafka.topic": c.Prefix + "-data", "rate": "1", "tasks.max": "1",
+			"topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"})
+	}
+	leader := ""
+	for _, w := range ws {
+		var info runtime.ServerInfo
+		sluicetest.Call(t, "GET", w.URL+"/", nil, &info)
+		if info.Worker != nil && info.Worker.Leader {
+			leader = info.Worker.WorkerID
+		}
+	}
+	onFollower := 0
+	for _, n := range names {
+		st := sluicetest.WaitState(t, ws[1].URL, c.Prefix+"-"+n, runtime.StateRunning, 1)
+		if st.Connector.WorkerID != leader {
+			onFollower++
+		}
+	}
+	if leader == "" || onFollower == 0 {
+		t.Fatalf("no connector ran on a follower (leader %q): the test proves nothing", leader)
+	}
+	t.Logf("%d of %d connectors ran on the follower", onFollower, len(names))
+}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,8 +111,9 @@ func startWorker(ctx context.Context, cfg *runtime.WorkerConfig, levels *runtime
 	if cfg.MetricsEnable {
 		metrics = promhttp.HandlerFor(w.Metrics(), promhttp.HandlerOpts{})
 	}
-	ws := &servedWorker{w: w, serveErr: make(chan error, 1),
-		srv: &http.Server{Handler: rest.New(w, rest.Options{Logger: levels.Logger("sluice.rest"), Metrics: metrics}), ReadHeaderTimeout: 10 * time.Second}}
+	api := rest.New(w, rest.Options{Logger: levels.Logger("sluice.rest"), Metrics: metrics,
+		CORS: rest.CORS{AllowOrigins: cfg.AllowOrigins, AllowMethods: cfg.AllowMethods}, AllowedHosts: ownHostNames(cfg, w.URL())})
+	ws := &servedWorker{w: w, serveErr: make(chan error, 1), srv: rest.NewServer(api)}
 	go func() { ws.serveErr <- ws.srv.Serve(lis) }()
 	fmt.Fprintf(stdout, "sluice worker %s: REST API at %s\n", w.ID(), w.URL())
 
@@ -123,6 +125,20 @@ func startWorker(ctx context.Context, cfg *runtime.WorkerConfig, levels *runtime
 		return nil, fmt.Errorf("starting the worker: %w", err)
 	}
 	return ws, nil
+}
+
+// ownHostNames are the names requests may give the worker's host besides localhost and
+// addresses: rest.allowed.hosts, the advertised host and the machine's name (Debian maps it to
+// 127.0.1.1, so other workers' forwards reach a loopback address with it).
+func ownHostNames(cfg *runtime.WorkerConfig, advertised string) []string {
+	names := slices.Clone(cfg.AllowedHosts)
+	if u, err := url.Parse(advertised); err == nil && u.Hostname() != "" {
+		names = append(names, u.Hostname())
+	}
+	if h, err := os.Hostname(); err == nil {
+		names = append(names, h)
+	}
+	return names
 }
 
 // stop stops serving the API and the worker.

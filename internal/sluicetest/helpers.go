@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,7 +84,7 @@ func WaitState(t testing.TB, base, name string, want runtime.State, tasks int) r
 	var st runtime.ConnectorStatus
 	Eventually(t, 60*time.Second, fmt.Sprintf("%s %s with %d tasks", name, want, tasks), func() (bool, string) {
 		st = runtime.ConnectorStatus{}
-		code := Call(t, "GET", base+"/connectors/"+name+"/status", nil, &st)
+		code := Call(t, "GET", base+"/connectors/"+url.PathEscape(name)+"/status", nil, &st)
 		if code != 200 || st.Connector.State != want || len(st.Tasks) != tasks {
 			return false, fmt.Sprintf("%d %+v", code, st)
 		}

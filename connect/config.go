@@ -26,13 +26,20 @@ const (
 // ConfigKey declares one setting. Connectors do not build these by hand: they come from the
 // tags of the connector's config struct (see SpecOf).
 type ConfigKey struct {
-	Name        string
-	Type        string
-	Doc         string
-	Default     string
-	HasDefault  bool
-	Required    bool
-	Secret      bool
+	Name       string
+	Type       string
+	Doc        string
+	Default    string
+	HasDefault bool
+	Required   bool
+	Secret     bool
+	// Endpoint marks a setting that says where the connector connects (a server, a URL): the
+	// runtime keeps a stored secret across a change of an endpoint only when the secret is
+	// sent again, so that whoever may change a config cannot send a stored password elsewhere.
+	Endpoint bool
+	// Path marks a setting that names a file on the worker: the runtime refuses one outside
+	// the directories the worker allows connectors (connector.file.allowed.paths).
+	Path        bool
 	Importance  string // HIGH, MEDIUM or LOW
 	Group       string
 	Order       int
@@ -70,7 +77,7 @@ var specCache sync.Map // reflect.Type -> *Spec
 //		TLS       TLSConfig     `config:"tls"` // nested struct: its keys get the prefix "tls."
 //	}
 //
-// Tags: config (the key; "-" skips the field), doc, default, required, secret, enum
+// Tags: config (the key; "-" skips the field), doc, default, required, secret, endpoint, path, enum
 // (comma-separated), min, max, pattern, group, importance (high, medium, low; default medium
 // for optional and high for required keys), display. Field types: string, bool, int, int32,
 // int64, float64, time.Duration (a Go duration like "30s", or milliseconds), []string (a
@@ -144,6 +151,8 @@ func collectKeys(t reflect.Type, prefix string, path []int, out *[]ConfigKey) {
 			Group:       f.Tag.Get("group"),
 			Required:    f.Tag.Get("required") == "true",
 			Secret:      f.Tag.Get("secret") == "true",
+			Endpoint:    f.Tag.Get("endpoint") == "true",
+			Path:        f.Tag.Get("path") == "true",
 			Order:       len(*out) + 1,
 			index:       fieldPath,
 			kind:        f.Type,

@@ -186,3 +186,26 @@ func connectionTrouble(problems []string) bool {
 	}
 	return true
 }
+
+// TestImageRunsAsAnOrdinaryUser checks the Dockerfile's final stage names a USER that is not
+// root, so a worker (and whoever may create a connector on it) has no root rights in its
+// container.
+func TestImageRunsAsAnOrdinaryUser(t *testing.T) {
+	b, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) >= 2 && strings.EqualFold(fields[0], "FROM"):
+			user = "" // a new stage starts as root
+		case len(fields) >= 2 && strings.EqualFold(fields[0], "USER"):
+			user, _, _ = strings.Cut(fields[1], ":")
+		}
+	}
+	if user == "" || user == "root" || user == "0" {
+		t.Fatalf("the image's final stage runs as %q; give it a USER that is not root", user)
+	}
+}

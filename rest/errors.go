@@ -60,6 +60,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, runtime.ErrUnavailable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, runtime.ErrForbidden):
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}

@@ -20,7 +20,7 @@ import (
 const forwardParam = "forward"
 
 // forwardedHeaders are the request headers a forward carries to the target.
-var forwardedHeaders = []string{"Content-Type", "Accept", "Authorization"}
+var forwardedHeaders = []string{"Content-Type", "Accept", "Authorization", runtime.SignatureHeader, runtime.SignatureAlgorithmHeader}
 
 // relayedHeaders are the target's response headers the forwarding worker passes back.
 var relayedHeaders = []string{"Content-Type", "Location"}

@@ -74,7 +74,8 @@ func (a *api) putTaskConfigs(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	err := call0(a, r, fmt.Sprintf("writing the task configurations of connector %q", name), func(ctx context.Context) error {
-		return a.w.PutTaskConfigs(ctx, name, configs)
+		return a.w.PutTaskConfigs(ctx, name, configs, runtime.InternalSignature{
+			Algorithm: r.Header.Get(runtime.SignatureAlgorithmHeader), Signature: r.Header.Get(runtime.SignatureHeader), Body: requestBody(r)})
 	})
 	if err != nil {
 		return err

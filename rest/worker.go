@@ -30,7 +30,7 @@ type Worker interface {
 	TaskConfigs(ctx context.Context, name string) ([]runtime.TaskInfo, error)
 	// PutTaskConfigs writes a connector's task configurations; the leader does it, others
 	// return a *runtime.NotLeaderError.
-	PutTaskConfigs(ctx context.Context, name string, configs []map[string]string) error
+	PutTaskConfigs(ctx context.Context, name string, configs []map[string]string, sig runtime.InternalSignature) error
 	TaskStatus(ctx context.Context, name string, task int) (runtime.TaskState, error)
 	RestartTask(ctx context.Context, name string, task int) error
 	// RestartConnector restarts the connector and, as asked, its tasks; it returns the status

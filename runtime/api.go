@@ -170,7 +170,7 @@ type LoggerLevel struct {
 }
 
 // Errors the worker returns; the rest package maps them to Kafka Connect's status codes
-// (404, 409, 400, 409). Wrap them with a message that says what went wrong.
+// (404, 409, 400, 409, 503, 403). Wrap them with a message that says what went wrong.
 var (
 	ErrNotFound   = errors.New("not found")
 	ErrExists     = errors.New("already exists")
@@ -179,6 +179,8 @@ var (
 	ErrRebalance = errors.New("rebalance in progress")
 	// ErrUnavailable means the worker cannot answer yet (it is still starting up).
 	ErrUnavailable = errors.New("unavailable")
+	// ErrForbidden means the request is refused whoever retries it (a forged signature).
+	ErrForbidden = errors.New("forbidden")
 )
 
 // NotLeaderError is returned for a request that must run on another worker (the leader, or the

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 //	task-<name>-<n>      {"properties":{...}}            buffered until the commit record
 //	commit-<name>        {"tasks":N}                     applies the buffered task configs
 //	restart-connector-<name> {"include-tasks":b, "only-failed":b}
+//	session-key          {"key":..., "algorithm":..., "creation-timestamp":...} (see sessionkey.go)
 type configStore struct {
 	log     *kafkaLog
 	logger  *slog.Logger
@@ -29,6 +31,8 @@ type configStore struct {
 	mu       sync.Mutex
 	state    ConfigSnapshot
 	deferred map[string]map[int]map[string]string // task configs waiting for their commit
+	// The session key internal requests are signed with, and the one before it.
+	key, prevKey sessionKey
 }
 
 // ConfigSnapshot is the state of the config topic at one offset.
@@ -197,6 +201,10 @@ func (s *configStore) apply(m *kafka.Message) {
 		s.state.TaskCounts[name] = v.Tasks
 		delete(s.deferred, name)
 		ev = &configEvent{kind: "tasks", connector: name, reshapes: !hadTasks || prevCount != v.Tasks}
+	case key == sessionKeyRecord:
+		if k, ok := parseSessionKey(m.Value); ok {
+			s.prevKey, s.key = s.key, k
+		}
 	case strings.HasPrefix(key, "restart-connector-"):
 		var v restartRequest
 		if json.Unmarshal(m.Value, &v) == nil {
@@ -278,4 +286,26 @@ func (s *configStore) putRestartRequest(ctx context.Context, name string, r rest
 		return err
 	}
 	return s.log.readToEnd(ctx)
+}
+
+// sessionKeys returns the current session key and the one before it (zero when none).
+func (s *configStore) sessionKeys() (cur, prev sessionKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.key, s.prevKey
+}
+
+// putSessionKey writes a new session key.
+func (s *configStore) putSessionKey(ctx context.Context, k sessionKey) error {
+	v, _ := json.Marshal(sessionKeyValue{Key: base64.StdEncoding.EncodeToString(k.key), Algorithm: signatureAlgorithm, Created: k.created.UnixMilli()})
+	if err := s.log.send(ctx, []byte(sessionKeyRecord), v); err != nil {
+		return err
+	}
+	return s.log.readToEnd(ctx)
+}
+
+// sessionKeysList is sessionKeys as a list, for verifySignature.
+func (s *configStore) sessionKeysList() []sessionKey {
+	cur, prev := s.sessionKeys()
+	return []sessionKey{cur, prev}
 }

@@ -221,3 +221,126 @@ func TestPlaceholdersNeverShowWhatTheyResolveTo(t *testing.T) {
 		})
 	}
 }
+
+// TestClientOverridesFollowThePolicy creates connectors with client overrides on workers with
+// each connector.client.config.override.policy, the default first: a refused override is a
+// 400 naming the key, and an allowed one creates the connector.
+func TestClientOverridesFollowThePolicy(t *testing.T) {
+	for _, tt := range []struct {
+		policy  string // "" for the default
+		key     string
+		refused bool
+	}{
+		{"", "producer.override.bootstrap.servers", true},
+		{"", "producer.override.linger.ms", true},
+		{"Principal", "producer.override.bootstrap.servers", true},
+		{"Principal", "producer.override.sasl.username", false},
+		{"All", "producer.override.bootstrap.servers", false},
+		{"All", "producer.override.plugin.library.paths", true},
+	} {
+		t.Run(tt.policy+" "+tt.key, func(t *testing.T) {
+			settings := map[string]string{}
+			if tt.policy != "" {
+				settings["connector.client.config.override.policy"] = tt.policy
+			}
+			w := newCluster(t).StartWorker(settings)
+			name := sluicetest.UniqueName("overrides")
+			cfg := map[string]string{"connector.class": "probe-sink", "topics": "t", tt.key: "x"}
+			var out map[string]any
+			code := sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": name, "config": cfg}, &out)
+			if tt.refused {
+				if msg := fmt.Sprint(out["message"]); code != 400 || !strings.Contains(msg, tt.key+": ") || !strings.Contains(msg, "override.policy") {
+					t.Fatalf("answered %d %v, want 400 naming %s and the policy", code, out, tt.key)
+				}
+				return
+			}
+			if code != 201 {
+				t.Fatalf("answered %d %v, want 201", code, out)
+			}
+		})
+	}
+}
+
+// TestStoredSecretsDoNotFollowANewEndpoint changes where a connector connects without sending
+// its stored password again, with PATCH and with a PUT of the redaction marker (what a tool
+// that reads, edits and writes back a config sends): both are refused, naming the settings;
+// sending the password again, or changing anything else, is taken.
+func TestStoredSecretsDoNotFollowANewEndpoint(t *testing.T) {
+	c := newCluster(t)
+	w := c.StartWorker(nil)
+	const password = "stored-Pa55word-5120"
+	name := sluicetest.UniqueName("endpoint")
+	cfg := map[string]string{"connector.class": "probe-sink", "topics": "t", "server": "db.internal:5432", "password": password}
+	sluicetest.CreateConnector(t, w.URL, name, cfg)
+	base := w.URL + "/connectors/" + name + "/config"
+	for _, tt := range []struct {
+		name   string
+		method string
+		body   map[string]any
+		want   int
+	}{
+		{"PATCH the server alone", "PATCH", map[string]any{"server": "attacker.example:5432"}, 400},
+		{"PUT the server with the marker", "PUT", map[string]any{"connector.class": "probe-sink", "topics": "t", "server": "attacker.example:5432", "password": "[hidden]"}, 400},
+		{"PATCH something else", "PATCH", map[string]any{"mode": "ok"}, 200},
+		{"PUT something else with the marker", "PUT", map[string]any{"connector.class": "probe-sink", "topics": "t", "server": "db.internal:5432", "password": "[hidden]", "mode": "ok"}, 200},
+		{"PATCH the server with the password", "PATCH", map[string]any{"server": "db2.internal:5432", "password": "new-Pa55word-77"}, 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out map[string]any
+			code := sluicetest.Call(t, tt.method, base, tt.body, &out)
+			if code != tt.want {
+				t.Fatalf("answered %d %v, want %d", code, out, tt.want)
+			}
+			if code == 400 && (!strings.Contains(fmt.Sprint(out["message"]), "server changes, and the stored password") || strings.Contains(fmt.Sprint(out), password)) {
+				t.Errorf("message %v must name the settings, and never the password", out["message"])
+			}
+		})
+	}
+	var stored map[string]string
+	sluicetest.Call(t, "GET", base, nil, &stored)
+	if stored["server"] != "db2.internal:5432" {
+		t.Errorf("config after the updates: %v", stored)
+	}
+}
+
+// TestConnectorFilesStayUnderTheAllowedPaths creates file and file-source connectors that
+// name files inside and outside the worker's connector.file.allowed.paths (through "..", a
+// symbolic link, a relative path), and on a worker that allows none (the default).
+func TestConnectorFilesStayUnderTheAllowedPaths(t *testing.T) {
+	allowed, outside := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(allowed, "link")); err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t)
+	w := c.StartWorker(map[string]string{"connector.file.allowed.paths": allowed})
+	none := newCluster(t).StartWorker(map[string]string{"connector.file.allowed.paths": ""})
+	for _, tt := range []struct {
+		name   string
+		worker *sluicetest.Worker
+		class  string
+		file   string
+		want   string // "" for 201
+	}{
+		{"a file under the allowed path", w, "file", filepath.Join(allowed, "out-{task}.jsonl"), ""},
+		{"read /etc/passwd", w, "file-source", "/etc/passwd", "is not under the worker's connector.file.allowed.paths"},
+		{"write through ..", w, "file", allowed + "/../" + filepath.Base(outside) + "/x", "is not under"},
+		{"read through a symbolic link", w, "file-source", filepath.Join(allowed, "link", "secret"), "is not under"},
+		{"a relative path", w, "file", "out.jsonl", "is not an absolute path"},
+		{"a worker that allows no files", none, "file", filepath.Join(allowed, "out.jsonl"), "lets connectors use no files"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := map[string]string{"connector.class": tt.class, "file": tt.file, "topics": "t", "kafka.topic": "t"}
+			var out map[string]any
+			code := sluicetest.Call(t, "POST", tt.worker.URL+"/connectors", map[string]any{"name": sluicetest.UniqueName("files"), "config": cfg}, &out)
+			if tt.want == "" {
+				if code != 201 {
+					t.Fatalf("answered %d %v, want 201", code, out)
+				}
+				return
+			}
+			if msg := fmt.Sprint(out["message"]); code != 400 || !strings.Contains(msg, "file: ") || !strings.Contains(msg, tt.want) {
+				t.Fatalf("answered %d %v, want 400 saying %q", code, out, tt.want)
+			}
+		})
+	}
+}

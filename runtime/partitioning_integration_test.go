@@ -20,7 +20,7 @@ import (
 // spread over the topic. A partitioner named in the producer settings is used instead.
 func TestSourceRecordsLandWhereKafkasJavaProducerPutsThem(t *testing.T) {
 	c := newCluster(t)
-	w := c.StartWorker(nil)
+	w := c.StartWorker(map[string]string{"connector.client.config.override.policy": "All"})
 	const partitions, lines2k = 6, 2000
 
 	checkKeyedPartitions(t, c, w, "keyed", partitions, "murmur2", nil)
@@ -76,7 +76,7 @@ func TestSourceRecordsLandWhereKafkasJavaProducerPutsThem(t *testing.T) {
 // start and through waiting for room.
 func TestSourcesAtFullSpeedOnNewTopics(t *testing.T) {
 	c := newCluster(t)
-	w := c.StartWorker(map[string]string{"offset.flush.interval.ms": "500"})
+	w := c.StartWorker(map[string]string{"offset.flush.interval.ms": "500", "connector.client.config.override.policy": "All"})
 	const n = 200_000
 	rounds := []map[string]string{
 		{"topic.creation.default.partitions": "1"},

@@ -16,6 +16,7 @@ import (
 
 type probeConfig struct {
 	Password string `config:"password" secret:"true" doc:"A secret, to check it never leaks."`
+	Server   string `config:"server" endpoint:"true" doc:"Where the sink would log in with password (it never connects)."`
 	Mode     string `config:"mode" default:"ok" enum:"ok,fail,panic,flaky,leak,request-commit" doc:"How the sink misbehaves; request-commit asks for a commit at start, records or not."`
 	Flaky    int    `config:"flaky.failures" default:"3" doc:"Retriable failures before puts succeed."`
 	FailTask int    `config:"fail.task" default:"-1" doc:"In fail and panic modes, the task that fails on its first record; -1 fails any task on a record {\"poison\": true}."`

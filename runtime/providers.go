@@ -215,13 +215,22 @@ func (p fileProvider) check(path string) error {
 	if len(p.allowed) == 0 {
 		return nil
 	}
-	real := realPath(path)
-	for _, a := range p.allowed {
-		if real == a || strings.HasPrefix(real, strings.TrimSuffix(a, string(filepath.Separator))+string(filepath.Separator)) {
-			return nil
-		}
+	if underPaths(path, p.allowed) {
+		return nil
 	}
 	return fmt.Errorf("%s is not under config.providers.%s.param.allowed.paths", path, p.name)
+}
+
+// underPaths reports whether path, with its symbolic links followed as far as it exists, is
+// one of allowed (real paths) or under one.
+func underPaths(path string, allowed []string) bool {
+	real := realPath(path)
+	for _, a := range allowed {
+		if real == a || strings.HasPrefix(real, strings.TrimSuffix(a, string(filepath.Separator))+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
 }
 
 // realPath is path cleaned, with its symbolic links followed as far as it exists.

@@ -51,6 +51,15 @@ func (w *Worker) validateConnector(ctx context.Context, config map[string]string
 		add(sourceCommonSpec.Validate(cfg))
 	}
 	add(p.Spec().Validate(cfg))
+	for k, msgs := range overrideErrors(w.cfg.OverridePolicy, config) {
+		byKey[k] = append(byKey[k], msgs...)
+	}
+	for k, msgs := range pathErrors(p.Spec(), cfg, w.cfg.FileAllowedPaths) {
+		if connect.HasPlaceholder(config[k]) {
+			msgs = []string{placeholderInvalid(config[k], k)}
+		}
+		byKey[k] = append(byKey[k], msgs...)
+	}
 	for _, which := range []string{"key.converter", "value.converter"} {
 		if cfg[which] != "" {
 			if _, err := converterFor(which, cfg, nil); err != nil {

@@ -321,6 +321,7 @@ func (w *Worker) reconcile() {
 	snap := w.configs.Snapshot()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	w.rotateSessionKey(ctx)
 
 	// Connectors and tasks that are gone or changed stop first.
 	w.mu.Lock()

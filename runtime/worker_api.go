@@ -200,15 +200,35 @@ func (w *Worker) checkConfig(ctx context.Context, config map[string]string) erro
 }
 
 // keepHiddenSecrets puts back stored secrets where a client sent the redaction marker, so a
-// tool that reads a configuration, changes one setting and writes it back loses no secret.
-func keepHiddenSecrets(next, prev map[string]string) {
+// tool that reads a configuration, changes one setting and writes it back loses no secret. It
+// refuses to when the update also changes where the connector connects (a setting declared as
+// an endpoint): the stored secret would go to the new address without its sender knowing it.
+func (w *Worker) keepHiddenSecrets(next, prev map[string]string) error {
+	var kept []string
 	for k, v := range next {
 		if v == connect.Redacted {
 			if old, ok := prev[k]; ok {
 				next[k] = old
+				kept = append(kept, k)
 			}
 		}
 	}
+	if len(kept) == 0 {
+		return nil
+	}
+	p, ok := w.registry.Lookup(next["connector.class"])
+	if !ok {
+		return nil // validation says what is wrong
+	}
+	spec := connectorSpec(p)
+	for _, k := range spec.Keys() {
+		if k.Endpoint && next[k.Name] != prev[k.Name] {
+			sort.Strings(kept)
+			return Errorf(ErrBadRequest, "%s changes, and the stored %s would go to the new address: send %s again with the change (its value, or a placeholder)",
+				k.Name, strings.Join(kept, ", "), strings.Join(kept, ", "))
+		}
+	}
+	return nil
 }
 
 // PutConnectorConfig answers PUT /connectors/{name}/config.
@@ -222,7 +242,9 @@ func (w *Worker) PutConnectorConfig(ctx context.Context, name string, config map
 	snap := w.configs.Snapshot()
 	prev, exists := snap.Connectors[name]
 	config = withName(config, name)
-	keepHiddenSecrets(config, prev)
+	if err := w.keepHiddenSecrets(config, prev); err != nil {
+		return ConnectorInfo{}, false, err
+	}
 	if err := w.checkConfig(ctx, config); err != nil {
 		return ConnectorInfo{}, false, err
 	}
@@ -244,6 +266,18 @@ func (w *Worker) PatchConnectorConfig(ctx context.Context, name string, patch ma
 		return ConnectorInfo{}, err
 	}
 	config := maps.Clone(snap.Connectors[name])
+	// A stored secret the patch leaves alone is kept as a client that sends the redaction
+	// marker keeps it: not across a change of the connector's endpoint.
+	if p, ok := w.registry.Lookup(config["connector.class"]); ok {
+		spec := connectorSpec(p)
+		for k, v := range config {
+			if key, ok := spec.Key(k); ok && key.Secret && v != "" && !connect.HasPlaceholder(v) {
+				if _, patched := patch[k]; !patched {
+					config[k] = connect.Redacted
+				}
+			}
+		}
+	}
 	for k, v := range patch {
 		if v == nil {
 			delete(config, k)

@@ -263,8 +263,11 @@ func (w *Worker) leaderOnly(ctx context.Context) error {
 
 // PutTaskConfigs answers the internal POST /connectors/{name}/tasks: the leader writes the task
 // configurations a connector's worker generated.
-func (w *Worker) PutTaskConfigs(ctx context.Context, name string, configs []map[string]string) error {
+func (w *Worker) PutTaskConfigs(ctx context.Context, name string, configs []map[string]string, sig InternalSignature) error {
 	if err := w.leaderOnly(ctx); err != nil {
+		return err
+	}
+	if err := verifySignature(sig, w.configs.sessionKeysList()...); err != nil {
 		return err
 	}
 	if _, err := w.snapshotOf(name); err != nil {
@@ -285,12 +288,18 @@ func (w *Worker) writeTaskConfigs(ctx context.Context, name string, configs []ma
 	if configs == nil {
 		configs = []map[string]string{}
 	}
+	key, _ := w.configs.sessionKeys()
+	if len(key.key) == 0 {
+		return Errorf(ErrRebalance, "no session key yet to sign the task configurations of %s for the leader", name)
+	}
 	body, _ := json.Marshal(configs)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.leaderURL+"/connectors/"+url.PathEscape(name)+"/tasks?forward=true", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(SignatureHeader, sign(key.key, body))
+	req.Header.Set(SignatureAlgorithmHeader, signatureAlgorithm)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("handing task configurations to the leader at %s: %w", m.leaderURL, err)

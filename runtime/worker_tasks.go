@@ -81,6 +81,12 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 			return err
 		}
 	}
+	if err := overrideError(w.cfg.OverridePolicy, connRes.config); err != nil {
+		return err
+	}
+	if err := pathError(p.Spec(), taskRes.config, w.cfg.FileAllowedPaths); err != nil {
+		return err
+	}
 	overrides := func(prefix string) map[string]string {
 		out := map[string]string{}
 		for k, v := range connRes.config {

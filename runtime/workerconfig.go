@@ -44,9 +44,13 @@ type WorkerConfig struct {
 	ValueConverter  string `config:"value.converter" default:"org.apache.kafka.connect.json.JsonConverter" doc:"Default converter of record values; connectors may override it."`
 	HeaderConverter string `config:"header.converter" default:"org.apache.kafka.connect.storage.SimpleHeaderConverter" doc:"Converter of header values (headers are passed as bytes)."`
 
-	TopicCreationEnable bool   `config:"topic.creation.enable" default:"true" doc:"Let source connectors create their topics with topic.creation.* settings."`
-	OverridePolicy      string `config:"connector.client.config.override.policy" default:"All" enum:"All,None,Principal" doc:"Which producer.override.*, consumer.override.* and admin.override.* settings connectors may give."`
+	FileAllowedPaths []string `config:"connector.file.allowed.paths" doc:"Absolute paths of the directories under which connectors may read and write files on the worker (the settings a connector declares as paths, such as the file and file-source connectors' file), after symbolic links are followed. Empty (the default) lets connectors use no file: whoever may create a connector could otherwise read or overwrite any file the worker's user can."`
 
+	TopicCreationEnable bool   `config:"topic.creation.enable" default:"true" doc:"Let source connectors create their topics with topic.creation.* settings."`
+	OverridePolicy      string `config:"connector.client.config.override.policy" default:"None" enum:"None,Principal,All" doc:"Which producer.override.*, consumer.override.* and admin.override.* settings connectors may give: None, only those that say who the client is (Principal: security.protocol, the SASL mechanism and credentials), or All. None by default (Kafka Connect's is All): with the others a connector can send the worker's clients, and its credentials, to another cluster. Settings that run a program or load code on the worker (plugin.library.paths, sasl.kerberos.kinit.cmd, ssl.engine.*) are refused under every policy."`
+
+	KeyTTL                     time.Duration `config:"inter.worker.key.ttl.ms" default:"3600000" min:"1000" max:"2147483647" doc:"How long the leader uses a session key to verify internal requests (the task configurations other workers hand it) before it writes a new one to the config topic (KIP-507)."`
+	SignatureAlgorithm         string        `config:"inter.worker.signature.algorithm" default:"HmacSHA256" enum:"HmacSHA256" doc:"Algorithm internal requests are signed with."`
 	ScheduledRebalanceMaxDelay time.Duration `config:"scheduled.rebalance.max.delay.ms" default:"15000" min:"0" doc:"How long a departed worker's connectors and tasks wait for it to come back before they move to other workers. Kafka Connect waits 5 minutes; 15 s covers a process restart while keeping the data flowing."`
 	SessionTimeout             time.Duration `config:"session.timeout.ms" default:"10000" min:"1" doc:"How long the group waits for a silent worker before it is considered gone."`
 	HeartbeatInterval          time.Duration `config:"heartbeat.interval.ms" default:"3000" min:"1" doc:"How often a worker heartbeats to the group coordinator."`
@@ -111,6 +115,9 @@ func ParseWorkerConfig(settings map[string]string) (*WorkerConfig, error) {
 	}
 	var err error
 	if cfg.Providers, err = parseConfigProviders(settings); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.FileAllowedPaths, err = allowedFilePaths(cfg.FileAllowedPaths); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {

@@ -38,7 +38,16 @@ func (c *Connector) Start(ctx context.Context, cfg connect.Config, cc connect.Co
 	if _, err := connect.Decode[Config](cfg); err != nil {
 		return fmt.Errorf("aggregate: invalid configuration: %w", err)
 	}
+	if err := connect.CheckClientSettings(cfg, "kafka."); err != nil {
+		return fmt.Errorf("aggregate: invalid configuration: %w", err)
+	}
 	return c.Base.Start(ctx, cfg, cc)
+}
+
+// Validate refuses kafka.<property> settings that would run a program or load code on the
+// worker.
+func (*Connector) Validate(_ context.Context, cfg connect.Config) error {
+	return connect.CheckClientSettings(cfg, "kafka.")
 }
 
 // TaskConfigs gives every task the connector's configuration; global partitioning has one.

@@ -32,7 +32,7 @@ const (
 
 // Config is the aggregate connector's configuration.
 type Config struct {
-	Bootstrap     string `config:"kafka.bootstrap.servers" required:"true" group:"Kafka" display:"Bootstrap servers" doc:"Kafka the task reads the raw topic from and writes its topics to, with its own consumer and transactional producer. Any other kafka.<property> setting (for example kafka.security.protocol) is passed to both clients as <property>."`
+	Bootstrap     string `config:"kafka.bootstrap.servers" endpoint:"true" required:"true" group:"Kafka" display:"Bootstrap servers" doc:"Kafka the task reads the raw topic from and writes its topics to, with its own consumer and transactional producer. Any other kafka.<property> setting (for example kafka.security.protocol) is passed to both clients as <property>."`
 	ConsumerGroup string `config:"kafka.group.id" group:"Kafka" doc:"Consumer group of the tasks, which holds the consumed offsets committed in each transaction. Empty means sluice-aggregate-<connector name>."`
 	Replication   int    `config:"topic.replication.factor" default:"-1" min:"-1" group:"Kafka" importance:"low" doc:"Replication factor of the topics the connector creates when they are missing (output, metrics, late records, changelog); -1 takes the broker's default."`
 

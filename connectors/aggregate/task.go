@@ -69,6 +69,9 @@ var declaredKafka = []string{"kafka.bootstrap.servers", "kafka.group.id"}
 // task whose Kafka is away starts and retries rather than fails.
 func (t *Task) Start(_ context.Context, cfg connect.Config, tc connect.SourceTaskContext) error {
 	c, err := connect.Decode[Config](cfg)
+	if err == nil {
+		err = connect.CheckClientSettings(cfg, "kafka.")
+	}
 	if err != nil {
 		return fmt.Errorf("aggregate: invalid configuration: %w", err)
 	}

@@ -8,7 +8,7 @@ import (
 
 // Config is the file-source connector's configuration.
 type Config struct {
-	File         string        `config:"file" required:"true" doc:"Path of the text file to read. The stored offsets belong to this path as written, so keep its spelling when changing other settings. A missing file is waited for."`
+	File         string        `config:"file" required:"true" path:"true" doc:"Path of the text file to read. The stored offsets belong to this path as written, so keep its spelling when changing other settings. A missing file is waited for."`
 	Topic        string        `config:"kafka.topic" required:"true" pattern:"[a-zA-Z0-9._-]{1,249}" doc:"Kafka topic the lines are written to."`
 	BatchSize    int           `config:"batch.size" default:"500" min:"1" max:"100000" importance:"low" doc:"Most lines one poll returns."`
 	PollInterval time.Duration `config:"poll.interval" default:"1s" min:"10" max:"3600000" importance:"low" doc:"How long to wait at the end of the file (or while it is missing) before looking for more lines."`

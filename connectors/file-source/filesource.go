@@ -36,7 +36,8 @@ func init() {
 			"once). A file that is truncated, or replaced under its path (rotated), is read again from its " +
 			"start. A line longer than line.max.bytes is skipped without being held in memory and goes to the " +
 			"error policy, with a reason naming the file, its byte offset, its length and the limit. One task " +
-			"reads the file.",
+			"reads the file. The file must be under one of the worker's `connector.file.allowed.paths` (none by " +
+			"default).",
 		Config: Config{},
 		New:    func() connect.Connector { return &Connector{} },
 	})

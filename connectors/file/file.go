@@ -26,7 +26,8 @@ func init() {
 		Doc: "Appends each record to a file as one line of JSON: an object with its topic, partition, offset, " +
 			"key, value and timestamp, or only its value. Offsets are committed only for lines written and, " +
 			"by default, synced to disk, so nothing is lost when a worker is killed; lines after the last " +
-			"commit may appear twice (at least once). `{task}` in the file name gives each task its own file.",
+			"commit may appear twice (at least once). `{task}` in the file name gives each task its own file. " +
+			"The file must be under one of the worker's `connector.file.allowed.paths` (none by default).",
 		Config: Config{},
 		New:    func() connect.Connector { return &Connector{} },
 	})

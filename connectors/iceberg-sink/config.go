@@ -26,7 +26,7 @@ const (
 type Config struct {
 	CatalogType string `config:"catalog.type" default:"sql" enum:"sql,rest" group:"Catalog" display:"Catalog type" doc:"Which Iceberg catalog holds the tables: sql (a SQLite file or a PostgreSQL database, the JDBC catalog's layout) or rest (an Iceberg REST catalog)."`
 	CatalogName string `config:"catalog.name" default:"sluice" group:"Catalog" doc:"The catalog's name; the SQL catalog stores it with every table, so readers must use the same name."`
-	CatalogURI  string `config:"catalog.uri" required:"true" group:"Catalog" display:"Catalog URI" doc:"Where the catalog is. sql: a SQLite database file (sqlite:///var/lib/sluice/catalog.db, or a plain path) or a PostgreSQL URL (postgres://user@host:5432/db); rest: the REST catalog's base URL (https://catalog.example.com)."`
+	CatalogURI  string `config:"catalog.uri" endpoint:"true" required:"true" group:"Catalog" display:"Catalog URI" doc:"Where the catalog is. sql: a SQLite database file (sqlite:///var/lib/sluice/catalog.db, or a plain path) or a PostgreSQL URL (postgres://user@host:5432/db); rest: the REST catalog's base URL (https://catalog.example.com)."`
 	Password    string `config:"catalog.password" secret:"true" group:"Catalog" doc:"The PostgreSQL password for a sql catalog, when it is not in catalog.uri."`
 	Credential  string `config:"catalog.credential" secret:"true" group:"Catalog" doc:"rest: an OAuth2 client credential client_id:client_secret, exchanged for a token."`
 	Token       string `config:"catalog.token" secret:"true" group:"Catalog" doc:"rest: a bearer token to send as it is."`
@@ -53,7 +53,7 @@ type Config struct {
 
 // S3Config holds the object storage settings for an s3:// warehouse.
 type S3Config struct {
-	Endpoint  string `config:"endpoint" group:"Object storage" doc:"The S3 endpoint URL, for S3-compatible storage such as MinIO (http://minio:9000); empty for AWS."`
+	Endpoint  string `config:"endpoint" endpoint:"true" group:"Object storage" doc:"The S3 endpoint URL, for S3-compatible storage such as MinIO (http://minio:9000); empty for AWS."`
 	Region    string `config:"region" group:"Object storage" doc:"The S3 region."`
 	AccessKey string `config:"access.key.id" secret:"true" group:"Object storage" doc:"The S3 access key id; empty uses the default AWS credential chain."`
 	SecretKey string `config:"secret.access.key" secret:"true" group:"Object storage" doc:"The S3 secret access key."`

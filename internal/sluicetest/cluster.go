@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +67,8 @@ func (c *Cluster) Settings(listener string, extra map[string]string) map[string]
 		"key.converter":                     "org.apache.kafka.connect.storage.StringConverter",
 		"value.converter":                   "org.apache.kafka.connect.json.JsonConverter",
 		"value.converter.schemas.enable":    "false",
+		// The tests' files (file and file-source connectors) are under t.TempDir().
+		"connector.file.allowed.paths": os.TempDir(),
 	}
 	for k, v := range extra {
 		s[k] = v

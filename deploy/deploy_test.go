@@ -6,8 +6,10 @@ package deploy
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 
 	_ "github.com/sluicehq/sluice/connectors/all"
 	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/rest/auth"
 	"github.com/sluicehq/sluice/runtime"
 )
 
@@ -207,5 +210,47 @@ func TestImageRunsAsAnOrdinaryUser(t *testing.T) {
 	}
 	if user == "" || user == "root" || user == "0" {
 		t.Fatalf("the image's final stage runs as %q; give it a USER that is not root", user)
+	}
+}
+
+// TestStackAPIAsksForCredentials checks the stack's workers turn authentication on (their API
+// listens on every interface), and that the credentials Prometheus and the connector script
+// use are in the users file with the roles they need.
+func TestStackAPIAsksForCredentials(t *testing.T) {
+	env := readCompose(t).Worker.Environment
+	file := env["SLUICE_WORKER_REST_AUTH_USERS_FILE"]
+	if file != "/etc/sluice/auth/users" {
+		t.Fatalf("the stack's workers read users from %q, not the mounted deploy/auth/users", file)
+	}
+	creds := &auth.Credentials{UsersFile: "auth/users"}
+	if err := creds.Load(); err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile("create-connectors.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom, err := os.ReadFile("prometheus/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		user, password, role, usedIn string
+		roles                        string
+	}{
+		{"admin", "sluice-admin", "admin", string(script), env["SLUICE_WORKER_REST_AUTH_ADMIN_USERS"]},
+		{"prometheus", "sluice-prometheus", "read", string(prom), env["SLUICE_WORKER_REST_AUTH_READ_USERS"]},
+	} {
+		if !strings.Contains(tt.usedIn, tt.password) {
+			t.Errorf("%s's password is not the one its client uses", tt.user)
+		}
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.SetBasicAuth(tt.user, tt.password)
+		if name, ok := creds.Authenticate(r); !ok || name != tt.user {
+			t.Errorf("%s with %s: not accepted by deploy/auth/users", tt.user, tt.password)
+		}
+		if !slices.Contains(strings.Split(tt.roles, ","), tt.user) {
+			t.Errorf("%s does not have the %s role (%q)", tt.user, tt.role, tt.roles)
+		}
 	}
 }

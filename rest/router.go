@@ -37,6 +37,8 @@ type Options struct {
 	// the worker on a loopback address may name in their Host header (see guardBrowsers);
 	// the worker's own names belong here. "*" allows any.
 	AllowedHosts []string
+	// Auth says who may call the API; the zero value lets everyone do everything.
+	Auth Auth
 }
 
 // New returns the HTTP handler of Sluice's REST API, Kafka Connect 4.0's API over w. Every
@@ -62,11 +64,12 @@ type api struct {
 
 	cors         CORS
 	allowedHosts []string
+	auth         Auth
 }
 
 // newRouter builds the chi router; tests use it to walk the routes.
 func newRouter(w Worker, opts Options) *chi.Mux {
-	a := &api{w: w, log: opts.Logger, client: opts.HTTPClient, timeout: opts.RequestTimeout, cors: opts.CORS, allowedHosts: opts.AllowedHosts}
+	a := &api{w: w, log: opts.Logger, client: opts.HTTPClient, timeout: opts.RequestTimeout, cors: opts.CORS, allowedHosts: opts.AllowedHosts, auth: opts.Auth}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -84,7 +87,7 @@ func newRouter(w Worker, opts Options) *chi.Mux {
 	// The 404 and 405 handlers come first so every route below inherits them.
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) { a.methodNotAllowed(r, w, req) })
-	r.Use(a.logRequests, a.recoverPanics, a.guardBrowsers, stripSlashes, a.withTimeout, bufferBody)
+	r.Use(a.logRequests, a.recoverPanics, a.guardBrowsers, a.authorize, stripSlashes, a.withTimeout, bufferBody)
 
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) { // answers while starting, too
 		if err := a.serverInfo(w, r); err != nil {

@@ -38,6 +38,11 @@ type WorkerConfig struct {
 	AdvertisedListener string   `config:"rest.advertised.listener" enum:"http,https" doc:"Scheme of the advertised REST URL."`
 	AllowOrigins       []string `config:"access.control.allow.origin" doc:"Origins (scheme://host:port, or * for any) whose web pages may call the REST API from a browser. Empty (the default) refuses every cross-origin request with 403: a page the worker's user opens cannot drive the worker."`
 	AllowMethods       []string `config:"access.control.allow.methods" doc:"Methods cross-origin requests from access.control.allow.origin may use; empty means GET, POST and HEAD."`
+	AuthUsersFile      string   `config:"rest.auth.users.file" doc:"htpasswd file of the users who may call the REST API, with bcrypt hashes (htpasswd -B); read again when it changes. Turns authentication on (HTTP Basic), with rest.auth.tokens.file."`
+	AuthTokensFile     string   `config:"rest.auth.tokens.file" doc:"File of bearer tokens who may call the REST API, one per line as name:sha256:<hex SHA-256 of the token>; read again when it changes. Turns authentication on, with rest.auth.users.file."`
+	AuthAdmins         []string `config:"rest.auth.admin.users" default:"*" doc:"Users and token names with the admin role (every request); * for every authenticated caller."`
+	AuthReaders        []string `config:"rest.auth.read.users" doc:"Users and token names with the read role (GET and HEAD only). A caller in neither list is refused (403)."`
+	AuthNoneAllowed    bool     `config:"rest.auth.none.allowed" default:"false" doc:"Serve a REST listener that other machines can reach without authentication. Off by default: such a worker refuses to start unless rest.auth.users.file or rest.auth.tokens.file is set, or every listener is on a loopback address."`
 	AllowedHosts       []string `config:"rest.allowed.hosts" doc:"Host names, besides localhost, IP addresses, rest.advertised.host.name and the machine's host name, that requests reaching the worker on a loopback address may name (refused with 403 otherwise, against DNS rebinding); * allows any."`
 
 	KeyConverter    string `config:"key.converter" default:"org.apache.kafka.connect.json.JsonConverter" doc:"Default converter of record keys; connectors may override it."`

@@ -49,13 +49,17 @@ func TestReadmeWorkerRunsTheReadmeConnector(t *testing.T) {
 	if !strings.Contains(properties, "bootstrap.servers=localhost:9092\n") {
 		t.Fatalf("README's properties no longer name bootstrap.servers=localhost:9092:\n%s", properties)
 	}
+	if !strings.Contains(properties, "listeners=http://127.0.0.1:8083\n") {
+		t.Fatalf("README's properties no longer name listeners=http://127.0.0.1:8083:\n%s", properties)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", sluicetest.FreePort(t))
 	properties = strings.Replace(properties, "bootstrap.servers=localhost:9092", "bootstrap.servers="+bootstrap, 1)
+	properties = strings.Replace(properties, "listeners=http://127.0.0.1:8083", "listeners="+url, 1)
 	path := filepath.Join(t.TempDir(), "worker.properties")
 	if err := os.WriteFile(path, []byte(properties), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	url := fmt.Sprintf("http://127.0.0.1:%d", sluicetest.FreePort(t))
-	p := sluicetest.LaunchProcess(t, url, "worker", "--config", path, "--set", "listeners="+url)
+	p := sluicetest.LaunchProcess(t, url, "worker", "--config", path)
 	p.AwaitHealthy(t, 90*time.Second)
 
 	resp, err := http.Post(url+"/connectors", "application/json", bytes.NewReader([]byte(body)))

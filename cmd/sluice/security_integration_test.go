@@ -5,13 +5,19 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
 	"github.com/sluicehq/sluice/runtime"
@@ -155,5 +161,123 @@ func TestSignedTaskConfigsReachTheLeader(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("a forged signature through a follower answered %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestAuthenticatedClusterForwardsAndSigns runs two worker processes with users and tokens
+// files: requests without credentials or with a reader's are refused; an admin's write sent
+// to the follower is forwarded to the leader with the caller's credentials; connectors that run
+// on the follower get their tasks through the signed internal endpoint, which needs no user.
+func TestAuthenticatedClusterForwardsAndSigns(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	hash, err := bcrypt.GenerateFromPassword([]byte("ops-Pa55"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(users, []byte("# the test's users\nops:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens := filepath.Join(dir, "tokens")
+	sum := sha256.Sum256([]byte("reader-token-1"))
+	if err := os.WriteFile(tokens, []byte("dashboard:sha256:"+hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{"rest.auth.users.file": users, "rest.auth.tokens.file": tokens,
+		"rest.auth.admin.users": "ops", "rest.auth.read.users": "dashboard"}
+	c := sluicetest.NewCluster(t)
+	ws := []*sluicetest.Process{c.StartProcess(settings), c.StartProcess(settings)}
+	admin := []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("ops:ops-Pa55"))}
+	reader := []string{"Authorization", "Bearer reader-token-1"}
+	create := func(name string) string {
+		return `{"name":"` + name + `","config":{"connector.class":"datagen","kafka.topic":"` + c.Prefix + `-data","rate":"1","tasks.max":"1",` +
+			`"topic.creation.default.partitions":"1","topic.creation.default.replication.factor":"-1"}}`
+	}
+	jsonType := []string{"Content-Type", "application/json"}
+	for _, a := range []attack{
+		{"health without credentials", "GET", "/health", "", nil, 200},
+		{"a list without credentials", "GET", "/connectors", "", nil, 401},
+		{"a wrong password", "GET", "/connectors", "", []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("ops:guess"))}, 401},
+		{"a reader lists", "GET", "/connectors", "", reader, 200},
+		{"a reader creates", "POST", "/connectors", create("by-reader"), append(append([]string{}, jsonType...), reader...), 403},
+	} {
+		t.Run(a.name, func(t *testing.T) {
+			if code, body := a.send(t, ws[1].URL); code != a.want {
+				t.Fatalf("answered %d %s, want %d", code, body, a.want)
+			}
+		})
+	}
+	// Admin writes through both workers: those that reach the follower are forwarded to the
+	// leader with the admin's credentials.
+	var names []string
+	for i := range 4 {
+		name := fmt.Sprintf("%s-gen-%d", c.Prefix, i)
+		names = append(names, name)
+		a := attack{"admin creates", "POST", "/connectors", create(name), append(append([]string{}, jsonType...), admin...), 201}
+		if code, body := a.send(t, ws[i%2].URL); code != 201 {
+			t.Fatalf("admin create through %s answered %d %s", ws[i%2].URL, code, body)
+		}
+	}
+	authed := &http.Client{Transport: basicAuth{user: "ops", pass: "ops-Pa55"}}
+	get := func(u string, out any) int {
+		resp, err := authed.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_ = json.NewDecoder(resp.Body).Decode(out)
+		return resp.StatusCode
+	}
+	leader := ""
+	for _, w := range ws {
+		var info runtime.ServerInfo
+		if get(w.URL+"/", &info) == 200 && info.Worker != nil && info.Worker.Leader {
+			leader = info.Worker.WorkerID
+		}
+	}
+	onFollower := 0
+	for _, n := range names {
+		var st runtime.ConnectorStatus
+		sluicetest.Eventually(t, time.Minute, n+" running with its task", func() (bool, string) {
+			st = runtime.ConnectorStatus{}
+			code := get(ws[0].URL+"/connectors/"+url.PathEscape(n)+"/status", &st)
+			return code == 200 && st.Connector.State == runtime.StateRunning && len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateRunning,
+				fmt.Sprintf("%d %+v", code, st)
+		})
+		if st.Connector.WorkerID != leader {
+			onFollower++
+		}
+	}
+	if leader == "" || onFollower == 0 {
+		t.Fatalf("no connector ran on the follower (leader %q): the signed internal endpoint was not used", leader)
+	}
+}
+
+// basicAuth adds HTTP Basic credentials to every request.
+type basicAuth struct{ user, pass string }
+
+func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(b.user, b.pass)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestANetworkListenerWithoutAuthenticationRefusesToStart starts a worker on every interface
+// without credentials files: it exits, saying what to set.
+func TestANetworkListenerWithoutAuthenticationRefusesToStart(t *testing.T) {
+	c := sluicetest.NewCluster(t)
+	settings := c.Settings(fmt.Sprintf("http://0.0.0.0:%d", sluicetest.FreePort(t)), nil)
+	var args []string
+	for k, v := range settings {
+		args = append(args, "--set", k+"="+v)
+	}
+	p := sluicetest.LaunchProcess(t, settings["listeners"], append([]string{"worker"}, args...)...)
+	select {
+	case <-p.Exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the worker is still running:\n%s", p.Log.String())
+	}
+	if log := p.Log.String(); !strings.Contains(log, "rest.auth.users.file") || !strings.Contains(log, "can be reached from other machines") {
+		t.Errorf("the worker did not say why it stopped:\n%s", log)
 	}
 }

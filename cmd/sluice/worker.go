@@ -20,6 +20,7 @@ import (
 
 	_ "github.com/sluicehq/sluice/connectors/all" // the standard connectors
 	"github.com/sluicehq/sluice/rest"
+	"github.com/sluicehq/sluice/rest/auth"
 	"github.com/sluicehq/sluice/runtime"
 )
 
@@ -95,6 +96,10 @@ type servedWorker struct {
 
 // startWorker starts a worker and serves its REST API on its first listener.
 func startWorker(ctx context.Context, cfg *runtime.WorkerConfig, levels *runtime.LogLevels, stdout io.Writer) (*servedWorker, error) {
+	authn, err := restAuth(cfg, levels.Logger("sluice.rest"))
+	if err != nil {
+		return nil, err
+	}
 	lis, err := listen(cfg.Listeners[0])
 	if err != nil {
 		return nil, err
@@ -112,7 +117,7 @@ func startWorker(ctx context.Context, cfg *runtime.WorkerConfig, levels *runtime
 		metrics = promhttp.HandlerFor(w.Metrics(), promhttp.HandlerOpts{})
 	}
 	api := rest.New(w, rest.Options{Logger: levels.Logger("sluice.rest"), Metrics: metrics,
-		CORS: rest.CORS{AllowOrigins: cfg.AllowOrigins, AllowMethods: cfg.AllowMethods}, AllowedHosts: ownHostNames(cfg, w.URL())})
+		CORS: rest.CORS{AllowOrigins: cfg.AllowOrigins, AllowMethods: cfg.AllowMethods}, AllowedHosts: ownHostNames(cfg, w.URL()), Auth: authn})
 	ws := &servedWorker{w: w, serveErr: make(chan error, 1), srv: rest.NewServer(api)}
 	go func() { ws.serveErr <- ws.srv.Serve(lis) }()
 	fmt.Fprintf(stdout, "sluice worker %s: REST API at %s\n", w.ID(), w.URL())
@@ -125,6 +130,43 @@ func startWorker(ctx context.Context, cfg *runtime.WorkerConfig, levels *runtime
 		return nil, fmt.Errorf("starting the worker: %w", err)
 	}
 	return ws, nil
+}
+
+// restAuth reads the REST API's credentials. A worker with none refuses to start when a
+// listener can be reached from other machines, unless rest.auth.none.allowed says so.
+func restAuth(cfg *runtime.WorkerConfig, log *slog.Logger) (rest.Auth, error) {
+	if cfg.AuthUsersFile == "" && cfg.AuthTokensFile == "" {
+		if cfg.AuthNoneAllowed {
+			return rest.Auth{}, nil
+		}
+		for _, l := range cfg.Listeners {
+			if !loopbackListener(l) {
+				return rest.Auth{}, fmt.Errorf("listeners: %s can be reached from other machines, and the REST API has no authentication: "+
+					"set rest.auth.users.file or rest.auth.tokens.file, listen on 127.0.0.1, or set rest.auth.none.allowed=true "+
+					"to serve without authentication (see docs/security.md)", l)
+			}
+		}
+		return rest.Auth{}, nil
+	}
+	creds := &auth.Credentials{UsersFile: cfg.AuthUsersFile, TokensFile: cfg.AuthTokensFile, Log: log}
+	if err := creds.Load(); err != nil {
+		return rest.Auth{}, fmt.Errorf("REST authentication: %w", err)
+	}
+	return rest.Auth{Authenticator: creds, Admins: cfg.AuthAdmins, Readers: cfg.AuthReaders}, nil
+}
+
+// loopbackListener reports whether a listener URL binds a loopback address only.
+func loopbackListener(listener string) bool {
+	u, err := url.Parse(listener)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ownHostNames are the names requests may give the worker's host besides localhost and

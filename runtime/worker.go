@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -30,6 +31,9 @@ type Options struct {
 	Levels  *LogLevels
 	Version string
 	Commit  string
+	// HTTPClient calls other workers (task configurations to the leader); http.DefaultClient
+	// when nil. Workers with https:// listeners give one that trusts their certificates.
+	HTTPClient *http.Client
 }
 
 // Worker runs connectors and tasks with Kafka Connect's semantics. One worker is a cluster of
@@ -101,6 +105,9 @@ func NewWorker(cfg *WorkerConfig, opts Options) (*Worker, error) {
 	}
 	if opts.Levels == nil {
 		opts.Levels = NewLogLevels(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}), slog.LevelInfo)
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = http.DefaultClient
 	}
 	if opts.Version == "" {
 		opts.Version = "dev"

@@ -300,7 +300,7 @@ func (w *Worker) writeTaskConfigs(ctx context.Context, name string, configs []ma
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(SignatureHeader, sign(key.key, body))
 	req.Header.Set(SignatureAlgorithmHeader, signatureAlgorithm)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := w.opts.HTTPClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("handing task configurations to the leader at %s: %w", m.leaderURL, err)
 	}

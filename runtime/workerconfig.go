@@ -38,6 +38,7 @@ type WorkerConfig struct {
 	AdvertisedListener string   `config:"rest.advertised.listener" enum:"http,https" doc:"Scheme of the advertised REST URL."`
 	AllowOrigins       []string `config:"access.control.allow.origin" doc:"Origins (scheme://host:port, or * for any) whose web pages may call the REST API from a browser. Empty (the default) refuses every cross-origin request with 403: a page the worker's user opens cannot drive the worker."`
 	AllowMethods       []string `config:"access.control.allow.methods" doc:"Methods cross-origin requests from access.control.allow.origin may use; empty means GET, POST and HEAD."`
+	TLS                RESTTLS  `config:"listeners.https"`
 	AuthUsersFile      string   `config:"rest.auth.users.file" doc:"htpasswd file of the users who may call the REST API, with bcrypt hashes (htpasswd -B); read again when it changes. Turns authentication on (HTTP Basic), with rest.auth.tokens.file."`
 	AuthTokensFile     string   `config:"rest.auth.tokens.file" doc:"File of bearer tokens who may call the REST API, one per line as name:sha256:<hex SHA-256 of the token>; read again when it changes. Turns authentication on, with rest.auth.users.file."`
 	AuthAdmins         []string `config:"rest.auth.admin.users" default:"*" doc:"Users and token names with the admin role (every request); * for every authenticated caller."`
@@ -72,6 +73,16 @@ type WorkerConfig struct {
 	Raw map[string]string `config:"-"`
 	// Providers are the config providers config.providers enables.
 	Providers ConfigProviders `config:"-"`
+}
+
+// RESTTLS are the settings of https:// REST listeners, with Kafka Connect's listeners.https.
+// prefix, in PEM files. The same files make the worker's client when it calls other workers
+// (forwarding, task configurations): it trusts the truststore and shows its certificate.
+type RESTTLS struct {
+	Certificate string `config:"ssl.certificate.location" doc:"PEM file with the certificate chain an https:// listener presents; read again when it changes."`
+	Key         string `config:"ssl.key.location" doc:"PEM file with the private key of listeners.https.ssl.certificate.location."`
+	Truststore  string `config:"ssl.truststore.location" doc:"PEM file of the certificate authorities that sign client certificates, and the other workers' certificates; empty trusts the system's authorities for the latter and signs no client certificates."`
+	ClientAuth  string `config:"ssl.client.authentication" default:"none" enum:"none,requested,required" doc:"Whether an https:// listener asks clients for a certificate signed by the truststore: none, requested (checked when given), or required. A verified certificate's common name is the caller's name for rest.auth.admin.users and rest.auth.read.users."`
 }
 
 // ClientSettings are Kafka client settings by client kind, in librdkafka's names.

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -557,25 +560,43 @@ func TestConnectorNamesThatNeedEscapingGetTasksOnAFollower(t *testing.T) {
 	for i, n := range names {
 		full[i] = c.Prefix + "-" + n
 	}
-	t.Logf("%d of %d connectors ran on a follower", runningOnAFollower(t, []string{ws[0].URL, ws[1].URL}, full), len(names))
+	t.Logf("%d of %d connectors ran on a follower", runningOnAFollower(t, nil, []string{ws[0].URL, ws[1].URL}, full), len(names))
 }
 
-// runningOnAFollower waits until each connector runs with one task, and returns how many run
-// on a worker other than the leader; it fails the test when none does (a test of what
-// followers do would prove nothing).
-func runningOnAFollower(t *testing.T, urls []string, names []string) int {
+// runningOnAFollower waits until each connector runs with one task, asking through client
+// (nil for http.DefaultClient), and returns how many run on a worker other than the leader; it
+// fails the test when none does (a test of what followers do would prove nothing).
+func runningOnAFollower(t *testing.T, client *http.Client, urls []string, names []string) int {
 	t.Helper()
+	if client == nil {
+		client = http.DefaultClient
+	}
+	get := func(u string, out any) int {
+		resp, err := client.Get(u)
+		if err != nil {
+			return 0
+		}
+		defer resp.Body.Close()
+		_ = json.NewDecoder(resp.Body).Decode(out)
+		return resp.StatusCode
+	}
 	leader := ""
 	for _, u := range urls {
 		var info runtime.ServerInfo
-		sluicetest.Call(t, "GET", u+"/", nil, &info)
-		if info.Worker != nil && info.Worker.Leader {
+		if get(u+"/", &info) == 200 && info.Worker != nil && info.Worker.Leader {
 			leader = info.Worker.WorkerID
 		}
 	}
 	onFollower := 0
 	for _, n := range names {
-		if st := sluicetest.WaitState(t, urls[len(urls)-1], n, runtime.StateRunning, 1); st.Connector.WorkerID != leader {
+		var st runtime.ConnectorStatus
+		sluicetest.Eventually(t, time.Minute, n+" running with its task", func() (bool, string) {
+			st = runtime.ConnectorStatus{}
+			code := get(urls[len(urls)-1]+"/connectors/"+url.PathEscape(n)+"/status", &st)
+			return code == 200 && st.Connector.State == runtime.StateRunning && len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateRunning,
+				fmt.Sprintf("%d %+v", code, st)
+		})
+		if st.Connector.WorkerID != leader {
 			onFollower++
 		}
 	}

@@ -147,7 +147,7 @@ func TestSignedTaskConfigsReachTheLeader(t *testing.T) {
 		sluicetest.CreateConnector(t, ws[0].URL, n, map[string]string{"connector.class": "datagen", "kafka.topic": c.Prefix + "-data",
 			"rate": "1", "tasks.max": "1", "topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"})
 	}
-	runningOnAFollower(t, []string{ws[0].URL, ws[1].URL}, names)
+	runningOnAFollower(t, nil, []string{ws[0].URL, ws[1].URL}, names)
 	// A forged body with a signature copied from nowhere: refused whatever worker gets it.
 	body := []byte(`[{"connector.class":"datagen","kafka.topic":"x"}]`)
 	req, _ := http.NewRequest("POST", ws[1].URL+"/connectors/"+url.PathEscape(names[0])+"/tasks", bytes.NewReader(body))
@@ -219,38 +219,7 @@ func TestAuthenticatedClusterForwardsAndSigns(t *testing.T) {
 		}
 	}
 	authed := &http.Client{Transport: basicAuth{user: "ops", pass: "ops-Pa55"}}
-	get := func(u string, out any) int {
-		resp, err := authed.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		_ = json.NewDecoder(resp.Body).Decode(out)
-		return resp.StatusCode
-	}
-	leader := ""
-	for _, w := range ws {
-		var info runtime.ServerInfo
-		if get(w.URL+"/", &info) == 200 && info.Worker != nil && info.Worker.Leader {
-			leader = info.Worker.WorkerID
-		}
-	}
-	onFollower := 0
-	for _, n := range names {
-		var st runtime.ConnectorStatus
-		sluicetest.Eventually(t, time.Minute, n+" running with its task", func() (bool, string) {
-			st = runtime.ConnectorStatus{}
-			code := get(ws[0].URL+"/connectors/"+url.PathEscape(n)+"/status", &st)
-			return code == 200 && st.Connector.State == runtime.StateRunning && len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateRunning,
-				fmt.Sprintf("%d %+v", code, st)
-		})
-		if st.Connector.WorkerID != leader {
-			onFollower++
-		}
-	}
-	if leader == "" || onFollower == 0 {
-		t.Fatalf("no connector ran on the follower (leader %q): the signed internal endpoint was not used", leader)
-	}
+	runningOnAFollower(t, authed, []string{ws[0].URL, ws[1].URL}, names)
 }
 
 // basicAuth adds HTTP Basic credentials to every request.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -96,15 +97,22 @@ type servedWorker struct {
 
 // startWorker starts a worker and serves its REST API on its first listener.
 func startWorker(ctx context.Context, cfg *runtime.WorkerConfig, levels *runtime.LogLevels, stdout io.Writer) (*servedWorker, error) {
-	authn, err := restAuth(cfg, levels.Logger("sluice.rest"))
+	restLog := levels.Logger("sluice.rest")
+	authn, err := restAuth(cfg, restLog)
 	if err != nil {
 		return nil, err
 	}
-	lis, err := listen(cfg.Listeners[0])
+	files := rest.TLSFiles{Certificate: cfg.TLS.Certificate, Key: cfg.TLS.Key, Truststore: cfg.TLS.Truststore, ClientAuth: cfg.TLS.ClientAuth, Log: restLog}
+	lis, err := listen(cfg.Listeners[0], files)
 	if err != nil {
 		return nil, err
 	}
-	w, err := runtime.NewWorker(cfg, runtime.Options{Levels: levels, Version: buildVersion()})
+	client, err := workerClient(cfg, files)
+	if err != nil {
+		lis.Close()
+		return nil, err
+	}
+	w, err := runtime.NewWorker(cfg, runtime.Options{Levels: levels, Version: buildVersion(), HTTPClient: client})
 	if err != nil {
 		lis.Close()
 		return nil, err
@@ -116,7 +124,7 @@ func startWorker(ctx context.Context, cfg *runtime.WorkerConfig, levels *runtime
 	if cfg.MetricsEnable {
 		metrics = promhttp.HandlerFor(w.Metrics(), promhttp.HandlerOpts{})
 	}
-	api := rest.New(w, rest.Options{Logger: levels.Logger("sluice.rest"), Metrics: metrics,
+	api := rest.New(w, rest.Options{Logger: restLog, Metrics: metrics, HTTPClient: client,
 		CORS: rest.CORS{AllowOrigins: cfg.AllowOrigins, AllowMethods: cfg.AllowMethods}, AllowedHosts: ownHostNames(cfg, w.URL()), Auth: authn})
 	ws := &servedWorker{w: w, serveErr: make(chan error, 1), srv: rest.NewServer(api)}
 	go func() { ws.serveErr <- ws.srv.Serve(lis) }()
@@ -135,7 +143,8 @@ func startWorker(ctx context.Context, cfg *runtime.WorkerConfig, levels *runtime
 // restAuth reads the REST API's credentials. A worker with none refuses to start when a
 // listener can be reached from other machines, unless rest.auth.none.allowed says so.
 func restAuth(cfg *runtime.WorkerConfig, log *slog.Logger) (rest.Auth, error) {
-	if cfg.AuthUsersFile == "" && cfg.AuthTokensFile == "" {
+	certs := cfg.TLS.ClientAuth == "required" || cfg.TLS.ClientAuth == "requested"
+	if cfg.AuthUsersFile == "" && cfg.AuthTokensFile == "" && !certs {
 		if cfg.AuthNoneAllowed {
 			return rest.Auth{}, nil
 		}
@@ -148,7 +157,7 @@ func restAuth(cfg *runtime.WorkerConfig, log *slog.Logger) (rest.Auth, error) {
 		}
 		return rest.Auth{}, nil
 	}
-	creds := &auth.Credentials{UsersFile: cfg.AuthUsersFile, TokensFile: cfg.AuthTokensFile, Log: log}
+	creds := &auth.Credentials{UsersFile: cfg.AuthUsersFile, TokensFile: cfg.AuthTokensFile, ClientCertificates: certs, Log: log}
 	if err := creds.Load(); err != nil {
 		return rest.Auth{}, fmt.Errorf("REST authentication: %w", err)
 	}
@@ -191,18 +200,41 @@ func (ws *servedWorker) stop() {
 	ws.w.Stop()
 }
 
-// listen opens a REST listener given as a URL like http://:8083.
-func listen(listener string) (net.Listener, error) {
+// listen opens a REST listener given as a URL: http://:8083, or https://:8443 with the
+// listeners.https.ssl.* files.
+func listen(listener string, files rest.TLSFiles) (net.Listener, error) {
 	u, err := url.Parse(listener)
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("listeners: %q is not a URL like http://:8083", listener)
 	}
-	if u.Scheme != "http" {
-		return nil, fmt.Errorf("listeners: %q: only http listeners are supported so far", listener)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("listeners: %q: a listener is http:// or https://", listener)
+	}
+	var tlsCfg *tls.Config
+	if u.Scheme == "https" {
+		if tlsCfg, err = rest.ServerTLS(files); err != nil {
+			return nil, fmt.Errorf("listeners: %s: %w", listener, err)
+		}
 	}
 	l, err := net.Listen("tcp", u.Host)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", listener, err)
 	}
+	if tlsCfg != nil {
+		l = tls.NewListener(l, tlsCfg)
+	}
 	return l, nil
+}
+
+// workerClient is the client the worker calls other workers with: over TLS with the
+// listeners.https.ssl.* files when this worker's listener is https:// (its peers' are too).
+func workerClient(cfg *runtime.WorkerConfig, files rest.TLSFiles) (*http.Client, error) {
+	if !strings.HasPrefix(cfg.Listeners[0], "https://") {
+		return nil, nil // the defaults
+	}
+	tlsCfg, err := rest.ClientTLS(files)
+	if err != nil {
+		return nil, err
+	}
+	return rest.HTTPClient(tlsCfg), nil
 }

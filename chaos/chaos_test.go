@@ -79,6 +79,8 @@ type chaosRun struct {
 
 	connectors map[string]int // name -> tasks
 	t0         time.Time      // the simulator's start
+	// unrouted holds the frames the broker acknowledged saying no subscription matched them.
+	unrouted sync.Map
 }
 
 func (r *chaosRun) event(format string, args ...any) {
@@ -157,6 +159,9 @@ func TestChaos(t *testing.T) {
 		duration, rate, count, devices, killEvery, outDir)
 
 	r := &chaosRun{t: t, c: sluicetest.NewCluster(t), alive: map[string]bool{}}
+	// Debug logs trace each mqtt-source connection's first messages from the broker to their
+	// acknowledgement, so a frame lost at the start can be followed (issue 16, item 0).
+	r.c.ProcessFlags = []string{"--log-level", "DEBUG"}
 	r.prefix, r.outDir = r.c.Prefix, outDir
 	raw := r.prefix + "-raw"
 	mqttRoot := r.prefix + "/sensors"
@@ -219,6 +224,9 @@ func TestChaos(t *testing.T) {
 			if err := check.WriteFrame(sentW, check.Frame{ID: s.Frame.FrameID, Device: s.Frame.DeviceID, Topic: s.Topic,
 				SentAt: time.UnixMilli(s.Frame.SentAt)}); err != nil && sentErr == nil {
 				sentErr = err
+			}
+			if s.NoSubscribers {
+				r.unrouted.Store(s.Frame.FrameID, true)
 			}
 			sentN.Add(1)
 		}}
@@ -534,11 +542,29 @@ func (r *chaosRun) explainLosses(res *check.Result) {
 			break
 		}
 		f := res.Sent[id]
-		say("LOST %s (device %s, MQTT topic %s, first of its device: %v) published %s (%.3fs into the run), missing from %v",
-			id, f.Device, f.Topic, first[f.Device] == id, f.SentAt.UTC().Format("15:04:05.000"), f.SentAt.Sub(r.t0).Seconds(), lost[id])
+		_, unrouted := r.unrouted.Load(id)
+		say("LOST %s (device %s, MQTT topic %s, first of its device: %v) published %s (%.3fs into the run), missing from %v; the broker's PUBACK said no subscription matched it: %v",
+			id, f.Device, f.Topic, first[f.Device] == id, f.SentAt.UTC().Format("15:04:05.000"), f.SentAt.Sub(r.t0).Seconds(), lost[id], unrouted)
 	}
 	if len(ids) == 0 {
 		return
+	}
+	// What the workers' debug logs say of the lost frames' MQTT topics: whether an
+	// mqtt-source connection received them and acknowledged them to the broker.
+	r.mu.Lock()
+	all := slices.Clone(r.all)
+	r.mu.Unlock()
+	for _, id := range ids[:min(5, len(ids))] {
+		topic := "topic=" + res.Sent[id].Topic + " "
+		var traced []string
+		for _, w := range all {
+			for _, line := range strings.Split(w.Log.String(), "\n") {
+				if strings.Contains(line, topic) && strings.Contains(line, "msg=\"message ") {
+					traced = append(traced, w.URL+" "+line)
+				}
+			}
+		}
+		say("%s: its MQTT topic in the mqtt-source traces (a connection's first %d messages and acknowledgements):\n%s", id, 100, strings.Join(traced, "\n"))
 	}
 	// Worker log lines around the first lost frames' publish times.
 	windows := map[time.Time]bool{}
@@ -553,7 +579,7 @@ func (r *chaosRun) explainLosses(res *check.Result) {
 		r.mu.Unlock()
 		for _, w := range procs {
 			for _, line := range strings.Split(w.Log.String(), "\n") {
-				if ts, ok := logTime(line); ok && !ts.Before(from) && ts.Before(to) {
+				if ts, ok := logTime(line); ok && !ts.Before(from) && ts.Before(to) && !strings.Contains(line, "level=DEBUG") {
 					lines = append(lines, w.URL+" "+line)
 				}
 			}

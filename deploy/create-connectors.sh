@@ -4,19 +4,21 @@
 # connector's config; its name is the file's name.
 set -eu
 auth="${SLUICE_USER:-admin}:${SLUICE_PASSWORD:-sluice-admin}"
+tls=""
+[ -n "${SLUICE_CA:-}" ] && tls="--cacert $SLUICE_CA"
 for url in ${SLUICE_URLS:-http://sluice-1:8083 http://sluice-2:8083 http://sluice-3:8083}; do
     i=0
-    until curl -sf "$url/health" >/dev/null 2>&1; do
+    until curl -sf $tls "$url/health" >/dev/null 2>&1; do
         i=$((i + 1)); [ "$i" -lt 60 ] || break; sleep 2
     done
-    curl -sf "$url/health" >/dev/null 2>&1 && break
+    curl -sf $tls "$url/health" >/dev/null 2>&1 && break
 done
 echo "creating connectors through $url"
 for f in /connectors/*.json; do
     name=$(basename "$f" .json)
     # A 409 during a rebalance is retried.
     for attempt in 1 2 3 4 5 6 7 8 9 10; do
-        code=$(curl -s -u "$auth" -o /tmp/answer -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+        code=$(curl -s $tls -u "$auth" -o /tmp/answer -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
             --data @"$f" "$url/connectors/$name/config")
         case $code in
             200 | 201) echo "  $name: $code"; break ;;

@@ -4,10 +4,13 @@
 package deploy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +21,7 @@ import (
 
 	_ "github.com/sluicehq/sluice/connectors/all"
 	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/rest"
 	"github.com/sluicehq/sluice/rest/auth"
 	"github.com/sluicehq/sluice/runtime"
 )
@@ -28,9 +32,10 @@ type compose struct {
 		Environment map[string]string `yaml:"environment"`
 	} `yaml:"x-sluice-worker"`
 	Services map[string]struct {
-		Build   any      `yaml:"build"`
-		Volumes []string `yaml:"volumes"`
-		Command []string `yaml:"command"`
+		Build       any               `yaml:"build"`
+		Volumes     []string          `yaml:"volumes"`
+		Command     []string          `yaml:"command"`
+		Environment map[string]string `yaml:"environment"`
 	} `yaml:"services"`
 }
 
@@ -252,5 +257,61 @@ func TestStackAPIAsksForCredentials(t *testing.T) {
 		if !slices.Contains(strings.Split(tt.roles, ","), tt.user) {
 			t.Errorf("%s does not have the %s role (%q)", tt.user, tt.role, tt.roles)
 		}
+	}
+}
+
+// TestStackTLSFilesServeEachWorker runs the stack's certificate script (deploy/tls/make-certs.sh)
+// into a temporary directory and checks each worker's listener settings: the files it names
+// exist, make a TLS listener, and carry a certificate the stack's CA signs for the worker's
+// advertised host name, good for serving and, as workers call each other, as a client.
+func TestStackTLSFilesServeEachWorker(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl is not installed: the certificate script cannot run here")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "tls/make-certs.sh")
+	cmd.Env = append(os.Environ(), "DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make-certs.sh: %v\n%s", err, out)
+	}
+	c := readCompose(t)
+	local := func(p string) string { return filepath.Join(dir, strings.TrimPrefix(p, "/etc/sluice/tls/")) }
+	if !strings.HasPrefix(c.Worker.Environment["SLUICE_WORKER_LISTENERS"], "https://") {
+		t.Fatalf("the stack's workers listen on %q, not https", c.Worker.Environment["SLUICE_WORKER_LISTENERS"])
+	}
+	caPEM, err := os.ReadFile(local(c.Worker.Environment["SLUICE_WORKER_LISTENERS_HTTPS_SSL_TRUSTSTORE_LOCATION"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	workers := 0
+	for name, svc := range c.Services {
+		certPath := svc.Environment["SLUICE_WORKER_LISTENERS_HTTPS_SSL_CERTIFICATE_LOCATION"]
+		if certPath == "" {
+			continue
+		}
+		workers++
+		files := rest.TLSFiles{Certificate: local(certPath), Key: local(svc.Environment["SLUICE_WORKER_LISTENERS_HTTPS_SSL_KEY_LOCATION"]),
+			Truststore: local(c.Worker.Environment["SLUICE_WORKER_LISTENERS_HTTPS_SSL_TRUSTSTORE_LOCATION"]),
+			ClientAuth: c.Worker.Environment["SLUICE_WORKER_LISTENERS_HTTPS_SSL_CLIENT_AUTHENTICATION"]}
+		if _, err := rest.ServerTLS(files); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		pair, err := tls.LoadX509KeyPair(files.Certificate, files.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, _ := x509.ParseCertificate(pair.Certificate[0])
+		host := svc.Environment["SLUICE_WORKER_REST_ADVERTISED_HOST_NAME"]
+		for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+			if _, err := leaf.Verify(x509.VerifyOptions{DNSName: host, Roots: roots, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+				t.Errorf("%s: the certificate does not serve %s for %v: %v", name, host, usage, err)
+			}
+		}
+	}
+	if workers != 3 {
+		t.Errorf("%d workers with TLS files, want the stack's 3", workers)
 	}
 }

@@ -149,6 +149,9 @@ func TestSecretsNeverLeakResolved(t *testing.T) {
 	if strings.Contains(c.Logs.String(), secret) {
 		t.Errorf("the logs hold the secret")
 	}
+	if !strings.Contains(c.Logs.String(), `msg="logging in"`) {
+		t.Errorf("the connector's own log line is missing: the test did not try its logger")
+	}
 	if !strings.Contains(c.Logs.String(), "cannot log in") {
 		t.Errorf("the logs should report the task failure")
 	}

@@ -73,7 +73,9 @@ func (p *probeTask) Start(_ context.Context, cfg connect.Config, tc connect.Sink
 		tc.RequestCommit()
 	}
 	if c.Mode == "leak" {
-		// A careless connector putting its secret into an error: the runtime must scrub it.
+		// A careless connector logging its secret and putting it into an error: the runtime
+		// must scrub both.
+		tc.Logger().Warn("logging in", "password", c.Password, "err", fmt.Errorf("attempt with %q", c.Password))
 		return fmt.Errorf("cannot log in with password %s", c.Password)
 	}
 	return nil

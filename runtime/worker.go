@@ -462,8 +462,9 @@ func (w *Worker) startConnector(ctx context.Context, name string, raw map[string
 		return fail(err)
 	}
 	c.res = res.config
+	c.secrets = append(c.secrets, literalSecrets(p.Spec(), res.config)...)
 	c.conn = p.New()
-	cc := &connectorContext{w: w, name: name, log: w.levels.Logger("sluice.connector." + name)}
+	cc := &connectorContext{w: w, name: name, log: scrubbedLogger(w.levels.Logger("sluice.connector."+name), c.secrets)}
 	if err := safely("connector start", func() error { return c.conn.Start(ctx, connect.Config(res.config), cc) }); err != nil {
 		_ = safely("connector stop", c.conn.Stop)
 		c.conn = nil

@@ -62,7 +62,8 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 	if err != nil {
 		return err
 	}
-	run.secrets = append(connRes.secrets, taskRes.secrets...)
+	run.secrets = append(append(connRes.secrets, taskRes.secrets...), literalSecrets(p.Spec(), taskRes.config)...)
+	log = scrubbedLogger(log, run.secrets)
 	setup := &taskSetup{id: id, connector: connRes.config, task: taskRes.config, secrets: run.secrets, log: log, metrics: w.metrics.task(id)}
 	setup.running = func(note string) {
 		if st, _ := run.State(); st == StateRunning {

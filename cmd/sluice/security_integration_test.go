@@ -9,15 +9,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/sluicehq/sluice/connect/connecttest"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
 	"github.com/sluicehq/sluice/runtime"
@@ -248,5 +252,99 @@ func TestANetworkListenerWithoutAuthenticationRefusesToStart(t *testing.T) {
 	}
 	if log := p.Log.String(); !strings.Contains(log, "rest.auth.users.file") || !strings.Contains(log, "can be reached from other machines") {
 		t.Errorf("the worker did not say why it stopped:\n%s", log)
+	}
+}
+
+// envKC names kafka-connect-py's `kc`, a Kafka Connect CLI, installed by scripts/testenv.
+const envKC = "SLUICE_TEST_KC"
+
+// TestKafkaConnectCLIWithCredentials drives a worker that asks for credentials with a Kafka
+// Connect CLI given them (kafka-connect-py's kc --auth user:password): it creates, lists,
+// reads and deletes a connector; without credentials the CLI's requests are refused.
+func TestKafkaConnectCLIWithCredentials(t *testing.T) {
+	kc := connecttest.Env(t, envKC)
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("cli-Pa55"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("ops:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := sluicetest.NewCluster(t)
+	w := c.StartProcess(map[string]string{"rest.auth.users.file": users})
+	run := func(auth bool, args ...string) (string, error) {
+		all := []string{"--url", w.URL}
+		if auth {
+			all = append(all, "--auth", "ops:cli-Pa55")
+		}
+		out, err := exec.Command(kc, append(all, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	name := c.Prefix + "-cli"
+	cfg := `{"name":"` + name + `","config":{"connector.class":"datagen","kafka.topic":"` + c.Prefix + `-data","rate":"1",` +
+		`"topic.creation.default.partitions":"1","topic.creation.default.replication.factor":"-1"}}`
+	if out, err := run(true, "create", "--config-data", cfg); err != nil || !strings.Contains(out, name) {
+		t.Fatalf("kc create: %v\n%s", err, out)
+	}
+	sluicetest.Eventually(t, time.Minute, "kc list --expand status to show it RUNNING", func() (bool, string) {
+		out, err := run(true, "list", "--expand", "status")
+		return err == nil && strings.Contains(out, name) && strings.Contains(out, "RUNNING"), out
+	})
+	if out, err := run(true, "config", name); err != nil || !strings.Contains(out, "datagen") {
+		t.Errorf("kc config: %v\n%s", err, out)
+	}
+	if out, err := run(false, "list"); err == nil && strings.Contains(out, name) {
+		t.Errorf("kc without credentials listed the connectors:\n%s", out)
+	}
+	if out, err := run(true, "delete", name); err != nil {
+		t.Errorf("kc delete: %v\n%s", err, out)
+	}
+	sluicetest.Eventually(t, 30*time.Second, "the connector gone", func() (bool, string) {
+		out, err := run(true, "list")
+		return err == nil && !strings.Contains(out, name), out
+	})
+}
+
+// TestSlowRequestBodiesAreCutOff sends a request whose body never finishes, as a client that
+// means to hold the worker's connections would: the worker closes the connection once the
+// request has taken longer than its read limit (30 s), instead of waiting for ever.
+func TestSlowRequestBodiesAreCutOff(t *testing.T) {
+	c := sluicetest.NewCluster(t)
+	w := c.StartProcess(nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(w.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	host := strings.TrimPrefix(w.URL, "http://")
+	if _, err := fmt.Fprintf(conn, "POST /connectors HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{\"name\":", host); err != nil {
+		t.Fatal(err)
+	}
+	// Trickle a byte every few seconds; the worker must end the request anyway.
+	closed := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	deadline := time.After(60 * time.Second)
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-closed:
+			t.Logf("the worker ended the slow request: %v", err)
+			return
+		case <-tick.C:
+			_, _ = conn.Write([]byte(" "))
+		case <-deadline:
+			t.Fatal("the worker still held a request whose body trickled in for 60 s")
+		}
 	}
 }

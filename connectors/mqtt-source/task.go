@@ -36,7 +36,14 @@ type delivery struct {
 type conn struct {
 	v5 *paho.Client // MQTT v5: paho.golang acknowledges in order itself
 	v3 *ackQueue    // MQTT 3.1.1
+	// received and acked count the connection's first messages and acknowledgements, which
+	// are logged at debug level (traced), to follow a message from the broker to its
+	// acknowledgement when a run lost one.
+	received, acked atomic.Int32
 }
+
+// traced is how many of a connection's first messages and acknowledgements are logged.
+const traced = 100
 
 // mqttClient is the version-specific MQTT client of a task: paho.golang's autopaho for MQTT
 // v5 (client5.go), paho.mqtt.golang for MQTT 3.1.1 (client3.go). Each connects and reconnects
@@ -236,6 +243,9 @@ func (t *Task) connectionDown() bool {
 func (t *Task) deliver(d *delivery) {
 	if t.current.Load() != d.conn {
 		t.current.Store(d.conn)
+	}
+	if d.conn.received.Add(1) <= traced {
+		t.log.Debug("message received", "client", t.clientID, "topic", d.pub.Topic, "packet_id", d.pub.PacketID, "qos", d.pub.QoS)
 	}
 	select {
 	case t.msgs <- d:
@@ -570,6 +580,10 @@ func (t *Task) Acknowledged(_ context.Context, records []connect.Record) error {
 func (t *Task) ack(d *delivery) {
 	if d.pub.QoS == 0 {
 		return
+	}
+	if d.conn.acked.Add(1) <= traced {
+		t.log.Debug("message acknowledged", "client", t.clientID, "topic", d.pub.Topic, "packet_id", d.pub.PacketID,
+			"stale", t.current.Load() != d.conn)
 	}
 	if cur := t.current.Load(); cur != d.conn || cur == nil {
 		t.stale.Add(1)

@@ -74,6 +74,9 @@ type Sent struct {
 	Topic   string
 	Frame   Frame
 	Payload []byte
+	// NoSubscribers is set when the broker acknowledged the message saying no subscription
+	// matched it (MQTT v5 reason code 0x10): the broker kept it for nobody.
+	NoSubscribers bool
 }
 
 // Summary counts what was sent.
@@ -84,6 +87,9 @@ type Summary struct {
 	Duration time.Duration  `json:"-"`
 	Seconds  float64        `json:"seconds"`
 	Errors   int            `json:"publish_errors"`
+	// NoSubscribers counts the QoS 1 and 2 messages the broker acknowledged saying no
+	// subscription matched them.
+	NoSubscribers int `json:"no_matching_subscribers"`
 }
 
 func (s Summary) String() string {
@@ -93,8 +99,8 @@ func (s Summary) String() string {
 			kinds = append(kinds, fmt.Sprintf("%s %d", strings.ReplaceAll(k, "_", "-"), s.ByKind[k]))
 		}
 	}
-	return fmt.Sprintf("sent %d frames from %d devices in %v (%s); %d publish errors",
-		s.Sent, s.Devices, s.Duration.Round(time.Millisecond), strings.Join(kinds, ", "), s.Errors)
+	return fmt.Sprintf("sent %d frames from %d devices in %v (%s); %d publish errors; %d with no matching subscriber",
+		s.Sent, s.Devices, s.Duration.Round(time.Millisecond), strings.Join(kinds, ", "), s.Errors, s.NoSubscribers)
 }
 
 // device is one sensor's state: a random walk of each reading.
@@ -202,13 +208,18 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		next = next.Add(interval)
 		s := devices[i%len(devices)].next(rng, &cfg)
 		s.Topic = strings.NewReplacer("{place}", devices[i%len(devices)].place, "{device}", devices[i%len(devices)].id).Replace(cfg.Topic)
-		if _, err := cm.Publish(ctx, &paho.Publish{QoS: cfg.QoS, Topic: s.Topic, Payload: s.Payload,
-			Properties: &paho.PublishProperties{ContentType: "application/json"}}); err != nil {
+		resp, err := cm.Publish(ctx, &paho.Publish{QoS: cfg.QoS, Topic: s.Topic, Payload: s.Payload,
+			Properties: &paho.PublishProperties{ContentType: "application/json"}})
+		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
 			sum.Errors++
 			continue
+		}
+		if resp != nil && resp.ReasonCode == noMatchingSubscribers {
+			s.NoSubscribers = true
+			sum.NoSubscribers++
 		}
 		sum.Sent++
 		sum.ByKind[s.Kind]++
@@ -220,6 +231,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	sum.Seconds = sum.Duration.Seconds()
 	return sum, nil
 }
+
+// noMatchingSubscribers is the MQTT v5 PUBACK/PUBREC reason code for a message no
+// subscription matched.
+const noMatchingSubscribers = 0x10
 
 // next is the device's next message: usually a new reading, sometimes an odd one.
 func (d *device) next(rng *rand.Rand, cfg *Config) Sent {

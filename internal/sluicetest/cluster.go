@@ -35,6 +35,8 @@ type Cluster struct {
 	Registry *connect.Registry
 	// Logs collects every in-process worker's log lines.
 	Logs *SyncBuffer
+	// ProcessFlags are flags StartProcess gives `sluice worker` (--log-level DEBUG, say).
+	ProcessFlags []string
 }
 
 // NewCluster names a new cluster on the test Kafka (skipping the test when there is none).

@@ -66,14 +66,14 @@ type Process struct {
 // waits until its REST API answers; it is killed when the test ends.
 func (c *Cluster) StartProcess(extra map[string]string) *Process {
 	c.T.Helper()
-	return StartProcess(c.T, c.Settings(fmt.Sprintf("http://127.0.0.1:%d", FreePort(c.T)), extra))
+	return StartProcess(c.T, c.Settings(fmt.Sprintf("http://127.0.0.1:%d", FreePort(c.T)), extra), c.ProcessFlags...)
 }
 
-// StartProcess starts a worker process with exactly these settings and waits until it is
-// healthy (joined its group).
-func StartProcess(t testing.TB, settings map[string]string) *Process {
+// StartProcess starts a worker process with exactly these settings (and flags of
+// `sluice worker`, such as --log-level) and waits until it is healthy (joined its group).
+func StartProcess(t testing.TB, settings map[string]string, flags ...string) *Process {
 	t.Helper()
-	args := []string{"worker"}
+	args := append([]string{"worker"}, flags...)
 	for k, v := range settings {
 		args = append(args, "--set", k+"="+v)
 	}

@@ -136,6 +136,9 @@ func mqttClient(ctx context.Context, rawURL string, tlsConf *tls.Config, onMsg f
 	}
 	c := paho.NewClient(paho.ClientConfig{
 		Conn: conn,
+		// Mosquitto is shared with the other packages' tests, which may keep it busy for a
+		// while (a TLS handshake and CONNECT took over paho's default 10 s in a CI run).
+		PacketTimeout: 30 * time.Second,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			onMsg(pr.Packet)
 			return true, nil
@@ -152,7 +155,7 @@ func mqttClient(ctx context.Context, rawURL string, tlsConf *tls.Config, onMsg f
 }
 
 func mqttRoundTrip(t *testing.T, rawURL string, tlsConf *tls.Config) {
-	ctx := ctxT(t, 30*time.Second)
+	ctx := ctxT(t, 90*time.Second)
 	got := make(chan string, 1)
 	c, err := mqttClient(ctx, rawURL, tlsConf, func(p *paho.Publish) { got <- string(p.Payload) })
 	if err != nil {

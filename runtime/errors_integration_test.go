@@ -125,6 +125,8 @@ func TestSecretsNeverLeakResolved(t *testing.T) {
 	const literal = "literal-Pa55word-4411"
 	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": "literal", "config": map[string]string{
 		"connector.class": "probe-sink", "topics": topic, "password": literal}}, nil)
+	// A secret given literally is the user's choice: the connector runs with it.
+	sluicetest.WaitState(t, w.URL, "literal", runtime.StateRunning, 1)
 
 	var api strings.Builder
 	for _, path := range []string{"/connectors/leaky", "/connectors/leaky/config", "/connectors/leaky/tasks", "/connectors/leaky/status",
@@ -345,5 +347,54 @@ func TestConnectorFilesStayUnderTheAllowedPaths(t *testing.T) {
 				t.Fatalf("answered %d %v, want 400 saying %q", code, out, tt.want)
 			}
 		})
+	}
+}
+
+// TestSessionKeyRotatesAndTaskConfigsStillReachTheLeader runs two workers with a session key
+// that lives 1.5 s: the leader writes new keys, and a connector on the follower whose tasks
+// change after several rotations still gets its task configurations to the leader, signed
+// with the current key.
+func TestSessionKeyRotatesAndTaskConfigsStillReachTheLeader(t *testing.T) {
+	c := newCluster(t)
+	settings := map[string]string{"inter.worker.key.ttl.ms": "1500"}
+	ws := []*sluicetest.Worker{c.StartWorker(settings), c.StartWorker(settings)}
+	var names []string
+	cfg := func(tasks string) map[string]string {
+		return map[string]string{"connector.class": "datagen", "kafka.topic": c.Prefix + "-data", "rate": "1", "tasks.max": tasks,
+			"topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"}
+	}
+	for i := range 4 {
+		n := fmt.Sprintf("%s-gen-%d", c.Prefix, i)
+		names = append(names, n)
+		sluicetest.CreateConnector(t, ws[0].URL, n, cfg("1"))
+	}
+	for _, n := range names {
+		sluicetest.WaitState(t, ws[0].URL, n, runtime.StateRunning, 1)
+	}
+	keys := func() int {
+		n := 0
+		for _, m := range sluicetest.ConsumeAll(t, c.Bootstrap, c.Prefix+"-configs", 1000, 3*time.Second) {
+			if string(m.Key) == "session-key" {
+				n++
+			}
+		}
+		return n
+	}
+	sluicetest.Eventually(t, 30*time.Second, "three session keys written", func() (bool, string) {
+		n := keys()
+		return n >= 3, fmt.Sprint(n, " keys")
+	})
+	// Two tasks each now: the workers running the connectors hand the new task configs to
+	// the leader, signed with whatever key is current.
+	for _, n := range names {
+		if code := sluicetest.Call(t, "PUT", ws[1].URL+"/connectors/"+n+"/config", cfg("2"), nil); code != 200 {
+			t.Fatalf("update %s: %d", n, code)
+		}
+	}
+	for _, n := range names {
+		sluicetest.WaitState(t, ws[0].URL, n, runtime.StateRunning, 2)
+	}
+	if strings.Contains(c.Logs.String(), "invalid signature") {
+		t.Errorf("a worker's own task configurations were refused:\n%s", c.Logs.String())
 	}
 }

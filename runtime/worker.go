@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -462,9 +463,11 @@ func (w *Worker) startConnector(ctx context.Context, name string, raw map[string
 		return fail(err)
 	}
 	c.res = res.config
-	c.secrets = append(c.secrets, literalSecrets(p.Spec(), res.config)...)
 	c.conn = p.New()
-	cc := &connectorContext{w: w, name: name, log: scrubbedLogger(w.levels.Logger("sluice.connector."+name), c.secrets)}
+	// The connector's log hides its literal secrets too; c.secrets holds only the resolved
+	// ones, which its task configurations must not carry.
+	hide := append(slices.Clone(c.secrets), literalSecrets(p.Spec(), res.config)...)
+	cc := &connectorContext{w: w, name: name, log: scrubbedLogger(w.levels.Logger("sluice.connector."+name), hide)}
 	if err := safely("connector start", func() error { return c.conn.Start(ctx, connect.Config(res.config), cc) }); err != nil {
 		_ = safely("connector stop", c.conn.Stop)
 		c.conn = nil

@@ -244,7 +244,7 @@ func (t *Task) deliver(d *delivery) {
 	if t.current.Load() != d.conn {
 		t.current.Store(d.conn)
 	}
-	if d.conn.received.Add(1) <= traced {
+	if d.conn != nil && d.conn.received.Add(1) <= traced && t.log != nil {
 		t.log.Debug("message received", "client", t.clientID, "topic", d.pub.Topic, "packet_id", d.pub.PacketID, "qos", d.pub.QoS)
 	}
 	select {
@@ -581,7 +581,7 @@ func (t *Task) ack(d *delivery) {
 	if d.pub.QoS == 0 {
 		return
 	}
-	if d.conn.acked.Add(1) <= traced {
+	if d.conn != nil && d.conn.acked.Add(1) <= traced && t.log != nil {
 		t.log.Debug("message acknowledged", "client", t.clientID, "topic", d.pub.Topic, "packet_id", d.pub.PacketID,
 			"stale", t.current.Load() != d.conn)
 	}

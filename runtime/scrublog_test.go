@@ -17,7 +17,9 @@ func TestScrubbedLoggerHidesSecretsEverywhere(t *testing.T) {
 	}{
 		{"message", func(l *slog.Logger) { l.Info("login with " + secret + " failed") }},
 		{"string attribute", func(l *slog.Logger) { l.Warn("failed", "dsn", "postgres://app:"+secret+"@db/x") }},
-		{"error attribute", func(l *slog.Logger) { l.Error("failed", "err", fmt.Errorf("auth: %w", errors.New("bad password "+secret))) }},
+		{"error attribute", func(l *slog.Logger) {
+			l.Error("failed", "err", fmt.Errorf("auth: %w", errors.New("bad password "+secret)))
+		}},
 		{"quoted in an error", func(l *slog.Logger) { l.Error("failed", "err", fmt.Errorf("bad value %q", secret)) }},
 		{"a group", func(l *slog.Logger) { l.Info("conn", slog.Group("server", "uri", "mqtt://u:"+secret+"@h")) }},
 		{"With", func(l *slog.Logger) { l.With("password", secret).Info("connecting") }},

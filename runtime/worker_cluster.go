@@ -34,7 +34,8 @@ type membershipView struct {
 	generation  int32
 	connectors  map[string]bool
 	tasks       map[TaskID]bool
-	behind      string // why this worker's config view is behind the leader's, for /health
+	behind      string        // why this worker's config view is behind the leader's, for /health
+	view        *cluster.View // the group's view from the last assignment, sent back on rejoin
 }
 
 func (m *membership) snapshot() membershipView {
@@ -83,6 +84,7 @@ func (h *groupHandler) State() cluster.MemberState {
 	w := h.w()
 	st := cluster.MemberState{URL: w.url, ConfigOffset: w.configs.Snapshot().Offset}
 	w.cluster.mu.Lock()
+	st.View = w.cluster.view
 	w.cluster.rebalancing = true
 	w.cluster.mu.Unlock()
 	m := w.cluster.snapshot()
@@ -121,7 +123,7 @@ func (h *groupHandler) Lead(ctx context.Context, generation int32, members []clu
 	var ms []cluster.Member
 	var leaderID string
 	for _, m := range members {
-		ms = append(ms, cluster.Member{ID: m.ID, Running: m.Running})
+		ms = append(ms, cluster.Member{ID: m.ID, Running: m.Running, View: m.View})
 		if m.URL == w.url {
 			leaderID = m.ID
 		}
@@ -130,11 +132,11 @@ func (h *groupHandler) Lead(ctx context.Context, generation int32, members []clu
 	for id := range snap.TaskConfigs {
 		tasks = append(tasks, cluster.Task{Connector: id.Connector, ID: id.Task})
 	}
-	res := w.assignor.Assign(time.Now(), ms, sortedKeys(snap.Connectors), tasks)
+	res := w.assignor.Assign(time.Now(), generation, ms, sortedKeys(snap.Connectors), tasks)
 	for _, m := range members {
 		p := res.Plans[m.ID]
 		out[m.ID] = cluster.Assignment{Leader: leaderID, LeaderURL: w.url, ConfigOffset: snap.Offset,
-			Assigned: p.Assigned, Revoked: p.Revoked, Delay: res.Delay}
+			Assigned: p.Assigned, Revoked: p.Revoked, Delay: res.Delay, View: &res.View}
 	}
 	return out
 }
@@ -182,6 +184,9 @@ func (h *groupHandler) Assigned(ctx context.Context, a cluster.Assignment) {
 		m.tasks[TaskID{t.Connector, t.ID}] = true
 	}
 	m.memberID, m.leaderID, m.leaderURL, m.generation = a.MemberID, a.Leader, a.LeaderURL, a.Generation
+	if a.View != nil {
+		m.view = a.View
+	}
 	m.known = a.Error == cluster.NoError && behind == ""
 	m.rebalancing = !m.known
 	m.behind = behind

@@ -162,6 +162,89 @@ func TestKilledWorkersTasksMoveInTime(t *testing.T) {
 	awaitEverySeq(t, files, tasks, perTask, 3*time.Minute)
 }
 
+// TestADeadLeadersWorkWaitsForIt kills the worker that leads the group, the one whose memory
+// of who ran what Kafka Connect's new leader starts without (it then moves the dead leader's
+// work at once, a rebalance storm on every leader restart). Sluice's new leader learns the
+// last assignment from the members, holds the dead leader's tasks for
+// scheduled.rebalance.max.delay.ms like anyone else's, and hands them to the restarted worker
+// as soon as it joins.
+func TestADeadLeadersWorkWaitsForIt(t *testing.T) {
+	c := sluicetest.NewCluster(t)
+	settings := map[string]string{"scheduled.rebalance.max.delay.ms": "600000", "session.timeout.ms": "6000"}
+	ws := []*sluicetest.Process{c.StartProcess(settings), c.StartProcess(settings), c.StartProcess(settings)}
+	name := c.Prefix + "-gen"
+	sluicetest.CreateConnector(t, ws[0].URL, name, map[string]string{
+		"connector.class": "datagen", "kafka.topic": c.Prefix + "-data", "tasks.max": "3", "rate": "5",
+		"topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"})
+	where := placement(t, ws[0].URL, name, 3, ws, time.Minute, spread(1, 1))
+	leaderOf := func(procs []*sluicetest.Process) (*sluicetest.Process, int32) {
+		for _, w := range procs {
+			var info runtime.ServerInfo
+			if sluicetest.Call(t, "GET", w.URL+"/", nil, &info) == 200 && info.Worker != nil && info.Worker.Leader {
+				return w, info.Worker.Generation
+			}
+		}
+		return nil, 0
+	}
+	leader, gen := leaderOf(ws)
+	if leader == nil {
+		t.Fatal("no leader among three workers")
+	}
+	var lost []string
+	for id, worker := range where {
+		if "http://"+worker == leader.URL {
+			lost = append(lost, fmt.Sprintf("%s-%d", name, id))
+		}
+	}
+	if len(lost) != 1 {
+		t.Fatalf("the leader %s runs tasks %v, want one", leader.URL, lost)
+	}
+	var live []*sluicetest.Process
+	for _, w := range ws {
+		if w != leader {
+			live = append(live, w)
+		}
+	}
+	leader.Kill()
+	var newGen int32
+	sluicetest.Eventually(t, time.Minute, "a new leader among the live workers", func() (bool, string) {
+		l, g := leaderOf(live)
+		newGen = g
+		return l != nil && g > gen, fmt.Sprint(l, g)
+	})
+	sluicetest.Eventually(t, 30*time.Second, "the live workers in the new leader's generation", func() (bool, string) {
+		for _, w := range live {
+			var info runtime.ServerInfo
+			if sluicetest.Call(t, "GET", w.URL+"/", nil, &info) != 200 || info.Worker == nil || info.Worker.Generation < newGen {
+				return false, fmt.Sprintf("%s: %+v", w.URL, info.Worker)
+			}
+		}
+		return true, ""
+	})
+	// The round that would have moved the dead leader's task has run: watch a few seconds
+	// that no live worker starts it.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		for _, w := range live {
+			if n := taskStarts(w)[lost[0]]; n > 0 {
+				t.Fatalf("%s started the dead leader's task %s at once; it should wait for its worker", w.URL, lost[0])
+			}
+		}
+	}
+	ws = append(live, c.StartProcess(settings))
+	placement(t, ws[0].URL, name, 3, ws, time.Minute, spread(1, 1))
+	for _, w := range live {
+		for task, n := range taskStarts(w) {
+			if task == lost[0] {
+				t.Errorf("%s started the dead leader's task %s; the restarted worker should have it", w.URL, task)
+			} else if n != 1 {
+				// session.timeout.ms=6000 with the default heartbeat interval once made every
+				// worker drop its work every 3 s.
+				t.Errorf("%s started its task %s %d times, want once", w.URL, task, n)
+			}
+		}
+	}
+}
+
 // TestTerminatedWorkerHandsOverWithoutLoss stops a worker with SIGTERM under load: its tasks
 // move, nothing is lost, and duplicates stay within one flush interval's worth.
 func TestTerminatedWorkerHandsOverWithoutLoss(t *testing.T) {

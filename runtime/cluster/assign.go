@@ -5,6 +5,7 @@ package cluster
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -27,10 +28,24 @@ type Work struct {
 
 func (w Work) empty() bool { return len(w.Connectors) == 0 && len(w.Tasks) == 0 }
 
-// Member is a worker in the group as the leader sees it: its id, and what it runs.
+// Member is a worker in the group as the leader sees it: its id, what it runs, and the
+// group's view it last heard from a leader.
 type Member struct {
 	ID      string
 	Running Work
+	View    *View
+}
+
+// View is a leader's memory after a round, handed to every member with its assignment and
+// sent back by the members when they rejoin: who runs what, and the lost work waiting for
+// its worker. A new leader (the old one died, or another member led in between) picks the
+// latest view up, so the work of a dead leader waits for scheduled.rebalance.max.delay.ms
+// like anyone else's instead of moving at once (Kafka Connect's new leader forgets it).
+type View struct {
+	Generation int32           `json:"generation"`
+	Members    map[string]Work `json:"members"`
+	Held       Work            `json:"held,omitzero"`
+	LostSince  time.Time       `json:"lost_since,omitzero"`
 }
 
 // Plan is the leader's decision for one member: what it should start and what it must stop.
@@ -46,23 +61,26 @@ type Assignor struct {
 	// (scheduled.rebalance.max.delay.ms).
 	MaxDelay time.Duration
 
+	generation  int32           // the generation of the last round this assignor led
 	previous    map[string]Work // member -> what it runs after the last round
 	held        Work            // lost work waiting for its worker to come back
 	lostSince   time.Time       // when the held work was first found lost
 	revokedLast bool            // the last round revoked for balance: assign before revoking again
 }
 
-// Result is one round's plans, and the delay after which the leader should rebalance again
-// (lost work waiting), or zero.
+// Result is one round's plans, the delay after which the leader should rebalance again
+// (lost work waiting) or zero, and the view to hand to every member.
 type Result struct {
 	Plans map[string]Plan
 	Delay time.Duration
+	View  View
 }
 
-// Assign plans one round for the members of the group, given the connectors and tasks the
-// config topic holds.
-func (a *Assignor) Assign(now time.Time, members []Member, connectors []string, tasks []Task) Result {
+// Assign plans round generation for the members of the group, given the connectors and tasks
+// the config topic holds.
+func (a *Assignor) Assign(now time.Time, generation int32, members []Member, connectors []string, tasks []Task) Result {
 	sort.Slice(members, func(i, j int) bool { return members[i].ID < members[j].ID })
+	a.adoptLatestView(members)
 	configuredC := setOf(connectors)
 	configuredT := setOf(tasks)
 
@@ -188,7 +206,27 @@ func (a *Assignor) Assign(now time.Time, members []Member, connectors []string, 
 		sortWork(&p.Revoked)
 		plans[id] = p
 	}
-	return Result{Plans: plans, Delay: delay}
+	a.generation = generation
+	view := View{Generation: generation, Members: a.previous, Held: a.held, LostSince: a.lostSince}
+	return Result{Plans: plans, Delay: delay, View: view}
+}
+
+// adoptLatestView takes over the memory of a leader that led after this assignor's last
+// round, as the members heard it: the previous owners and the held lost work.
+func (a *Assignor) adoptLatestView(members []Member) {
+	var latest *View
+	for _, m := range members {
+		if v := m.View; v != nil && v.Generation > a.generation && (latest == nil || v.Generation > latest.Generation) {
+			latest = v
+		}
+	}
+	if latest == nil {
+		return
+	}
+	a.generation = latest.Generation
+	a.previous = maps.Clone(latest.Members)
+	a.held, a.lostSince = latest.Held, latest.LostSince
+	a.revokedLast = false
 }
 
 // newMembers reports whether a member without work joined: lost work can go to it at once,

@@ -23,11 +23,14 @@ type group struct {
 	conns   []string
 	tasks   []Task
 	starts  map[Task]int // how often each task was started
+
+	generation int32
+	views      map[string]*View // the view each member last heard from a leader
 }
 
 func newGroup(t *testing.T, delay time.Duration, conns []string, tasks []Task, members ...string) *group {
 	g := &group{t: t, a: &Assignor{MaxDelay: delay}, running: map[string]Work{}, now: time.Unix(1000, 0),
-		conns: conns, tasks: tasks, starts: map[Task]int{}}
+		conns: conns, tasks: tasks, starts: map[Task]int{}, views: map[string]*View{}}
 	for _, m := range members {
 		g.running[m] = Work{}
 	}
@@ -38,10 +41,12 @@ func newGroup(t *testing.T, delay time.Duration, conns []string, tasks []Task, m
 func (g *group) round() Result {
 	var members []Member
 	for id, w := range g.running {
-		members = append(members, Member{ID: id, Running: w})
+		members = append(members, Member{ID: id, Running: w, View: g.views[id]})
 	}
-	res := g.a.Assign(g.now, members, g.conns, g.tasks)
+	g.generation++
+	res := g.a.Assign(g.now, g.generation, members, g.conns, g.tasks)
 	for id, p := range res.Plans {
+		g.views[id] = &res.View
 		w := g.running[id]
 		w.Connectors = minus(w.Connectors, p.Revoked.Connectors)
 		w.Tasks = minusT(w.Tasks, p.Revoked.Tasks)
@@ -211,6 +216,38 @@ func TestLostWorkWaitsForItsWorkerThenMoves(t *testing.T) {
 	}
 }
 
+// The leader dies: a member becomes leader with a fresh assignor, which learns from the
+// members' views who ran what, and holds the dead leader's work like anyone else's.
+func TestANewLeaderHoldsTheDeadLeadersWork(t *testing.T) {
+	g := newGroup(t, 20*time.Second, []string{"c"}, tasksOf("c", 6), "w1", "w2", "w3")
+	g.settle()
+	lost := g.running["w1"]
+	delete(g.running, "w1")
+	g.a = &Assignor{MaxDelay: 20 * time.Second}
+	res := g.round()
+	if res.Delay != 20*time.Second {
+		t.Errorf("delay %v, want the whole 20s", res.Delay)
+	}
+	for id, p := range res.Plans {
+		if !p.Assigned.empty() {
+			t.Errorf("%s got %v while the dead leader's work waits", id, p.Assigned)
+		}
+	}
+	// And again: the second new leader takes over the held work and its deadline.
+	g.now = g.now.Add(5 * time.Second)
+	g.a = &Assignor{MaxDelay: 20 * time.Second}
+	if res := g.round(); res.Delay != 15*time.Second {
+		t.Errorf("delay %v after 5s under a second new leader, want 15s", res.Delay)
+	}
+	g.running["w1-restarted"] = Work{}
+	res = g.round()
+	if got := res.Plans["w1-restarted"].Assigned; fmt.Sprint(got.Tasks) != fmt.Sprint(lost.Tasks) || fmt.Sprint(got.Connectors) != fmt.Sprint(lost.Connectors) {
+		t.Errorf("the restarted worker got %v, want the dead leader's %v", got, lost)
+	}
+	g.settle()
+	g.checkExactlyOnce()
+}
+
 func TestLostWorkGoesAtOnceToAWorkerThatJoins(t *testing.T) {
 	g := newGroup(t, time.Hour, []string{"c"}, tasksOf("c", 6), "w1", "w2", "w3")
 	g.settle()
@@ -241,7 +278,7 @@ func TestDeletedAndDuplicatedWorkIsRevoked(t *testing.T) {
 
 func TestNoMembersNoPlans(t *testing.T) {
 	a := &Assignor{}
-	if res := a.Assign(time.Now(), nil, []string{"c"}, tasksOf("c", 2)); len(res.Plans) != 0 {
+	if res := a.Assign(time.Now(), 1, nil, []string{"c"}, tasksOf("c", 2)); len(res.Plans) != 0 {
 		t.Errorf("plans %v for an empty group", res.Plans)
 	}
 }

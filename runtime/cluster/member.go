@@ -26,6 +26,8 @@ type MemberState struct {
 	URL          string `json:"url"`
 	ConfigOffset int64  `json:"config_offset"`
 	Running      Work   `json:"running"`
+	// View is the group's view from the last assignment this member received.
+	View *View `json:"view,omitempty"`
 }
 
 // JoinedMember is one member of the group as the leader sees it.
@@ -50,6 +52,8 @@ type Assignment struct {
 	Revoked      Work   `json:"revoked"`
 	// Delay is how long lost work waits; the members rejoin after it.
 	Delay time.Duration `json:"delay"`
+	// View is the leader's memory after this round; the member sends it back when it rejoins.
+	View *View `json:"view,omitempty"`
 	// Generation is filled in by the member from the group, not sent.
 	Generation int32  `json:"-"`
 	MemberID   string `json:"-"`
@@ -95,6 +99,16 @@ func NewMembership(client *kgo.Client, cfg Config, handler Handler) *Membership 
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	// A member gives up when no heartbeat got through for the session timeout minus one
+	// interval; with fewer than three heartbeats per session (session.timeout.ms=6000 and the
+	// default heartbeat.interval.ms=3000) it would give up before its next heartbeat had a
+	// chance, and drop its work every few seconds. Heartbeat more often instead.
+	if third := cfg.SessionTimeout / 3; cfg.HeartbeatInterval > third && third > 0 {
+		log.Info("heartbeating more often than heartbeat.interval.ms: at least three heartbeats per session timeout",
+			"heartbeat.interval.ms", cfg.HeartbeatInterval.Milliseconds(), "session.timeout.ms", cfg.SessionTimeout.Milliseconds(),
+			"interval", third)
+		cfg.HeartbeatInterval = third
 	}
 	return &Membership{client: client, cfg: cfg, handler: handler, log: log, rejoin: make(chan struct{}, 1)}
 }

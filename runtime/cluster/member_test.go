@@ -25,25 +25,26 @@ type worker struct {
 	mu      sync.Mutex
 	running Work
 	gen     int32
+	view    *View
 	lost    error
 }
 
 func (w *worker) State() MemberState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return MemberState{URL: "http://" + w.id, Running: w.running}
+	return MemberState{URL: "http://" + w.id, Running: w.running, View: w.view}
 }
 
 func (w *worker) Lead(_ context.Context, gen int32, members []JoinedMember) map[string]Assignment {
 	var ms []Member
 	for _, m := range members {
-		ms = append(ms, Member{ID: m.ID, Running: m.Running})
+		ms = append(ms, Member{ID: m.ID, Running: m.Running, View: m.View})
 	}
-	res := w.assignor.Assign(time.Now(), ms, []string{"c"}, w.tasks)
+	res := w.assignor.Assign(time.Now(), gen, ms, []string{"c"}, w.tasks)
 	out := map[string]Assignment{}
 	for _, m := range members {
 		p := res.Plans[m.ID]
-		out[m.ID] = Assignment{Leader: "leader", Assigned: p.Assigned, Revoked: p.Revoked, Delay: res.Delay}
+		out[m.ID] = Assignment{Leader: "leader", Assigned: p.Assigned, Revoked: p.Revoked, Delay: res.Delay, View: &res.View}
 	}
 	return out
 }
@@ -53,7 +54,7 @@ func (w *worker) Assigned(_ context.Context, a Assignment) {
 	defer w.mu.Unlock()
 	w.running.Connectors = append(minus(w.running.Connectors, a.Revoked.Connectors), a.Assigned.Connectors...)
 	w.running.Tasks = append(minusT(w.running.Tasks, a.Revoked.Tasks), a.Assigned.Tasks...)
-	w.gen = a.Generation
+	w.gen, w.view = a.Generation, a.View
 }
 
 func (w *worker) Lost(err error) {

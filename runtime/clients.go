@@ -42,10 +42,25 @@ func (f *clientFactory) configMap(kind map[string]string, extra ...map[string]st
 	return &m
 }
 
+// maxInFlight is librdkafka's setting for the produce requests a connection has in flight.
+const maxInFlight = "max.in.flight.requests.per.connection"
+
 func (f *clientFactory) producer(extra ...map[string]string) (*kafka.Producer, error) {
 	// murmur2_random partitions keyed records as Kafka's Java clients do, so a record lands
 	// where Kafka Connect would put it.
 	base := map[string]string{"partitioner": "murmur2_random", "go.logs.channel.enable": "false"}
+	// One produce request in flight per broker connection, not librdkafka's five: with more,
+	// a new producer's first batch to a partition can fail (a partition just created, or
+	// whose leader just moved, answers NOT_LEADER) while the next batch, already sent, is
+	// accepted, as Kafka takes any first sequence number from a producer it has no state
+	// for; librdkafka then reports the failed batch delivered ("implicitly acked", offset
+	// -1001) although Kafka never wrote it (confluent-kafka-go issue 921). Sluice lost the
+	// first readings of new topics that way (issue 16). Measured on one broker, the cost is
+	// within the noise: librdkafka's batches grow instead. producer.max.in.flight.requests.per.connection
+	// sets it back, for those who accept the risk.
+	if _, set := f.client.Producer[maxInFlight]; !set {
+		base[maxInFlight] = "1"
+	}
 	return kafka.NewProducer(f.configMap(f.client.Producer, append([]map[string]string{base}, extra...)...))
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"sort"
 	"strconv"
@@ -40,7 +41,13 @@ type sourceLoop struct {
 
 	failMu  sync.Mutex
 	failure error // a record Kafka refused
+
+	reports int // delivery reports handled, by the delivery goroutine: the first are traced
 }
+
+// tracedReports is how many of a task's first delivery reports are logged at debug level, to
+// follow a record from the task to its partition and offset.
+const tracedReports = 100
 
 // sourceContext is the SourceTaskContext a source task gets.
 type sourceContext struct {
@@ -419,6 +426,14 @@ func (l *sourceLoop) delivered(m *kafka.Message) {
 		}
 		l.acked(entry)
 		return
+	}
+	if l.reports++; l.reports <= tracedReports && l.setup.log.Enabled(context.Background(), slog.LevelDebug) {
+		var key any
+		if entry.record != nil {
+			key = entry.record.Key
+		}
+		l.setup.log.Debug("delivered", "topic", *m.TopicPartition.Topic, "partition", m.TopicPartition.Partition,
+			"offset", int64(m.TopicPartition.Offset), "by_handle", m.Opaque != nil, "key", key, "source_offset", entry.offset)
 	}
 	if entry.route != nil {
 		entry.route.delivered.Store(true)

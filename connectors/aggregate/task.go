@@ -214,7 +214,10 @@ func (t *Task) setup(ctx context.Context) error {
 
 	t.producer, err = kafka.NewProducer(t.props(kafka.ConfigMap{
 		"transactional.id": t.transactionalID(), "go.delivery.reports": false,
-		"partitioner": "murmur2_random", "linger.ms": 20}))
+		"partitioner": "murmur2_random", "linger.ms": 20,
+		// One request in flight: with more, librdkafka can count a batch Kafka refused as
+		// written when the next one is accepted (confluent-kafka-go issue 921).
+		"max.in.flight.requests.per.connection": 1}))
 	if err != nil {
 		return err
 	}

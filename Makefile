@@ -16,8 +16,9 @@
 #                  PostgreSQL and MongoDB each restarted once; an independent checker then counts
 #                  every frame sent in each store (BENCH chaos lines; lost and duplicated must be
 #                  0). The sent frames, worker logs and any losses are kept in CHAOS_OUT_DIR.
-#   make bench     throughput against the raw Kafka clients, idle memory, and the REST latency
-#                  TLS and authentication add (Kafka only)
+#   make bench     throughput against the raw Kafka clients and against Apache Kafka Connect
+#                  (its jars fetched by scripts/testenv connect), idle memory, and the REST
+#                  latency TLS and authentication add (Kafka only)
 #   make build     bin/sluice
 #   make dev       run Sluice's single-process dev mode
 #   make testenv-up / testenv-down / testenv-status
@@ -87,6 +88,7 @@ bench:
 	trap '$(TESTENV) down' EXIT; \
 	$(TESTENV) up --only kafka || exit $$?; \
 	source .testenv/env || exit $$?; \
+	SLUICE_BENCH_CONNECT_LIB=$$($(TESTENV) connect) || exit $$?; export SLUICE_BENCH_CONNECT_LIB; \
 	SLUICE_BENCH=1 $(GO) test -count=1 -v -run 'TestThroughput|TestIdleMemory|TestRESTLatency' ./runtime/ ./cmd/sluice/ | grep -E '^(BENCH|---|ok|FAIL)|rounds:'
 
 vet:

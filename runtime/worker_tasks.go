@@ -172,14 +172,23 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		if err != nil {
 			return err
 		}
-		consumer, err := w.clients.consumer(map[string]string{
+		settings := map[string]string{
 			"group.id": "connect-" + id.Connector, "enable.auto.commit": "false", "auto.offset.reset": "earliest",
 			"partition.assignment.strategy": "cooperative-sticky", "enable.auto.offset.store": "false",
 			// A killed worker's partitions move after 10 s, as Kafka Connect's worker session does,
 			// rather than the consumer default of 45 s.
 			"session.timeout.ms": "10000", "heartbeat.interval.ms": "3000",
 			"go.logs.channel.enable": "false",
-		}, overrides("consumer.override."))
+		}
+		// librdkafka fetches ahead only while fewer than queued.min.messages (100,000) wait in
+		// its queue: a sink task reading small records drains that faster than fetches refill
+		// it, and waits. A million keeps the fetches coming (3.5 times the records per second
+		// with 95-byte records, docs/performance.md); queued.max.messages.kbytes (64 MB) still
+		// bounds the memory. consumer.queued.min.messages sets it otherwise.
+		if _, set := w.cfg.Client.Consumer["queued.min.messages"]; !set {
+			settings["queued.min.messages"] = "1000000"
+		}
+		consumer, err := w.clients.consumer(settings, overrides("consumer.override."))
 		if err != nil {
 			return fmt.Errorf("consumer: %w", err)
 		}

@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connect"
 	"github.com/sluicehq/sluice/internal/sluicetest"
 )
 
-// The throughput harness compares Sluice with the raw confluent-kafka-go client doing the same
-// work in the same run, and reports records/s and their ratio. It is slow, so it runs only with
+// The throughput harness compares Sluice with the raw clients doing the same work in the same
+// run, confluent-kafka-go (the client Sluice uses) and franz-go (a second anchor: a pure Go
+// client that fetches and produces whole batches), and reports records/s and the ratios. It is slow, so it runs only with
 // SLUICE_BENCH=1 (make bench).
 
 func benchRecords(t *testing.T) int {
@@ -53,15 +55,42 @@ func TestThroughputSourceVsRawProducer(t *testing.T) {
 	n := benchRecords(t)
 	c := newCluster(t)
 	w := c.StartWorker(map[string]string{"offset.flush.interval.ms": "1000"})
-	var sluice, raw []float64
+	var sluice, raw, franz []float64
 	for round := 0; round <= benchRounds; round++ {
-		s, r := sourceRound(t, c, w, n, round), rawProducerRound(t, c, n)
+		s, r, f := sourceRound(t, c, w, n, round), rawProducerRound(t, c, n), franzProducerRound(t, c, n)
 		if round > 0 { // round 0 warms Kafka up for both sides
-			sluice, raw = append(sluice, s), append(raw, r)
+			sluice, raw, franz = append(sluice, s), append(raw, r), append(franz, f)
 		}
 	}
-	t.Logf("rounds: sluice %.0f, raw %.0f", sluice, raw)
+	t.Logf("rounds: sluice %.0f, raw %.0f, franz-go %.0f", sluice, raw, franz)
 	report(t, "source to Kafka", median(sluice), median(raw))
+	report(t, "source to Kafka vs franz-go", median(sluice), median(franz))
+}
+
+// franzProducerRound produces the same records with franz-go, the second raw anchor:
+// idempotent, acks=all, the same 5 ms linger.
+func franzProducerRound(t *testing.T, c *sluicetest.Cluster, n int) float64 {
+	topic := sluicetest.UniqueName("bench-franz")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(c.Bootstrap, ",")...), kgo.DefaultProduceTopic(topic),
+		kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var acked atomic.Int64
+	rate := make(chan float64, 1)
+	go func() {
+		rate <- sluicetest.SteadyRate(t, 5*time.Minute, "franz-go records acknowledged", int64(n), func() int64 { return acked.Load() })
+	}()
+	ctx := context.Background()
+	for i := 0; i < n; i++ {
+		cl.Produce(ctx, &kgo.Record{Key: []byte("0-0"), Value: []byte(fmt.Sprintf("%0100d", i))}, func(_ *kgo.Record, err error) {
+			if err == nil {
+				acked.Add(1)
+			}
+		})
+	}
+	return <-rate
 }
 
 // benchRounds is how many times each side runs after a warm-up round; the medians are
@@ -154,9 +183,9 @@ func TestThroughputSinkVsRawConsumer(t *testing.T) {
 	}
 	p.Close()
 
-	var sluice, raw []float64
+	var sluice, raw, franz []float64
 	for round := 0; round <= benchRounds; round++ {
-		r := rawConsumerRound(t, c, topic, n)
+		r, f := rawConsumerRound(t, c, topic, n), franzConsumerRound(t, c, topic, n)
 		// Sluice: a sink task that discards, byte-array converters (no decoding), one task.
 		name := fmt.Sprintf("bench-discard-%d", round)
 		sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": name, "config": map[string]string{
@@ -166,11 +195,38 @@ func TestThroughputSinkVsRawConsumer(t *testing.T) {
 		})
 		sluicetest.Call(t, "DELETE", w.URL+"/connectors/"+name, nil, nil)
 		if round > 0 { // round 0 warms up both sides
-			sluice, raw = append(sluice, s), append(raw, r)
+			sluice, raw, franz = append(sluice, s), append(raw, r), append(franz, f)
 		}
 	}
-	t.Logf("rounds: sluice %.0f, raw %.0f", sluice, raw)
+	t.Logf("rounds: sluice %.0f, raw %.0f, franz-go %.0f", sluice, raw, franz)
 	report(t, "Kafka to sink", median(sluice), median(raw))
+	report(t, "Kafka to sink vs franz-go", median(sluice), median(franz))
+}
+
+// franzConsumerRound reads all n records with franz-go, the second raw anchor: whole fetches
+// at a time, without a consumer group.
+func franzConsumerRound(t *testing.T, c *sluicetest.Cluster, topic string, n int) float64 {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(c.Bootstrap, ",")...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	read, t0 := 0, time.Time{}
+	for read < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("franz-go read %d of %d records", read, n)
+		}
+		fs.EachRecord(func(*kgo.Record) {
+			if read++; read == 1 {
+				t0 = time.Now()
+			}
+		})
+	}
+	return float64(n-1) / time.Since(t0).Seconds()
 }
 
 // rawConsumerRound reads all n records with one consumer in a group of its own.

@@ -50,11 +50,19 @@ func TestKafkaProduceConsumeAndCompactedTopic(t *testing.T) {
 	if err != nil || res[0].Error.Code() != kafka.ErrNoError {
 		t.Fatalf("create compacted topic: %v %v", err, res)
 	}
-	desc, err := admin.DescribeConfigs(ctx, []kafka.ConfigResource{{Type: kafka.ResourceTopic, Name: topic}})
-	if err != nil {
-		t.Fatal(err)
+	// A topic just created may not show its configs yet (seen in a CI run: an empty answer
+	// 30 ms after CreateTopics returned): ask again for a while.
+	var got string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		desc, err := admin.DescribeConfigs(ctx, []kafka.ConfigResource{{Type: kafka.ResourceTopic, Name: topic}})
+		if err == nil && len(desc) == 1 {
+			got = desc[0].Config["cleanup.policy"].Value
+		}
+		if got == "compact" || time.Now().After(deadline) {
+			break
+		}
 	}
-	if got := desc[0].Config["cleanup.policy"].Value; got != "compact" {
+	if got != "compact" {
 		t.Fatalf("cleanup.policy = %q, want compact", got)
 	}
 

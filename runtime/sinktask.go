@@ -40,7 +40,9 @@ type sinkLoop struct {
 	openErr     error
 
 	mu            sync.Mutex
-	rawBatch      map[connect.TopicPartition]map[int64]*kafka.Message
+	putBatch      []connect.Record                                    // the batch in Put, as the task has it
+	rawBatch      []*kafka.Message                                    // its messages, one per record
+	rawIndex      map[connect.TopicPartition]map[int64]*kafka.Message // rawBatch by position, made on the first rawOf
 	commitWanted  bool
 	pendingSeeks  map[connect.TopicPartition]int64
 	pendingPauses []pauseReq
@@ -102,7 +104,20 @@ func (c *sinkContext) RequestCommit() {
 func (l *sinkLoop) rawOf(rec connect.Record) (*kafka.Message, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	m, ok := l.rawBatch[connect.TopicPartition{Topic: rec.Topic, Partition: rec.KafkaPartition}][rec.KafkaOffset]
+	if l.rawIndex == nil {
+		// Only a record reported as bad needs this: the index is made then, not for every
+		// batch (a map insert per record, on every batch, for what is seldom asked).
+		l.rawIndex = map[connect.TopicPartition]map[int64]*kafka.Message{}
+		// By the record as the task has it (a transformation may have renamed its topic).
+		for i, m := range l.rawBatch {
+			tp := connect.TopicPartition{Topic: l.putBatch[i].Topic, Partition: l.putBatch[i].KafkaPartition}
+			if l.rawIndex[tp] == nil {
+				l.rawIndex[tp] = map[int64]*kafka.Message{}
+			}
+			l.rawIndex[tp][l.putBatch[i].KafkaOffset] = m
+		}
+	}
+	m, ok := l.rawIndex[connect.TopicPartition{Topic: rec.Topic, Partition: rec.KafkaPartition}][rec.KafkaOffset]
 	return m, ok
 }
 
@@ -307,16 +322,8 @@ func (l *sinkLoop) convert(ctx context.Context, m *kafka.Message) (*connect.Reco
 }
 
 func (l *sinkLoop) put(ctx context.Context, batch []connect.Record, raws []*kafka.Message) error {
-	idx := map[connect.TopicPartition]map[int64]*kafka.Message{}
-	for i, m := range raws {
-		tp := connect.TopicPartition{Topic: batch[i].Topic, Partition: batch[i].KafkaPartition}
-		if idx[tp] == nil {
-			idx[tp] = map[int64]*kafka.Message{}
-		}
-		idx[tp][batch[i].KafkaOffset] = m
-	}
 	l.mu.Lock()
-	l.rawBatch = idx
+	l.putBatch, l.rawBatch, l.rawIndex = batch, raws, nil
 	l.mu.Unlock()
 	start := time.Now()
 	err := safely("put", func() error { return l.task.Put(ctx, batch) })

@@ -45,6 +45,30 @@ func (f *clientFactory) configMap(kind map[string]string, extra ...map[string]st
 // maxInFlight is librdkafka's setting for the produce requests a connection has in flight.
 const maxInFlight = "max.in.flight.requests.per.connection"
 
+// librdkafkaAliases are the other names librdkafka takes for settings Sluice gives a default:
+// a default set beside a user's alias would leave librdkafka to pick one of the two.
+var librdkafkaAliases = map[string][]string{maxInFlight: {"max.in.flight"}}
+
+// unlessSet returns the defaults that none of settings sets, by its name or an alias:
+// Sluice's choices, which a worker setting (producer.*, consumer.*) or a connector's
+// override may change.
+func unlessSet(defaults map[string]string, settings ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range defaults {
+		set := false
+		for _, name := range append([]string{k}, librdkafkaAliases[k]...) {
+			for _, s := range settings {
+				_, ok := s[name]
+				set = set || ok
+			}
+		}
+		if !set {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 func (f *clientFactory) producer(extra ...map[string]string) (*kafka.Producer, error) {
 	// murmur2_random partitions keyed records as Kafka's Java clients do, so a record lands
 	// where Kafka Connect would put it.
@@ -58,10 +82,8 @@ func (f *clientFactory) producer(extra ...map[string]string) (*kafka.Producer, e
 	// first readings of new topics that way (issue 16). Measured on one broker, the cost is
 	// within the noise: librdkafka's batches grow instead. producer.max.in.flight.requests.per.connection
 	// sets it back, for those who accept the risk.
-	if _, set := f.client.Producer[maxInFlight]; !set {
-		base[maxInFlight] = "1"
-	}
-	return kafka.NewProducer(f.configMap(f.client.Producer, append([]map[string]string{base}, extra...)...))
+	defaults := unlessSet(map[string]string{maxInFlight: "1"}, append([]map[string]string{f.client.Common, f.client.Producer}, extra...)...)
+	return kafka.NewProducer(f.configMap(f.client.Producer, append([]map[string]string{base, defaults}, extra...)...))
 }
 
 func (f *clientFactory) consumer(extra ...map[string]string) (*kafka.Consumer, error) {

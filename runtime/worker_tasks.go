@@ -185,10 +185,9 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		// it, and waits. A million keeps the fetches coming (3.5 times the records per second
 		// with 95-byte records, docs/performance.md); queued.max.messages.kbytes (64 MB) still
 		// bounds the memory. consumer.queued.min.messages sets it otherwise.
-		if _, set := w.cfg.Client.Consumer["queued.min.messages"]; !set {
-			settings["queued.min.messages"] = "1000000"
-		}
-		consumer, err := w.clients.consumer(settings, overrides("consumer.override."))
+		consumerOverrides := overrides("consumer.override.")
+		prefetch := unlessSet(map[string]string{"queued.min.messages": "1000000"}, w.cfg.Client.Common, w.cfg.Client.Consumer, consumerOverrides)
+		consumer, err := w.clients.consumer(settings, prefetch, consumerOverrides)
 		if err != nil {
 			return fmt.Errorf("consumer: %w", err)
 		}

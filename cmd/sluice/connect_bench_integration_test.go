@@ -1,4 +1,4 @@
-package main_test
+package main
 
 import (
 	"bufio"
@@ -113,7 +113,7 @@ func TestThroughputAgainstKafkaConnect(t *testing.T) {
 			// Idle: connected, internal topics read, no connectors; a moment to settle.
 			time.Sleep(3 * time.Second)
 			var r sideResult
-			r.idleRSS = rss(pid).current
+			r.idleRSS = rss(pid)
 			topic := sluicetest.UniqueName("bench-kc-" + side.name)
 			sluicetest.CreateTopic(t, bootstrap, topic, 1)
 			r.source = measure(t, pid, func() {
@@ -180,7 +180,7 @@ func measure(t *testing.T, pid int, start func(), done func() int64) phase {
 	var first time.Time
 	deadline := t0.Add(10 * time.Minute)
 	for {
-		if m := rss(pid).current; m > p.peakRSS {
+		if m := rss(pid); m > p.peakRSS {
 			p.peakRSS = m
 		}
 		n := done()
@@ -200,21 +200,26 @@ func measure(t *testing.T, pid int, start func(), done func() int64) phase {
 	return p
 }
 
-type memory struct{ current int64 }
-
-// rss reads a process's resident set size from /proc.
-func rss(pid int) memory {
+// procStatus reads a process's /proc status lines as name -> value ("VmRSS" -> "131072 kB").
+func procStatus(pid int) (map[string]string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return memory{}
+		return nil, err
 	}
+	fields := map[string]string{}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return memory{current: kb << 10}
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			fields[k] = strings.TrimSpace(v)
 		}
 	}
-	return memory{}
+	return fields, nil
+}
+
+// rss is a process's resident set size in bytes, 0 when it cannot be read.
+func rss(pid int) int64 {
+	fields, _ := procStatus(pid)
+	kb, _ := strconv.ParseInt(strings.TrimSuffix(fields["VmRSS"], " kB"), 10, 64)
+	return kb << 10
 }
 
 // cpuSeconds reads the user and system CPU time a process has used, from /proc.

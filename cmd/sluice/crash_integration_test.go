@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -131,18 +130,12 @@ func TestIdleMemory(t *testing.T) {
 	}
 	w := c.StartProcess(nil)
 	time.Sleep(10 * time.Second) // idle, on purpose: the figure is the settled idle footprint
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.Cmd.Process.Pid))
+	fields, err := procStatus(w.Cmd.Process.Pid)
 	if err != nil {
 		t.Skipf("no /proc here: %v", err)
 	}
 	// VmRSS counts the pages of the (large, statically linked) binary that were touched, which
 	// are shared and reclaimable; RssAnon is the memory the worker itself holds.
-	fields := map[string]string{}
-	for _, line := range strings.Split(string(status), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			fields[k] = strings.TrimSpace(v)
-		}
-	}
 	if fields["VmRSS"] != "" {
 		t.Logf("idle worker VmRSS %s, RssAnon %s, RssFile %s", fields["VmRSS"], fields["RssAnon"], fields["RssFile"])
 		fmt.Printf("BENCH idle_worker_rss %s (anonymous %s, file-backed %s)\n", fields["VmRSS"], fields["RssAnon"], fields["RssFile"])

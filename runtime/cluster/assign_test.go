@@ -60,6 +60,21 @@ func (g *group) round() Result {
 	return res
 }
 
+// roundHolding runs a round in which lost work must wait: the round asks for a rebalance
+// after delay and assigns nothing.
+func (g *group) roundHolding(delay time.Duration) {
+	g.t.Helper()
+	res := g.round()
+	if res.Delay != delay {
+		g.t.Errorf("delay %v, want %v", res.Delay, delay)
+	}
+	for id, p := range res.Plans {
+		if !p.Assigned.empty() {
+			g.t.Errorf("%s got %v while the lost work waits", id, p.Assigned)
+		}
+	}
+}
+
 // settle runs rounds until a round changes nothing (the protocol rebalances again after a
 // revocation).
 func (g *group) settle() {
@@ -186,22 +201,13 @@ func TestLostWorkWaitsForItsWorkerThenMoves(t *testing.T) {
 	g.settle()
 	lost := g.running["w3"]
 	delete(g.running, "w3")
-	res := g.round()
-	if res.Delay != 20*time.Second {
-		t.Errorf("delay %v, want the whole 20s", res.Delay)
-	}
-	for id, p := range res.Plans {
-		if !p.Assigned.empty() {
-			t.Errorf("%s got %v while the lost work waits", id, p.Assigned)
-		}
-	}
+	g.roundHolding(20 * time.Second)
 	g.now = g.now.Add(5 * time.Second)
 	if res := g.round(); res.Delay != 15*time.Second {
 		t.Errorf("delay %v after 5s, want 15s", res.Delay)
 	}
 	g.now = g.now.Add(16 * time.Second)
-	res = g.round()
-	if res.Delay != 0 {
+	if res := g.round(); res.Delay != 0 {
 		t.Errorf("delay %v after the deadline, want 0", res.Delay)
 	}
 	g.settle()
@@ -224,15 +230,7 @@ func TestANewLeaderHoldsTheDeadLeadersWork(t *testing.T) {
 	lost := g.running["w1"]
 	delete(g.running, "w1")
 	g.a = &Assignor{MaxDelay: 20 * time.Second}
-	res := g.round()
-	if res.Delay != 20*time.Second {
-		t.Errorf("delay %v, want the whole 20s", res.Delay)
-	}
-	for id, p := range res.Plans {
-		if !p.Assigned.empty() {
-			t.Errorf("%s got %v while the dead leader's work waits", id, p.Assigned)
-		}
-	}
+	g.roundHolding(20 * time.Second)
 	// And again: the second new leader takes over the held work and its deadline.
 	g.now = g.now.Add(5 * time.Second)
 	g.a = &Assignor{MaxDelay: 20 * time.Second}
@@ -240,7 +238,7 @@ func TestANewLeaderHoldsTheDeadLeadersWork(t *testing.T) {
 		t.Errorf("delay %v after 5s under a second new leader, want 15s", res.Delay)
 	}
 	g.running["w1-restarted"] = Work{}
-	res = g.round()
+	res := g.round()
 	if got := res.Plans["w1-restarted"].Assigned; fmt.Sprint(got.Tasks) != fmt.Sprint(lost.Tasks) || fmt.Sprint(got.Connectors) != fmt.Sprint(lost.Connectors) {
 		t.Errorf("the restarted worker got %v, want the dead leader's %v", got, lost)
 	}

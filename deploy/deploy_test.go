@@ -4,6 +4,7 @@
 package deploy
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -13,13 +14,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluicehq/sluice/connect/connecttest"
 	_ "github.com/sluicehq/sluice/connectors/all"
+	"github.com/sluicehq/sluice/internal/simulate"
 	"github.com/sluicehq/sluice/internal/sluicetest"
 	"github.com/sluicehq/sluice/rest"
 	"github.com/sluicehq/sluice/rest/auth"
@@ -313,5 +319,95 @@ func TestStackTLSFilesServeEachWorker(t *testing.T) {
 	}
 	if workers != 3 {
 		t.Errorf("%d workers with TLS files, want the stack's 3", workers)
+	}
+}
+
+// TestStackTimescaleDefinitionsWriteHypertables runs the stack's two timescale-sink
+// definitions as they are (only their topics and tables renamed, to the test's own) against
+// the test database, which has the timescaledb extension as the stack's TimescaleDB image
+// does: the rows arrive and TimescaleDB holds them in hypertables shaped as the definitions
+// say.
+func TestStackTimescaleDefinitionsWriteHypertables(t *testing.T) {
+	url := connecttest.Env(t, connecttest.EnvPostgres)
+	db, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := strings.ReplaceAll(sluicetest.UniqueName("stack"), "-", "_")
+	if _, err := db.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = db.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		db.Close()
+	})
+	c := sluicetest.NewCluster(t)
+	stackSecrets(t)
+	w := c.StartWorker(stackProviders(t))
+	start := time.Now().UTC().Truncate(time.Minute)
+	for _, tc := range []struct {
+		file       string
+		value      func(i int) any
+		dimensions string // as timescaledb_information.dimensions reports them
+		segmentBy  string
+	}{{
+		file: "sensors-timescale.json",
+		value: func(i int) any {
+			return simulate.Frame{FrameID: fmt.Sprint("f-", i), DeviceID: fmt.Sprint("d-", i%4), PlaceID: "p-1",
+				Time: start.Add(time.Duration(i) * time.Second), Temperature: 20 + float64(i)/10, Battery: 90}
+		},
+		dimensions: "time 1 day",
+		segmentBy:  "device_id",
+	}, {
+		file: "sensors-timescale-aggregates.json",
+		value: func(i int) any {
+			return map[string]any{"place_id": fmt.Sprint("p-", i%4), "window_start": start.Add(time.Duration(i) * time.Minute).Format(time.RFC3339),
+				"window_end": start.Add(time.Duration(i+1) * time.Minute).Format(time.RFC3339), "count": i + 1, "temperature_avg": 21.5}
+		},
+		dimensions: "time 7 days",
+		segmentBy:  "-",
+	}} {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("connectors", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cfg map[string]string
+			if err := json.Unmarshal(b, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			topic, table := sluicetest.UniqueName("stack"), schema+"."+cfg["table"]
+			cfg["topics"], cfg["table"] = topic, table
+			cfg["errors.deadletterqueue.topic.name"] = topic + "-dlq"
+			sluicetest.CreateTopic(t, c.Bootstrap, topic, 3)
+			const n = 40
+			msgs := make([]*kafka.Message, n)
+			for i := range msgs {
+				v, _ := json.Marshal(tc.value(i))
+				msgs[i] = &kafka.Message{Key: []byte(fmt.Sprint(i % 4)), Value: v}
+			}
+			sluicetest.Produce(t, c.Bootstrap, topic, msgs...)
+			name := sluicetest.UniqueName(strings.TrimSuffix(tc.file, ".json"))
+			sluicetest.CreateConnector(t, w.URL, name, cfg)
+			sluicetest.Eventually(t, time.Minute, "every record in the table", func() (bool, string) {
+				var rows int
+				err := db.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&rows)
+				return err == nil && rows == n, fmt.Sprintf("%d rows (%v)", rows, err)
+			})
+			var dims, segmentBy string
+			if err := db.QueryRow(context.Background(), `SELECT string_agg(column_name || ' ' || time_interval, ', ' ORDER BY dimension_number)
+				FROM timescaledb_information.dimensions WHERE format('%I.%I', hypertable_schema, hypertable_name)::regclass = $1::regclass`, table).Scan(&dims); err != nil {
+				t.Fatalf("%s is not a hypertable: %v", table, err)
+			}
+			if err := db.QueryRow(context.Background(), `SELECT coalesce(segmentby, '-') FROM timescaledb_information.hypertable_compression_settings
+				WHERE hypertable = $1::regclass`, table).Scan(&segmentBy); err != nil {
+				t.Fatal(err)
+			}
+			if dims != tc.dimensions || segmentBy != tc.segmentBy {
+				t.Errorf("hypertable %s: dimensions %q, segment by %q; want %q and %q", table, dims, segmentBy, tc.dimensions, tc.segmentBy)
+			}
+			tasks, _ := strconv.Atoi(cfg["tasks.max"])
+			sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, tasks)
+		})
 	}
 }

@@ -622,6 +622,14 @@ func (p *pipeline) checkAggregates(e *expectation) {
 		})
 		t.Logf("%s: %d windows stored, all as computed from what was sent (%d closed for certain)", s.what, n, len(s.req))
 	}
+	// The test database has the timescaledb extension: the sinks made hypertables.
+	var hypertables string
+	if err := p.pg.QueryRow(context.Background(), `SELECT coalesce(string_agg(hypertable_name, ',' ORDER BY hypertable_name), '')
+		FROM timescaledb_information.hypertables WHERE hypertable_schema = $1`, p.schema).Scan(&hypertables); err != nil {
+		t.Errorf("reading the hypertables: %v", err)
+	} else if hypertables != "agg_device,agg_place,raw" {
+		t.Errorf("hypertables %q, want agg_device, agg_place and raw", hypertables)
+	}
 }
 
 // checkPrometheus: Prometheus, scraping the prometheus-sink, returns for each device the

@@ -11,7 +11,8 @@ import (
 const (
 	EnvKafka         = "SLUICE_TEST_KAFKA"
 	EnvKafkaBrokers  = "SLUICE_TEST_KAFKA_BROKERS"
-	EnvPostgres      = "SLUICE_TEST_POSTGRES"
+	EnvPostgres      = "SLUICE_TEST_POSTGRES"       // a database with the timescaledb extension
+	EnvPostgresPlain = "SLUICE_TEST_POSTGRES_PLAIN" // one without it, on the same server
 	EnvMQTT          = "SLUICE_TEST_MQTT"
 	EnvMQTTTLS       = "SLUICE_TEST_MQTT_TLS"
 	EnvMQTTTLSCA     = "SLUICE_TEST_MQTT_TLS_CA"

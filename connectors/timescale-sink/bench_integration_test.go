@@ -57,6 +57,14 @@ func TestThroughputVsRawCopy(t *testing.T) {
 	}
 	url, db, schema := testDB(t)
 	recs := benchRecords()
+	for _, kind := range []string{"hypertable", "plain"} {
+		benchModes(t, url, db, schema, recs, kind)
+	}
+}
+
+// benchModes measures each write mode on tables of a kind: hypertables (TimescaleDB's
+// defaults, as the sink's auto-create makes them) or plain PostgreSQL tables.
+func benchModes(t *testing.T, url string, db *pgxpool.Pool, schema string, recs []connect.Record, kind string) {
 	for _, mode := range []struct {
 		name     string
 		settings []string
@@ -70,16 +78,21 @@ func TestThroughputVsRawCopy(t *testing.T) {
 		var sluice, raw []float64
 		for round := range benchRounds {
 			mk := func(side string) string {
-				name := fmt.Sprintf("%s.%s_%s_%d", schema, strings.ReplaceAll(mode.name, " ", "_"), side, round)
+				name := fmt.Sprintf("%s.%s_%s_%s_%d", schema, kind, strings.ReplaceAll(mode.name, " ", "_"), side, round)
 				if _, err := db.Exec(t.Context(), "CREATE TABLE "+name+" "+fmt.Sprintf(benchTable, mode.pk)); err != nil {
 					t.Fatal(err)
+				}
+				if kind == "hypertable" {
+					if _, err := db.Exec(t.Context(), "SELECT create_hypertable($1, 'time')", name); err != nil {
+						t.Fatal(err)
+					}
 				}
 				return name
 			}
 			table, rawTable := mk("sluice"), mk("raw")
 			settings := []string{"table", table, "time.field", "ts"}
 			for _, kv := range mode.settings { // an offsets table per round, so each starts afresh
-				settings = append(settings, strings.ReplaceAll(kv, schema+".offsets", fmt.Sprintf("%s.offsets_%d", schema, round)))
+				settings = append(settings, strings.ReplaceAll(kv, schema+".offsets", fmt.Sprintf("%s.offsets_%s_%d", schema, kind, round)))
 			}
 			task, _ := startPG(t, url, settings...)
 			// The first batch of each side is start-up (connecting, reading the table,
@@ -120,8 +133,8 @@ func TestThroughputVsRawCopy(t *testing.T) {
 			}
 		}
 		s, r := median(sluice), median(raw)
-		t.Logf("%s: connector %.0f rows/s, raw pgx %.0f rows/s, ratio %.2f (rounds: %.0f vs %.0f)", mode.name, s, r, s/r, sluice, raw)
-		fmt.Printf("BENCH timescale_%s sluice=%.0f raw=%.0f ratio=%.2f\n", strings.ReplaceAll(mode.name, " ", "_"), s, r, s/r)
+		t.Logf("%s, %s: connector %.0f rows/s, raw pgx %.0f rows/s, ratio %.2f (rounds: %.0f vs %.0f)", mode.name, kind, s, r, s/r, sluice, raw)
+		fmt.Printf("BENCH timescale_%s table=%s sluice=%.0f raw=%.0f ratio=%.2f\n", strings.ReplaceAll(mode.name, " ", "_"), kind, s, r, s/r)
 	}
 }
 

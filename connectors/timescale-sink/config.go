@@ -64,6 +64,9 @@ type Config struct {
 	ChunkInterval     time.Duration `config:"timescale.chunk.interval" default:"168h" min:"1000" group:"TimescaleDB" importance:"low" doc:"Time range each chunk of a new hypertable covers (chunk_time_interval)."`
 	CompressAfter     time.Duration `config:"timescale.compression.after" default:"0" min:"0" group:"TimescaleDB" importance:"low" doc:"Turn on compression for new hypertables and compress chunks older than this (add_compression_policy); 0 leaves compression off."`
 	CompressSegmentBy []string      `config:"timescale.compression.segmentby" group:"TimescaleDB" importance:"low" doc:"Columns compressed data is grouped by (timescaledb.compress_segmentby), such as device_id; empty uses key.columns other than the time column."`
+	SpaceColumn       string        `config:"timescale.space.column" group:"TimescaleDB" importance:"low" doc:"Column to partition new hypertables by as well as by time (add_dimension with by_hash), such as device_id; empty partitions by time only, which TimescaleDB recommends on a single node. With upsert it must be one of key.columns, as TimescaleDB requires of unique keys."`
+	SpacePartitions   int           `config:"timescale.space.partitions" default:"4" min:"1" max:"32767" group:"TimescaleDB" importance:"low" doc:"Number of hash partitions of timescale.space.column."`
+	DecompressLimit   int           `config:"timescale.decompression.limit" default:"0" min:"0" group:"TimescaleDB" importance:"low" doc:"Most rows of compressed chunks one write transaction may decompress (timescaledb.max_tuples_decompressed_per_dml_transaction, set on the sink's connections). Upserts of late records into compressed chunks decompress the segments they touch, and TimescaleDB refuses a transaction over its limit (100000 by default), which a retry of the same batch would meet again: 0, the default, lifts the limit for the sink; a number keeps one, and a batch over it fails the task with TimescaleDB's message."`
 	RetainFor         time.Duration `config:"timescale.retention" default:"0" min:"0" group:"TimescaleDB" importance:"low" doc:"Drop chunks of new hypertables older than this (add_retention_policy); 0 keeps everything."`
 }
 
@@ -115,6 +118,12 @@ func (c Config) Validate() error {
 	}
 	if _, err := parseMapping(c.Mapping); err != nil {
 		bad("fields.mapping", "%v", err)
+	}
+	if c.SpaceColumn != "" && c.SpaceColumn == c.TimeColumn {
+		bad("timescale.space.column", "Invalid value %q: it is the time column, which is already a dimension", c.SpaceColumn)
+	}
+	if c.SpaceColumn != "" && c.Mode == ModeUpsert && !slices.Contains(c.KeyColumns, c.SpaceColumn) {
+		bad("timescale.space.column", "Invalid value %q: with insert.mode upsert it must be one of key.columns (%s), as TimescaleDB requires unique keys to contain every partitioning column", c.SpaceColumn, strings.Join(c.KeyColumns, ","))
 	}
 	if c.CatchAll != "" && c.CatchAll == c.TimeColumn {
 		bad("fields.catchall.column", "Invalid value %q: it is the time column", c.CatchAll)

@@ -123,8 +123,8 @@ func (t *Task) newColumns(tbl *table, rows []*row) []colDef {
 // there.
 func (t *Task) createTable(ctx context.Context, g *group) error {
 	cols := t.newColumns(nil, g.rows)
-	for _, k := range t.cfg.KeyColumns {
-		if k != t.cfg.TimeColumn && !slices.ContainsFunc(cols, func(c colDef) bool { return c.name == k }) {
+	for _, k := range append(slices.Clone(t.cfg.KeyColumns), t.cfg.SpaceColumn) {
+		if k != "" && k != t.cfg.TimeColumn && !slices.ContainsFunc(cols, func(c colDef) bool { return c.name == k }) {
 			cols = append(cols, colDef{name: k, typ: "text"}) // only nulls seen so far
 		}
 	}

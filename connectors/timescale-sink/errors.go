@@ -64,6 +64,8 @@ func classifyCode(code, msg string) class {
 	switch {
 	case code == "57014" && strings.Contains(msg, "unable to encode"):
 		return classData // pgx could not encode a value for COPY and cancelled it
+	case code == "53400": // configuration limit exceeded (TimescaleDB's decompression limit): the same batch meets it again
+		return classFatal
 	case strings.HasPrefix(code, "08"), // connection exception
 		strings.HasPrefix(code, "53"),                                      // insufficient resources
 		code == "57P01", code == "57P02", code == "57P03", code == "57P05", // shutdown, crash, cannot connect now, idle session timeout

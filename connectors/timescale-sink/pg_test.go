@@ -23,10 +23,22 @@ var schemaSeq struct {
 	n int
 }
 
-// testDB connects to the test database and creates a schema for the test, dropped at its end.
+// testDB connects to the test database, which has the timescaledb extension, and creates a
+// schema for the test, dropped at its end.
 func testDB(t *testing.T) (url string, db *pgxpool.Pool, schema string) {
 	t.Helper()
-	url = connecttest.Env(t, connecttest.EnvPostgres)
+	return testDBOn(t, connecttest.EnvPostgres)
+}
+
+// plainDB is testDB on the test database without the timescaledb extension.
+func plainDB(t *testing.T) (url string, db *pgxpool.Pool, schema string) {
+	t.Helper()
+	return testDBOn(t, connecttest.EnvPostgresPlain)
+}
+
+func testDBOn(t *testing.T, env string) (url string, db *pgxpool.Pool, schema string) {
+	t.Helper()
+	url = connecttest.Env(t, env)
 	db, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
@@ -141,8 +153,9 @@ func reading(topic string, offset int64, value map[string]any) connect.Record {
 		Time: t0.Add(time.Duration(offset) * time.Second), Value: value}
 }
 
+// TestAutoCreateAppendAndEvolve runs on PostgreSQL without TimescaleDB, which users run too.
 func TestAutoCreateAppendAndEvolve(t *testing.T) {
-	url, db, schema := testDB(t)
+	url, db, schema := plainDB(t)
 	task, tc := startPG(t, url, "table", schema+".${topic}", "auto.create", "true", "auto.evolve", "true", "auto.create.json.numbers", "infer")
 	putPG(t, task,
 		reading("iot.raw", 0, map[string]any{"device_id": "d1", "reading": map[string]any{"temp": 21.5, "hum": int64(40)}, "ok": true, "tags": []any{"a"}}),
@@ -358,30 +371,6 @@ func TestConnectionLossIsRetriable(t *testing.T) {
 	err = down.Put(t.Context(), []connect.Record{reading("x", 0, map[string]any{"a": int64(1)})})
 	if !connect.IsRetriable(err) {
 		t.Fatalf("Put with the database unreachable = %v, want a retriable error", err)
-	}
-}
-
-// TestHypertablePathRunsWhenTheExtensionIsThere checks the wiring of the hypertable path on a
-// database without TimescaleDB by telling the task the extension is there: creating the table
-// then runs create_hypertable, which fails here, in the same transaction as CREATE TABLE.
-func TestHypertablePathRunsWhenTheExtensionIsThere(t *testing.T) {
-	url, db, schema := testDB(t)
-	task, _ := startPG(t, url, "table", schema+".h", "auto.create", "true", "timescale.retention", "720h")
-	installed := true
-	task.timescale = &installed
-	err := task.Put(t.Context(), []connect.Record{reading("x", 0, map[string]any{"a": int64(1)})})
-	if err == nil || connect.IsRetriable(err) || !strings.Contains(err.Error(), "create_hypertable") {
-		t.Fatalf("Put = %v, want the failure of create_hypertable", err)
-	}
-	if n := queryStrings(t, db, "SELECT count(*) FROM pg_tables WHERE schemaname = $1", schema); n[0] != "0" {
-		t.Errorf("the table was created without becoming a hypertable")
-	}
-
-	// Told not to make hypertables, the task does not ask.
-	task, tc := startPG(t, url, "table", schema+".p", "auto.create", "true", "timescale.hypertable", "false")
-	putPG(t, task, reading("x", 0, map[string]any{"a": int64(1)}))
-	if strings.Contains(tc.buf.String(), "timescaledb") {
-		t.Errorf("the log mentions timescaledb with timescale.hypertable=false:\n%s", tc.buf.String())
 	}
 }
 

@@ -97,6 +97,10 @@ func (d ddl) hypertable(id pgx.Identifier) ([]string, error) {
 	rel := literal(id.Sanitize())
 	stmts := []string{fmt.Sprintf("SELECT create_hypertable(%s, %s, chunk_time_interval => %s, if_not_exists => TRUE)",
 		rel, literal(d.cfg.TimeColumn), interval(d.cfg.ChunkInterval))}
+	if d.cfg.SpaceColumn != "" {
+		stmts = append(stmts, fmt.Sprintf("SELECT add_dimension(%s, by_hash(%s, %d), if_not_exists => TRUE)",
+			rel, literal(d.cfg.SpaceColumn), d.cfg.SpacePartitions))
+	}
 	if d.cfg.CompressAfter > 0 {
 		segmentBy := d.cfg.CompressSegmentBy
 		if len(segmentBy) == 0 {

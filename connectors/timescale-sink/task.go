@@ -8,6 +8,7 @@ import (
 	goruntime "runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,6 +66,8 @@ func (t *Task) Start(ctx context.Context, cfg connect.Config, tc connect.SinkTas
 	}
 	pc.MaxConns = 2 // one writes; the other serves Open's offset reads and DDL
 	pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
+	// A custom setting PostgreSQL keeps as a placeholder where TimescaleDB is not loaded.
+	pc.ConnConfig.RuntimeParams["timescaledb.max_tuples_decompressed_per_dml_transaction"] = strconv.Itoa(c.DecompressLimit)
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return fmt.Errorf("timescale-sink: connection pool: %w", err)

@@ -105,4 +105,12 @@ const pluginDoc = "Writes Kafka records into TimescaleDB hypertables (or plain P
 	"in a savepoint, and only the rows the database refuses go to the error policy (and the dead-letter " +
 	"topic) with the database's message, such as `invalid input syntax for type double precision: \"warm\"`. " +
 	"Tombstones (null values) are skipped.\n\n" +
+	"**Compressed chunks.** Late records may land in chunks the compression policy has already " +
+	"compressed. Appends (COPY, also with `exactly.once`) go into them as they are, and the chunks stay " +
+	"compressed. Upserts make TimescaleDB decompress the segments whose keys they touch, and TimescaleDB " +
+	"refuses a transaction that decompresses more than `timescaledb.max_tuples_decompressed_per_dml_transaction` " +
+	"rows (100,000 by default): the same batch would be refused on every retry, so the sink lifts that limit " +
+	"on its own connections (`timescale.decompression.limit`, 0). A limit set there is kept, and a batch " +
+	"over it fails the task with TimescaleDB's message rather than being retried for ever. A field that " +
+	"arrives later adds its column to a compressed hypertable like to any other (`auto.evolve`).\n\n" +
 	benchDoc

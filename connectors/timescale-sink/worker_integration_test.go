@@ -78,8 +78,8 @@ func sinkConfig(url, topic, table string, extra ...string) map[string]string {
 }
 
 // TestExactlyOnceAppendSurvivesAKilledWorker kills a worker process mid-stream, before it ever
-// committed offsets to Kafka, and restarts it: with exactly.once the table holds each record
-// once; a connector beside it without exactly.once, on the same topic, shows that the restart
+// committed offsets to Kafka, and restarts it: with exactly.once the hypertable holds each
+// record once; a connector beside it without exactly.once, on the same topic, shows that the restart
 // did deliver records again.
 func TestExactlyOnceAppendSurvivesAKilledWorker(t *testing.T) {
 	url, db, schema := database(t)
@@ -125,6 +125,9 @@ func TestExactlyOnceAppendSurvivesAKilledWorker(t *testing.T) {
 		t.Errorf("the plain connector has %d rows for %d records: the restart delivered nothing again, so the test proves nothing", n, total)
 	}
 	sluicetest.WaitState(t, p.URL, eos, runtime.StateRunning, 1)
+	if n := count(db, "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_schema = '"+schema+"'"); n != 2 {
+		t.Errorf("%d of the two tables are hypertables", n)
+	}
 }
 
 // TestDatabaseStoppedUnderLoad stops PostgreSQL for 30 s while records keep arriving, starts

@@ -36,6 +36,16 @@ func plainDB(t *testing.T) (url string, db *pgxpool.Pool, schema string) {
 	return testDBOn(t, connecttest.EnvPostgresPlain)
 }
 
+// eachDatabase runs test on the database with TimescaleDB and on the one without it.
+func eachDatabase(t *testing.T, test func(t *testing.T, url string, db *pgxpool.Pool, schema string)) {
+	for name, open := range map[string]func(*testing.T) (string, *pgxpool.Pool, string){"timescaledb": testDB, "plain": plainDB} {
+		t.Run(name, func(t *testing.T) {
+			url, db, schema := open(t)
+			test(t, url, db, schema)
+		})
+	}
+}
+
 func testDBOn(t *testing.T, env string) (url string, db *pgxpool.Pool, schema string) {
 	t.Helper()
 	url = connecttest.Env(t, env)
@@ -215,8 +225,9 @@ func TestMissingTableWithoutAutoCreateFailsTheTask(t *testing.T) {
 	}
 }
 
-func TestUpsert(t *testing.T) {
-	url, db, schema := testDB(t)
+func TestUpsert(t *testing.T) { eachDatabase(t, testUpsert) }
+
+func testUpsert(t *testing.T, url string, db *pgxpool.Pool, schema string) {
 	task, _ := startPG(t, url, "table", schema+".agg", "auto.create", "true", "insert.mode", "upsert",
 		"key.columns", "device_id,time", "time.field", "window_start")
 	w := func(off int64, dev string, start time.Time, avg float64, n int64) connect.Record {
@@ -308,7 +319,10 @@ func TestBadRowsGoToTheErrorPolicyWithTheDatabasesMessage(t *testing.T) {
 }
 
 func TestExactlyOnceSkipsWhatIsStoredAndSeeksOnOpen(t *testing.T) {
-	url, db, schema := testDB(t)
+	eachDatabase(t, testExactlyOnceSkipsWhatIsStoredAndSeeksOnOpen)
+}
+
+func testExactlyOnceSkipsWhatIsStoredAndSeeksOnOpen(t *testing.T, url string, db *pgxpool.Pool, schema string) {
 	settings := []string{"table", schema + ".e", "auto.create", "true", "exactly.once", "true", "offsets.table", schema + ".offsets"}
 	task, tc := startPG(t, url, settings...)
 	p0 := connect.TopicPartition{Topic: "iot.raw", Partition: 0}

@@ -282,3 +282,43 @@ func TestPrometheusQuery(t *testing.T) {
 	}
 	t.Fatal("Prometheus did not answer a query")
 }
+
+// TestPostgresDatabases: the test database has the timescaledb extension and makes
+// hypertables; the plain one has no extension.
+func TestPostgresDatabases(t *testing.T) {
+	for _, tc := range []struct {
+		env, want string
+	}{{connecttest.EnvPostgres, "2.28.3"}, {connecttest.EnvPostgresPlain, "none"}} {
+		t.Run(tc.env, func(t *testing.T) {
+			dsn := connecttest.Env(t, tc.env)
+			ctx := ctxT(t, 30*time.Second)
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			var version string
+			if err := conn.QueryRow(ctx, "SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'), 'none')").Scan(&version); err != nil || version != tc.want {
+				t.Fatalf("timescaledb extension %q (%v), want %q", version, err, tc.want)
+			}
+			if version == "none" {
+				return
+			}
+			table := strings.ReplaceAll(unique("smoke_ht"), "-", "_")
+			if _, err := conn.Exec(ctx, "CREATE TABLE "+table+" (time timestamptz NOT NULL, v double precision)"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP TABLE "+table) })
+			if _, err := conn.Exec(ctx, "SELECT create_hypertable($1, 'time')", table); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Exec(ctx, "INSERT INTO "+table+" VALUES (now(), 1.5)"); err != nil {
+				t.Fatal(err)
+			}
+			var chunks int
+			if err := conn.QueryRow(ctx, "SELECT count(*) FROM show_chunks($1::regclass)", table).Scan(&chunks); err != nil || chunks != 1 {
+				t.Fatalf("%d chunks (%v), want 1", chunks, err)
+			}
+		})
+	}
+}

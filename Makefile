@@ -17,8 +17,9 @@
 #                  every frame sent in each store (BENCH chaos lines; lost and duplicated must be
 #                  0). The sent frames, worker logs and any losses are kept in CHAOS_OUT_DIR.
 #   make bench     throughput against the raw Kafka clients and against Apache Kafka Connect
-#                  (its jars fetched by scripts/testenv connect), idle memory, and the REST
-#                  latency TLS and authentication add (Kafka only)
+#                  (its jars fetched by scripts/testenv connect), idle memory, the REST
+#                  latency TLS and authentication add, and publish-to-visible latency at
+#                  2,000 frames/s over MQTT into MongoDB and TimescaleDB
 #   make build     bin/sluice
 #   make dev       run Sluice's single-process dev mode
 #   make testenv-up / testenv-down / testenv-status
@@ -86,10 +87,10 @@ chaos:
 bench:
 	@set -uo pipefail; \
 	trap '$(TESTENV) down' EXIT; \
-	$(TESTENV) up --only kafka || exit $$?; \
+	$(TESTENV) up --only kafka,postgres,mosquitto,mongodb || exit $$?; \
 	source .testenv/env || exit $$?; \
 	SLUICE_BENCH_CONNECT_LIB=$$($(TESTENV) connect) || exit $$?; export SLUICE_BENCH_CONNECT_LIB; \
-	SLUICE_BENCH=1 $(GO) test -count=1 -v -run 'TestThroughput|TestIdleMemory|TestRESTLatency' ./runtime/ ./cmd/sluice/ | grep -E '^(BENCH|---|ok|FAIL)|rounds:'
+	SLUICE_BENCH=1 $(GO) test -count=1 -v -run 'TestThroughput|TestIdleMemory|TestRESTLatency|TestLatencyUnderLoad' ./runtime/ ./cmd/sluice/ ./e2e/ | grep -E '^(BENCH|---|ok|FAIL)|rounds:'
 
 vet:
 	$(GO) vet $(PKGS)

@@ -49,6 +49,7 @@ type phase struct {
 	wall, firstToLast time.Duration
 	cpu               float64 // CPU-seconds of the worker process
 	peakRSS           int64   // bytes
+	peakAnon          int64   // bytes of anonymous memory (RssAnon: heaps and queues, not the mapped binary)
 }
 
 // rate is the records per second from the first record done to the last: start-up (a
@@ -58,6 +59,7 @@ func (p phase) rate() float64 { return benchLines / p.firstToLast.Seconds() }
 
 type sideResult struct {
 	idleRSS      int64
+	idleAnon     int64
 	source, sink phase
 }
 
@@ -113,7 +115,7 @@ func TestThroughputAgainstKafkaConnect(t *testing.T) {
 			// Idle: connected, internal topics read, no connectors; a moment to settle.
 			time.Sleep(3 * time.Second)
 			var r sideResult
-			r.idleRSS = rss(pid)
+			r.idleRSS, r.idleAnon = rss(pid)
 			topic := sluicetest.UniqueName("bench-kc-" + side.name)
 			sluicetest.CreateTopic(t, bootstrap, topic, 1)
 			r.source = measure(t, pid, func() {
@@ -143,11 +145,11 @@ func TestThroughputAgainstKafkaConnect(t *testing.T) {
 		name   string
 		kc, sl phase
 	}{{"file_source_to_kafka", kc.source, sl.source}, {"kafka_to_file_sink", kc.sink, sl.sink}} {
-		fmt.Printf("BENCH vs_kafka_connect %s kc_records_per_s=%.0f sluice_records_per_s=%.0f speed_ratio=%.2f kc_wall_s=%.2f sluice_wall_s=%.2f kc_cpu_s=%.1f sluice_cpu_s=%.1f records_per_cpu_s_ratio=%.2f kc_peak_rss_mb=%d sluice_peak_rss_mb=%d\n",
+		fmt.Printf("BENCH vs_kafka_connect %s kc_records_per_s=%.0f sluice_records_per_s=%.0f speed_ratio=%.2f kc_wall_s=%.2f sluice_wall_s=%.2f kc_cpu_s=%.1f sluice_cpu_s=%.1f records_per_cpu_s_ratio=%.2f kc_peak_rss_mb=%d sluice_peak_rss_mb=%d kc_peak_anon_mb=%d sluice_peak_anon_mb=%d\n",
 			job.name, job.kc.rate(), job.sl.rate(), job.sl.rate()/job.kc.rate(), job.kc.wall.Seconds(), job.sl.wall.Seconds(),
-			job.kc.cpu, job.sl.cpu, job.kc.cpu/job.sl.cpu, job.kc.peakRSS>>20, job.sl.peakRSS>>20)
+			job.kc.cpu, job.sl.cpu, job.kc.cpu/job.sl.cpu, job.kc.peakRSS>>20, job.sl.peakRSS>>20, job.kc.peakAnon>>20, job.sl.peakAnon>>20)
 	}
-	fmt.Printf("BENCH vs_kafka_connect idle_rss_mb kc=%d sluice=%d ratio=%.2f\n", kc.idleRSS>>20, sl.idleRSS>>20, float64(sl.idleRSS)/float64(kc.idleRSS))
+	fmt.Printf("BENCH vs_kafka_connect idle_rss_mb kc=%d sluice=%d ratio=%.2f anon_kc=%d anon_sluice=%d\n", kc.idleRSS>>20, sl.idleRSS>>20, float64(sl.idleRSS)/float64(kc.idleRSS), kc.idleAnon>>20, sl.idleAnon>>20)
 }
 
 // writeLines writes benchLines fixed-length lines.
@@ -180,9 +182,8 @@ func measure(t *testing.T, pid int, start func(), done func() int64) phase {
 	var first time.Time
 	deadline := t0.Add(10 * time.Minute)
 	for {
-		if m := rss(pid); m > p.peakRSS {
-			p.peakRSS = m
-		}
+		m, anon := rss(pid)
+		p.peakRSS, p.peakAnon = max(p.peakRSS, m), max(p.peakAnon, anon)
 		n := done()
 		if n > 0 && first.IsZero() {
 			first = time.Now()
@@ -215,11 +216,13 @@ func procStatus(pid int) (map[string]string, error) {
 	return fields, nil
 }
 
-// rss is a process's resident set size in bytes, 0 when it cannot be read.
-func rss(pid int) int64 {
+// rss is a process's resident set size and the anonymous part of it, in bytes; 0 when they
+// cannot be read.
+func rss(pid int) (total, anon int64) {
 	fields, _ := procStatus(pid)
 	kb, _ := strconv.ParseInt(strings.TrimSuffix(fields["VmRSS"], " kB"), 10, 64)
-	return kb << 10
+	anonKB, _ := strconv.ParseInt(strings.TrimSuffix(fields["RssAnon"], " kB"), 10, 64)
+	return kb << 10, anonKB << 10
 }
 
 // cpuSeconds reads the user and system CPU time a process has used, from /proc.

@@ -1,0 +1,305 @@
+package e2e
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sluicehq/sluice/connect/connecttest"
+	"github.com/sluicehq/sluice/internal/simulate"
+	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/runtime"
+)
+
+// TestLatencyUnderLoad measures publish -> visible at a sustained rate (SLUICE_LATENCY_RATE,
+// 2,000 frames/s by default; `make bench` runs it): the simulator publishes over MQTT QoS 1
+// to one worker running mqtt-source -> Kafka (3 partitions) -> mongodb-sink and timescale-sink
+// (a hypertable), each with the settings a user starts with. Every 40th frame is watched by id
+// in both stores every 5 ms (more often, or more frames, and the queries themselves load mongo-java-server); its latency is from the simulator's sent_at_ms to the
+// first query that found it. It prints the p50 and p99 of each store (BENCH e2e_latency_load).
+// A warm-up run goes first, so that joining the consumer groups is not measured.
+func TestLatencyUnderLoad(t *testing.T) {
+	if os.Getenv("SLUICE_BENCH") == "" {
+		t.Skip("latency harness skipped: set SLUICE_BENCH=1 to run it")
+	}
+	rate := 2000.0
+	if v := os.Getenv("SLUICE_LATENCY_RATE"); v != "" {
+		rate, _ = strconv.ParseFloat(v, 64)
+	}
+	const seconds = 20
+	v := connecttest.Envs(t, connecttest.EnvPostgres, connecttest.EnvMQTT, connecttest.EnvMongoDB)
+	pgURL, mqttURL, mongoURL := v[0], v[1], v[2]
+	c := sluicetest.NewCluster(t)
+	wk := c.StartProcess(nil)
+	raw := c.Prefix + "-raw"
+	createTopics(t, c.Bootstrap, map[string]int{raw: 3})
+	mdb := mongoDatabase(t, mongoURL)
+	pg, schema := pgSchema(t, pgURL)
+	t.Cleanup(wk.Kill) // before the stores go
+	root := c.Prefix + "/sensors"
+	for name, cfg := range map[string]map[string]string{
+		"mqtt": {"connector.class": "mqtt-source", "mqtt.server.uris": mqttURL, "mqtt.topics": root + "/#", "mqtt.qos": "1",
+			"kafka.topic": raw, "key.source": "field", "key.field": "device_id", "payload.format": "json"},
+		"mongo": {"connector.class": "mongodb-sink", "topics": raw, "connection.uri": mongoURL, "database": mdb.Name(),
+			"collection": "raw", "id.strategy": "fields", "id.fields": "frame_id"},
+		"ts": {"connector.class": "timescale-sink", "topics": raw, "connection.url": pgURL, "table": schema + ".raw",
+			"time.field": "ts", "auto.create": "true", "insert.mode": "upsert", "key.columns": "frame_id,time"},
+	} {
+		sluicetest.CreateConnector(t, wk.URL, c.Prefix+"-"+name, cfg)
+		sluicetest.WaitState(t, wk.URL, c.Prefix+"-"+name, runtime.StateRunning, 1)
+	}
+	run := func(count int, w *watcher) simulate.Summary {
+		sum, err := simulate.Run(t.Context(), simulate.Config{Broker: mqttURL, ClientID: c.Prefix + "-sim", Topic: root + "/{place}/{device}",
+			Devices: 100, Places: 10, Rate: rate, QoS: 1, Count: count, Seed: uint64(count),
+			OnSent: func(s simulate.Sent) { w.onSent(s.Frame) }})
+		if err != nil || sum.Errors > 0 || sum.Sent != count {
+			t.Fatalf("simulator: %v, %s", err, sum)
+		}
+		return sum
+	}
+
+	// Warm-up: a second's worth of frames, all of them watched until both stores have them.
+	warm := watch(t.Context(), pg, schema, mdb.Collection("raw"), 1)
+	run(int(rate), warm)
+	warm.await(t, 2*time.Minute)
+
+	w := watch(t.Context(), pg, schema, mdb.Collection("raw"), 40)
+	w.readTopic(t.Context(), t, c.Bootstrap, raw, 3)
+	sum := run(int(rate)*seconds, w)
+	w.await(t, time.Minute)
+	line := fmt.Sprintf("BENCH e2e_latency_load rate=%.0f frames=%d watched=%d mongodb_p50_ms=%.1f mongodb_p99_ms=%.1f postgres_p50_ms=%.1f postgres_p99_ms=%.1f kafka_p50_ms=%.1f kafka_p99_ms=%.1f",
+		float64(sum.Sent)/sum.Seconds, sum.Sent, len(w.at), w.pct(0, 0.5), w.pct(0, 0.99), w.pct(1, 0.5), w.pct(1, 0.99), w.pct(2, 0.5), w.pct(2, 0.99))
+	fmt.Println(line)
+	t.Logf("%s (max %.0f / %.0f ms; each store is asked every %v for the watched frames it does not show yet)", line, w.pct(0, 1), w.pct(1, 1), watchEvery)
+}
+
+// watchEvery is how often a watcher asks each store for the frames it waits for.
+const watchEvery = 5 * time.Millisecond
+
+// watcher notes when each watched frame becomes visible in MongoDB (store 0) and in
+// PostgreSQL (store 1), asking each by id for the frames still missing there, and when it
+// reaches the Kafka topic (store 2, read by a consumer of its own): the part of the latency
+// that is the source's.
+type watcher struct {
+	pg    *pgxpool.Pool
+	table string
+	coll  *mongo.Collection
+	every int
+	mu    sync.Mutex
+	n     int
+	at    map[string]int64   // watched frame id -> sent_at_ms
+	seen  [2]map[string]bool // by store
+	lat   [3][]float64       // by store, ms
+	sent  bool               // the simulator is done
+	errs  [2]error           // the last query error of each store
+	wg    sync.WaitGroup
+	// inKafka is when each frame (watched or not: the consumer may see a frame before the
+	// simulator reports it sent) reached the topic.
+	inKafka map[string]time.Time
+}
+
+// watch starts asking both stores, until ctx ends or, once the simulator is done, every
+// watched frame was seen in each.
+func watch(ctx context.Context, pg *pgxpool.Pool, schema string, coll *mongo.Collection, every int) *watcher {
+	w := &watcher{pg: pg, table: schema + ".raw", coll: coll, every: every, at: map[string]int64{}, seen: [2]map[string]bool{{}, {}}, inKafka: map[string]time.Time{}}
+	for store := range 2 {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for ctx.Err() == nil {
+				ids, done := w.missing(store)
+				if done {
+					return
+				}
+				if len(ids) > 0 {
+					got, err := w.query(ctx, store, ids)
+					now := time.Now()
+					w.found(store, got, now, err)
+				}
+				time.Sleep(watchEvery)
+			}
+		}()
+	}
+	return w
+}
+
+// readTopic notes when each frame reaches the topic, from the end the topic has now.
+func (w *watcher) readTopic(ctx context.Context, t *testing.T, bootstrap, topic string, partitions int) {
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": topic + "-latency",
+		"enable.auto.commit": false, "go.logs.channel.enable": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tps []kafka.TopicPartition
+	for p := range partitions {
+		tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: int32(p), Offset: kafka.OffsetEnd})
+	}
+	if err := c.Assign(tps); err != nil {
+		t.Fatal(err)
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer c.Close()
+		var f struct {
+			FrameID string `json:"frame_id"`
+			Payload struct {
+				FrameID string `json:"frame_id"`
+			} `json:"payload"`
+		}
+		for ctx.Err() == nil {
+			m, ok := c.Poll(20).(*kafka.Message)
+			if !ok {
+				if w.finishedKafka() {
+					return
+				}
+				continue
+			}
+			now := time.Now()
+			f.FrameID, f.Payload.FrameID = "", ""
+			if json.Unmarshal(m.Value, &f) != nil {
+				continue
+			}
+			id := cmp.Or(f.FrameID, f.Payload.FrameID)
+			w.mu.Lock()
+			if _, ok := w.inKafka[id]; !ok {
+				w.inKafka[id] = now
+			}
+			w.mu.Unlock()
+		}
+	}()
+}
+
+// finishedKafka says whether the simulator is done and every watched frame reached the topic.
+func (w *watcher) finishedKafka() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.sent {
+		return false
+	}
+	for id := range w.at {
+		if _, ok := w.inKafka[id]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// onSent records a published frame, watching every every-th.
+func (w *watcher) onSent(f simulate.Frame) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n++
+	if w.n%w.every == 0 {
+		w.at[f.FrameID] = f.SentAt
+	}
+}
+
+// missing lists the watched frames a store has not shown yet; done when there are none and
+// the simulator is done.
+func (w *watcher) missing(store int) (ids []string, done bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id := range w.at {
+		if !w.seen[store][id] {
+			ids = append(ids, id)
+		}
+	}
+	return ids, len(ids) == 0 && w.sent
+}
+
+func (w *watcher) found(store int, ids []string, at time.Time, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.errs[store] = err
+	}
+	for _, id := range ids {
+		if !w.seen[store][id] {
+			w.seen[store][id] = true
+			w.lat[store] = append(w.lat[store], float64(at.UnixMicro()-w.at[id]*1000)/1000)
+		}
+	}
+}
+
+// query asks a store which of ids it holds.
+func (w *watcher) query(ctx context.Context, store int, ids []string) ([]string, error) {
+	if store == 1 {
+		rows, err := w.pg.Query(ctx, "SELECT frame_id FROM "+w.table+" WHERE frame_id = ANY($1)", ids)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return nil, err
+			}
+			out = append(out, id)
+		}
+		return out, rows.Err()
+	}
+	docs, err := mongoDocs(w.coll, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(docs))
+	for i, d := range docs {
+		out[i] = fmt.Sprint(d["_id"])
+	}
+	return out, nil
+}
+
+// await, once the simulator is done, waits until both stores showed every watched frame,
+// or fails the test.
+func (w *watcher) await(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	w.mu.Lock()
+	w.sent = true
+	w.mu.Unlock()
+	waited := make(chan struct{})
+	go func() { w.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(timeout):
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, sentAt := range w.at {
+		if at, ok := w.inKafka[id]; ok {
+			w.lat[2] = append(w.lat[2], float64(at.UnixMicro()-sentAt*1000)/1000)
+		}
+	}
+	for store, name := range []string{"MongoDB", "PostgreSQL"} {
+		if len(w.seen[store]) < len(w.at) {
+			t.Fatalf("%s shows %d of %d watched frames %v after the last was sent (last error: %v)", name, len(w.seen[store]), len(w.at), timeout, w.errs[store])
+		}
+	}
+}
+
+// pct is a quantile of a store's latencies, in ms.
+func (w *watcher) pct(store int, q float64) float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l := slices.Clone(w.lat[store])
+	if len(l) == 0 {
+		return -1
+	}
+	slices.Sort(l)
+	return l[int(q*float64(len(l)-1))]
+}

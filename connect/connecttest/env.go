@@ -21,6 +21,7 @@ const (
 	EnvMongoDB       = "SLUICE_TEST_MONGODB"
 	EnvPrometheus    = "SLUICE_TEST_PROMETHEUS"
 	EnvPrometheusSD  = "SLUICE_TEST_PROMETHEUS_SD_DIR"
+	EnvInfluxDB      = "SLUICE_TEST_INFLUXDB" // InfluxDB 1.8: /write, /api/v2/write, /query
 	EnvTestenvDir    = "SLUICE_TEST_ENV_DIR"
 	EnvTestenvScript = "SLUICE_TEST_ENV_SCRIPT"
 )

@@ -136,7 +136,7 @@ func TestConfigRules(t *testing.T) {
 
 func TestNamedLine(t *testing.T) {
 	for msg, want := range map[string]string{
-		`partial write: unable to parse 'm,host=d bad 17': invalid field format dropped=0`: "m,host=d bad 17",
+		`partial write: unable to parse 'm,host=d bad 17': invalid field format dropped=0`:       "m,host=d bad 17",
 		`partial write: field type conflict: input field "s" on measurement "m" is type integer`: "",
 	} {
 		got, ok := namedLine(msg)

@@ -122,6 +122,9 @@ func stackAddresses(t *testing.T) map[string]string {
 	if v := os.Getenv("SLUICE_TEST_KAFKA"); v != "" {
 		out["kafka:9092"] = v
 	}
+	if v := os.Getenv("SLUICE_TEST_INFLUXDB"); v != "" {
+		out["http://influxdb:8086"] = v
+	}
 	return out
 }
 
@@ -133,6 +136,7 @@ func stackSecrets(t *testing.T) {
 	}
 	t.Setenv("ICEBERG_S3_ACCESS_KEY", "sluice")
 	t.Setenv("ICEBERG_S3_SECRET_KEY", "sluice-secret")
+	t.Setenv("INFLUXDB_TOKEN", "sluice-influxdb-token") // the test's InfluxDB 1.8 takes any
 }
 
 // TestConnectorDefinitionsValidate sends every deploy/connectors/*.json to a worker's

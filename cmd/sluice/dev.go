@@ -31,6 +31,10 @@ type devOptions struct {
 	rest, mqtt, dir string
 	mongodb         string
 	timescale       string
+	influxdb        string // InfluxDB URL; the token, if any, from INFLUXDB_TOKEN
+	influxBucket    string
+	influxOrg       string
+	influxToken     bool // INFLUXDB_TOKEN is set: the connector refers to it as ${env:INFLUXDB_TOKEN}
 	metricsPort     int
 	logLevel        string
 	sim             func() (simulate.Config, error)
@@ -105,6 +109,16 @@ func devPipeline(o devOptions, mqttURL string) []devConnector {
 				"table": "sensor_aggregates", "time.field": "window_start", "insert.mode": "upsert",
 				"key.columns": "device_id,time", "auto.create": "true", "auto.evolve": "true"}, tolerant)})
 	}
+	if o.influxdb != "" {
+		cfg := map[string]string{
+			"connector.class": "influxdb-sink", "topics": devAggTopic, "influxdb.url": o.influxdb,
+			"influxdb.bucket": o.influxBucket, "influxdb.org": o.influxOrg,
+			"tags": "device_id", "time.field": "window_start"}
+		if o.influxToken {
+			cfg["influxdb.token"] = "${env:INFLUXDB_TOKEN}" // resolved by the worker, never stored
+		}
+		p = append(p, devConnector{"sensors-influxdb-aggregates", with(cfg, tolerant)})
+	}
 	return p
 }
 
@@ -117,6 +131,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&o.dir, "dir", "sluice-dev", "directory for the demo's files (the lake's warehouse)")
 	fs.StringVar(&o.mongodb, "mongodb", "", "MongoDB URI: adds the mongodb sink")
 	fs.StringVar(&o.timescale, "timescale", "", "PostgreSQL/TimescaleDB URL: adds the timescale sink")
+	fs.StringVar(&o.influxdb, "influxdb", "", "InfluxDB URL (http://localhost:8086): adds the influxdb sink for the aggregates; its token, if any, is read from $INFLUXDB_TOKEN")
+	fs.StringVar(&o.influxBucket, "influxdb-bucket", "sensors", "InfluxDB bucket (on InfluxDB 1.8+, the database)")
+	fs.StringVar(&o.influxOrg, "influxdb-org", "", "InfluxDB organization (2.x)")
 	fs.IntVar(&o.metricsPort, "metrics-port", 9400, "port of the prometheus sink's scrape endpoint")
 	fs.StringVar(&o.logLevel, "log-level", "WARN", "worker log level")
 	simFlags := flag.NewFlagSet("simulate", flag.ContinueOnError)
@@ -158,6 +175,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"config.storage.replication.factor": "1", "offset.storage.replication.factor": "1", "status.storage.replication.factor": "1",
 		"offset.flush.interval.ms": "1000", "scheduled.rebalance.max.delay.ms": "0",
 		"key.converter": "string", "value.converter": "json", "value.converter.schemas.enable": "false",
+	}
+	if o.influxToken = os.Getenv("INFLUXDB_TOKEN") != ""; o.influxToken {
+		settings["config.providers"] = "env"
+		settings["config.providers.env.param.allowlist.pattern"] = "INFLUXDB_TOKEN"
 	}
 	cfg, err := runtime.ParseWorkerConfig(settings)
 	if err != nil {

@@ -1,7 +1,6 @@
 package influxdbsink
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/sluicehq/sluice/connect"
 	"github.com/sluicehq/sluice/connect/connecttest"
+	"github.com/sluicehq/sluice/internal/sluicetest"
 )
 
 // Task-level tests against the test InfluxDB (1.8, started by scripts/testenv): points are
@@ -40,54 +40,11 @@ func testDatabase(t *testing.T) (base, db string) {
 // influxQL runs a query and returns the rows of its first series as text cells joined by |.
 func influxQL(t testing.TB, base, db, q string) []string {
 	t.Helper()
-	rows, err := QueryRows(base, db, q)
+	rows, err := sluicetest.InfluxQL(base, db, q)
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 	return rows
-}
-
-// QueryRows asks InfluxDB's /query (InfluxQL, times as epoch nanoseconds) and returns the rows
-// of every series, cells joined by |.
-func QueryRows(base, db, q string) ([]string, error) {
-	resp, err := http.PostForm(base+"/query?epoch=ns&db="+url.QueryEscape(db), url.Values{"q": {q}})
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Results []struct {
-			Error  string `json:"error"`
-			Series []struct {
-				Values [][]any `json:"values"`
-			} `json:"series"`
-		} `json:"results"`
-		Error string `json:"error"`
-	}
-	dec := json.NewDecoder(resp.Body)
-	dec.UseNumber()
-	if err := dec.Decode(&out); err != nil {
-		return nil, fmt.Errorf("%s: %w", resp.Status, err)
-	}
-	if out.Error != "" {
-		return nil, fmt.Errorf("%s", out.Error)
-	}
-	var rows []string
-	for _, r := range out.Results {
-		if r.Error != "" {
-			return nil, fmt.Errorf("%s", r.Error)
-		}
-		for _, s := range r.Series {
-			for _, v := range s.Values {
-				cells := make([]string, len(v))
-				for i, c := range v {
-					cells[i] = fmt.Sprint(c)
-				}
-				rows = append(rows, strings.Join(cells, "|"))
-			}
-		}
-	}
-	return rows, nil
 }
 
 func startTask(t *testing.T, base string, kv ...string) (*Task, *connecttest.SinkContext) {

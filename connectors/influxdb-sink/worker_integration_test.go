@@ -12,7 +12,6 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/connect/connecttest"
-	influxdbsink "github.com/sluicehq/sluice/connectors/influxdb-sink"
 	"github.com/sluicehq/sluice/internal/sluicetest"
 	"github.com/sluicehq/sluice/runtime"
 )
@@ -25,16 +24,16 @@ func database(t *testing.T) (base, db string) {
 	t.Helper()
 	base = connecttest.Env(t, connecttest.EnvInfluxDB)
 	db = strings.ReplaceAll(sluicetest.UniqueName("influx"), "-", "_")
-	if _, err := influxdbsink.QueryRows(base, "", "CREATE DATABASE "+db); err != nil {
+	if _, err := sluicetest.InfluxQL(base, "", "CREATE DATABASE "+db); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = influxdbsink.QueryRows(base, "", "DROP DATABASE "+db) })
+	t.Cleanup(func() { _, _ = sluicetest.InfluxQL(base, "", "DROP DATABASE "+db) })
 	return base, db
 }
 
 // points counts the points of measurement m; -1 when the server does not answer.
 func points(base, db, m string) int64 {
-	rows, err := influxdbsink.QueryRows(base, db, `SELECT count(temp) FROM "`+m+`"`)
+	rows, err := sluicetest.InfluxQL(base, db, `SELECT count(temp) FROM "`+m+`"`)
 	if err != nil {
 		return -1
 	}
@@ -104,7 +103,7 @@ func TestKilledWorkerLosesNothing(t *testing.T) {
 		n := points(base, db, "readings")
 		return n == first+second, fmt.Sprintf("%d of %d", n, first+second)
 	})
-	rows, err := influxdbsink.QueryRows(base, db, "SELECT count(temp), sum(seq) FROM readings")
+	rows, err := sluicetest.InfluxQL(base, db, "SELECT count(temp), sum(seq) FROM readings")
 	if want := fmt.Sprintf("0|%d|%d", first+second, (first+second-1)*(first+second)/2); err != nil || len(rows) != 1 || rows[0] != want {
 		t.Errorf("count and sum of seq: %v (%v), want %s: each record once", rows, err, want)
 	}

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicehq/sluice/connect/connecttest"
@@ -332,19 +331,7 @@ func TestStackTLSFilesServeEachWorker(t *testing.T) {
 // does: the rows arrive and TimescaleDB holds them in hypertables shaped as the definitions
 // say.
 func TestStackTimescaleDefinitionsWriteHypertables(t *testing.T) {
-	url := connecttest.Env(t, connecttest.EnvPostgres)
-	db, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := strings.ReplaceAll(sluicetest.UniqueName("stack"), "-", "_")
-	if _, err := db.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = db.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		db.Close()
-	})
+	db, schema := sluicetest.PostgresSchema(t, connecttest.Env(t, connecttest.EnvPostgres), "stack")
 	c := sluicetest.NewCluster(t)
 	stackSecrets(t)
 	w := c.StartWorker(stackProviders(t))

@@ -169,19 +169,7 @@ func mongoWindows(coll *mongo.Collection, groupField string) ([]gotWindow, error
 
 func pgSchema(t *testing.T, url string) (*pgxpool.Pool, string) {
 	t.Helper()
-	db, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := strings.ReplaceAll(sluicetest.UniqueName("e2e"), "-", "_")
-	if _, err := db.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = db.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		db.Close()
-	})
-	return db, schema
+	return sluicetest.PostgresSchema(t, url, "e2e")
 }
 
 // pgFrameIDs counts the rows per frame_id of a raw table.

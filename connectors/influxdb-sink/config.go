@@ -16,10 +16,10 @@ const TopicToken = "${topic}"
 
 // The time units of a numeric time field and of the write precision.
 const (
-	UnitSeconds = "s"
-	UnitMillis  = "ms"
-	UnitMicros  = "us"
-	UnitNanos   = "ns"
+	UnitSeconds = connect.UnitSeconds
+	UnitMillis  = connect.UnitMillis
+	UnitMicros  = connect.UnitMicros
+	UnitNanos   = connect.UnitNanos
 )
 
 // How JSON numbers of schemaless records become fields.

@@ -271,58 +271,17 @@ func (e *encoder) unsignedValue(name string, u uint64) (any, error) {
 	return int64(u), nil
 }
 
-// timeOf reads the time field: RFC 3339 text, a number of time.field.unit since the epoch,
-// or a timestamp.
+// timeOf reads the time field: RFC 3339 text, a number of time.field.unit since the epoch
+// (also as text, as some devices send it), or a timestamp.
 func (e *encoder) timeOf(v any) (time.Time, error) {
-	field := e.cfg.TimeField
-	switch x := v.(type) {
-	case time.Time:
-		return x, nil
-	case string:
-		t, err := time.Parse(time.RFC3339Nano, x)
-		if err != nil {
-			if n, nerr := strconv.ParseInt(x, 10, 64); nerr == nil {
-				return e.epoch(n), nil
-			}
-			return time.Time{}, connect.BadField(field, x, "not an RFC 3339 time (2024-05-01T12:00:00Z) nor a number of %s", e.cfg.TimeUnit)
+	if x, ok := v.(string); ok {
+		if n, err := strconv.ParseInt(x, 10, 64); err == nil {
+			v = n
 		}
-		return t, nil
-	case int64:
-		return e.epoch(x), nil
-	case int:
-		return e.epoch(int64(x)), nil
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return time.Time{}, connect.BadField(field, x, "not a time")
-		}
-		return e.epochFloat(x), nil
-	case json.Number:
-		if n, err := x.Int64(); err == nil {
-			return e.epoch(n), nil
-		}
-		f, err := x.Float64()
-		if err != nil {
-			return time.Time{}, connect.BadField(field, x, "not a time")
-		}
-		return e.epochFloat(f), nil
-	case nil:
-		return time.Time{}, connect.BadField(field, nil, "missing: the time of the point (time.field)")
 	}
-	return time.Time{}, connect.BadField(field, v, "not a time: want RFC 3339 text or a number of %s since the epoch", e.cfg.TimeUnit)
-}
-
-func (e *encoder) epoch(n int64) time.Time {
-	switch e.cfg.TimeUnit {
-	case UnitSeconds:
-		return time.Unix(n, 0)
-	case UnitMicros:
-		return time.UnixMicro(n)
-	case UnitNanos:
-		return time.Unix(0, n)
+	t, err := connect.EventTime(v, e.cfg.TimeUnit)
+	if err != nil {
+		return time.Time{}, connect.BadField(e.cfg.TimeField, v, "%v", err)
 	}
-	return time.UnixMilli(n)
-}
-
-func (e *encoder) epochFloat(f float64) time.Time {
-	return time.Unix(0, int64(f*float64(precisionOf(e.cfg.TimeUnit))))
+	return t, nil
 }

@@ -20,10 +20,10 @@ const (
 
 // The time units of a numeric time field.
 const (
-	UnitSeconds = "s"
-	UnitMillis  = "ms"
-	UnitMicros  = "us"
-	UnitNanos   = "ns"
+	UnitSeconds = connect.UnitSeconds
+	UnitMillis  = connect.UnitMillis
+	UnitMicros  = connect.UnitMicros
+	UnitNanos   = connect.UnitNanos
 )
 
 // How auto-create types JSON numbers of schemaless records.

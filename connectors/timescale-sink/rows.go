@@ -100,7 +100,7 @@ func (m *mapper) mapInto(rec *connect.Record, r *row) error {
 		if !haveTime || timeValue == nil {
 			return connect.BadField(m.cfg.TimeField, nil, "the time field (time.field) is missing or null")
 		}
-		t, err := parseTime(timeValue, m.cfg.TimeUnit)
+		t, err := connect.EventTime(timeValue, m.cfg.TimeUnit)
 		if err != nil {
 			return connect.BadField(m.cfg.TimeField, timeValue, "%v", err)
 		}
@@ -216,40 +216,6 @@ func (m *mapper) fillKeys(r *row) error {
 		}
 	}
 	return connect.BadField(missing[0], nil, "key column %q is missing from the record value, and the record key (%s) cannot supply it", missing[0], typeName(r.rec.Key))
-}
-
-// parseTime reads an event time: a time.Time, an RFC 3339 string, or a number of units since
-// the epoch.
-func parseTime(v any, unit string) (time.Time, error) {
-	switch x := v.(type) {
-	case time.Time:
-		return x, nil
-	case string:
-		t, err := time.Parse(time.RFC3339Nano, x)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("not an RFC 3339 time such as 2024-05-01T12:00:00Z")
-		}
-		return t, nil
-	case int64:
-		return fromEpoch(float64(x), x, true, unit), nil
-	case int:
-		return fromEpoch(float64(x), int64(x), true, unit), nil
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return time.Time{}, fmt.Errorf("not a time")
-		}
-		return fromEpoch(x, 0, false, unit), nil
-	}
-	return time.Time{}, fmt.Errorf("a %s is not a time: want an RFC 3339 string or a number of %s since the epoch", typeName(v), unit)
-}
-
-func fromEpoch(f float64, n int64, exact bool, unit string) time.Time {
-	per := map[string]int64{UnitSeconds: 1e9, UnitMillis: 1e6, UnitMicros: 1e3, UnitNanos: 1}[unit]
-	if exact && (n <= math.MaxInt64/per && n >= math.MinInt64/per) {
-		return time.Unix(0, n*per).UTC()
-	}
-	ns := f * float64(per)
-	return time.Unix(0, int64(ns)).UTC()
 }
 
 func typeName(v any) string {

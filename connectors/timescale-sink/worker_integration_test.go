@@ -24,18 +24,7 @@ import (
 func database(t *testing.T) (url string, db *pgxpool.Pool, schema string) {
 	t.Helper()
 	url = connecttest.Env(t, connecttest.EnvPostgres)
-	db, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema = strings.ReplaceAll(sluicetest.UniqueName("tsw"), "-", "_")
-	if _, err := db.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = db.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		db.Close()
-	})
+	db, schema = sluicetest.PostgresSchema(t, url, "tsw")
 	return url, db, schema
 }
 

@@ -20,6 +20,9 @@
 #                  (its jars fetched by scripts/testenv connect), idle memory, the REST
 #                  latency TLS and authentication add, and publish-to-visible latency at
 #                  2,000 frames/s over MQTT into MongoDB and TimescaleDB
+#   make screenshots
+#                  the web console's browser tests, writing the screenshots of its main views
+#                  into docs/console (commit them when they change)
 #   make build     bin/sluice
 #   make dev       run Sluice's single-process dev mode
 #   make testenv-up / testenv-down / testenv-status
@@ -41,7 +44,7 @@ CHAOS_SHORT_DURATION ?= 75s
 CHAOS_SHORT_RATE ?= 1000
 CHAOS_OUT_DIR ?= $(CURDIR)/.testenv/chaos
 
-.PHONY: all test chaos bench vet build dev testenv-up testenv-down testenv-status clean
+.PHONY: all test chaos bench screenshots vet build dev testenv-up testenv-down testenv-status clean
 
 all: build
 
@@ -91,6 +94,14 @@ bench:
 	source .testenv/env || exit $$?; \
 	SLUICE_BENCH_CONNECT_LIB=$$($(TESTENV) connect) || exit $$?; export SLUICE_BENCH_CONNECT_LIB; \
 	SLUICE_BENCH=1 $(GO) test -count=1 -v -run 'TestThroughput|TestIdleMemory|TestRESTLatency|TestLatencyUnderLoad' ./runtime/ ./cmd/sluice/ ./e2e/ | grep -E '^(BENCH|---|ok|FAIL)|rounds:'
+
+# The web console's screenshots in docs/console: the browser tests, writing them there.
+screenshots:
+	@set -uo pipefail; \
+	trap '$(TESTENV) down' EXIT; \
+	$(TESTENV) up --only kafka || exit $$?; \
+	source .testenv/env || exit $$?; \
+	SLUICE_UPDATE_SCREENSHOTS=1 $(GO) test -count=1 -run TestConsoleInABrowser ./rest/console/
 
 vet:
 	$(GO) vet $(PKGS)

@@ -26,6 +26,10 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (name string, ok bool)
 }
 
+// RoleHeader is the answer header that tells an authenticated caller its role: admin or
+// read (absent when authentication is off, when every caller may do everything).
+const RoleHeader = "X-Sluice-Role"
+
 type callerKey struct{}
 
 // Caller is the authenticated name of the caller of a request, "" when authentication is off.
@@ -62,6 +66,12 @@ func (a *api) authorize(next http.Handler) http.Handler {
 		default:
 			writeError(w, http.StatusForbidden, fmt.Sprintf("%s has no role on this worker (rest.auth.admin.users, rest.auth.read.users)", name))
 			return
+		}
+		// The console shows a reader no actions.
+		if admin {
+			w.Header().Set(RoleHeader, "admin")
+		} else {
+			w.Header().Set(RoleHeader, "read")
 		}
 		a.log.Debug("REST caller", "name", name, "method", r.Method, "path", r.URL.Path)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, name)))

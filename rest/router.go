@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/sluicehq/sluice/rest/console"
 )
 
 // DefaultRequestTimeout is how long a request may wait on the worker when Options.RequestTimeout
@@ -96,6 +98,9 @@ func newRouter(w Worker, opts Options) *chi.Mux {
 	})
 	r.Get("/health", a.health)
 	r.Get("/openapi.yaml", serveSpec)
+	ui := console.Handler()
+	r.Method(http.MethodGet, "/ui", ui)
+	r.Method(http.MethodGet, "/ui/{file}", ui)
 	if opts.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", opts.Metrics)
 	}

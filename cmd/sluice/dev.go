@@ -231,13 +231,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}()
 
 	fmt.Fprintf(stdout, `Sluice dev: %d simulated sensors -> MQTT -> Kafka -> %s
+  web console     %s/ui/
   REST API        %s   (curl %s/connectors?expand=status)
   worker metrics  %s/metrics
   sensor metrics  http://127.0.0.1:%d/metrics   (prometheus-sink)
   lake warehouse  %s
   Kafka           %s (embedded)   MQTT %s (embedded)
 Ctrl-C stops.
-`, simCfg.Devices, strings.Join(created, ", "), base, base, base, o.metricsPort, filepath.Join(o.dir, "warehouse"), bootstrap, mqttURL)
+`, simCfg.Devices, strings.Join(created, ", "), base, base, base, base, o.metricsPort, filepath.Join(o.dir, "warehouse"), bootstrap, mqttURL)
 
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()

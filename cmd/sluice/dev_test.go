@@ -107,6 +107,9 @@ func runDevUntilDataFlows(t *testing.T, check func(rest string), extra ...string
 	case <-time.After(time.Minute):
 		t.Fatalf("sluice dev did not stop within a minute of Ctrl-C\nstdout:\n%s", out.String())
 	}
+	if !strings.Contains(out.String(), "web console     http://"+rest+"/ui/") {
+		t.Errorf("the console's address is not printed:\n%s", out.String())
+	}
 	if !strings.Contains(out.String(), "stopping: simulator sent") {
 		t.Errorf("no summary at the end:\n%s", out.String())
 	}

@@ -65,6 +65,21 @@ func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Act
 	return v
 }
 
+// click clicks the element, again if the page redrew it between finding and clicking it (the
+// console refreshes its pages every 2 s).
+func click(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		var err error
+		for range 3 {
+			if _, err = chromedp.Click(chromedp.CSS(sel))(ctx, tg); err == nil || !strings.Contains(err.Error(), "Could not find node") {
+				return err
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		return err
+	})
+}
+
 // screenshot saves the page: into docs/console when SLUICE_UPDATE_SCREENSHOTS is set (make
 // screenshots), else into the test's temporary directory.
 func screenshot(t *testing.T, ctx context.Context, name string) {
@@ -114,10 +129,15 @@ func TestConsoleInABrowser(t *testing.T) {
 	})
 
 	t.Run("pause from the page", func(t *testing.T) {
-		run(t, ctx, "pausing", chromedp.Navigate(w.URL+"/ui/#/c/sensors-gen"),
+		run(t, ctx, "the running connector's page", chromedp.Navigate(w.URL+"/ui/#/c/sensors-gen"),
 			chromedp.WaitVisible(chromedp.CSS(`#state .state-running`)),
-			chromedp.Click(chromedp.CSS(`button[data-action="pause"]`)),
-			chromedp.WaitVisible(chromedp.CSS(`#state .state-paused`)))
+			click(`button[data-action="pause"]`))
+		// The API's answer, as the page reports it, then the state the page shows.
+		run(t, ctx, "the page's report of the pause", chromedp.WaitVisible(chromedp.CSS(`#toast.show`)))
+		if msg := value(t, ctx, "the report", chromedp.Text(chromedp.CSS(`#toast`))); msg != "Pause: done" {
+			t.Fatalf("the page reported %q for the pause", msg)
+		}
+		run(t, ctx, "PAUSED on the page", chromedp.WaitVisible(chromedp.CSS(`#state .state-paused`)))
 		sluicetest.WaitState(t, w.URL, "sensors-gen", runtime.StatePaused, 1)
 	})
 
@@ -146,7 +166,7 @@ func TestConsoleInABrowser(t *testing.T) {
 			}),
 			chromedp.SendKeys(chromedp.CSS(`input[data-key="rate"]`), "5"),
 			chromedp.WaitNotVisible(chromedp.CSS(`.field-error[data-field="rate"]`)),
-			chromedp.Click(chromedp.CSS(`#save`)),
+			click(`#save`),
 			chromedp.WaitVisible(chromedp.CSS(`#state .state`)))
 		var cfg map[string]string
 		if code := sluicetest.Call(t, "GET", w.URL+"/connectors/made-in-the-console/config", nil, &cfg); code != 200 || cfg["rate"] != "5" || cfg["kafka.topic"] != topic+"-ui" {

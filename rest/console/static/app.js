@@ -160,6 +160,22 @@ const routes = [
   [/^#\/cluster$/, clusterView, true],
 ];
 
+// update puts a new drawing of the page in place, keeping the parts that did not change (so
+// a button being clicked is not swapped for its twin under the pointer).
+function update(node) {
+  const old = view.firstElementChild;
+  if (!old || view.childElementCount !== 1 || old.tagName !== node.tagName || old.childNodes.length !== node.childNodes.length) {
+    view.replaceChildren(node);
+    return;
+  }
+  const olds = [...old.childNodes];
+  [...node.childNodes].forEach((n, i) => {
+    const o = olds[i];
+    const same = o.nodeType === n.nodeType && (n.nodeType === Node.ELEMENT_NODE ? o.outerHTML === n.outerHTML : o.textContent === n.textContent);
+    if (!same) o.replaceWith(n);
+  });
+}
+
 let renderGen = 0; // a draw of a page the user has left must not replace the new one
 
 async function render() {
@@ -173,7 +189,7 @@ async function render() {
     const draw = async () => {
       try {
         const node = await fn(arg);
-        if (node && gen === renderGen) view.replaceChildren(node);
+        if (node && gen === renderGen) update(node);
       } catch (e) {
         if (gen === renderGen) view.replaceChildren(h("p", { class: "error" }, e.message));
       }
@@ -280,6 +296,9 @@ async function connectorDetail(name) {
 
 // ---- the form: made from the plugin's config declaration, validated as the user types
 
+// runtimeGroups are the groups of the settings every connector has (Kafka Connect's).
+const runtimeGroups = ["Common", "Transforms", "Predicates", "Error Handling", "Topic Creation", "Exactly Once", "Restarts"];
+
 async function connectorForm(editName) {
   clearInterval(refreshTimer);
   let current = {};
@@ -312,7 +331,11 @@ async function connectorForm(editName) {
       const res = await api("PUT", `/connector-plugins/${enc(select.value)}/config/validate`, { ...values(), name: nameInput.value || "unnamed" });
       for (const c of res.configs || []) {
         const span = fields.querySelector(`.field-error[data-field="${CSS.escape(c.value.name)}"]`);
-        if (span) span.textContent = (c.value.errors || []).join("; ");
+        if (span) {
+          span.textContent = (c.value.errors || []).join("; ");
+          const folded = span.closest("details");
+          if (folded && span.textContent) folded.open = true;
+        }
       }
       summary.textContent = res.error_count ? `${res.error_count} setting(s) need attention` : "Valid";
       summary.className = res.error_count ? "bad" : "good";
@@ -324,15 +347,18 @@ async function connectorForm(editName) {
     fields.replaceChildren();
     if (!select.value) return;
     defs = await api("GET", `/connector-plugins/${enc(select.value)}/config`);
+    // The plugin's own settings first, then the runtime's Common ones; the runtime's other
+    // groups (error handling, transforms, ...) folded until opened or until they hold an error.
     const groups = new Map();
     for (const d of defs) {
       if (d.name === "connector.class" || d.name === "name") continue;
-      const g = d.group || "Common";
+      const g = d.group || "Settings";
       if (!groups.has(g)) groups.set(g, []);
       groups.get(g).push(d);
     }
-    for (const [g, list] of groups) {
-      const fs = h("fieldset", {}, h("legend", {}, g));
+    const rank = (g) => (g === "Common" ? 1 : runtimeGroups.includes(g) ? 2 : 0);
+    for (const [g, list] of [...groups].sort((a, b) => rank(a[0]) - rank(b[0]))) {
+      const fs = rank(g) === 2 ? h("details", { class: "group" }, h("summary", {}, g)) : h("fieldset", {}, h("legend", {}, g));
       for (const d of list) {
         const id = "f-" + d.name.replace(/[^a-zA-Z0-9_-]/g, "_");
         let input;

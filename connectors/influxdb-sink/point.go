@@ -1,7 +1,6 @@
 package influxdbsink
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -26,7 +25,7 @@ type encoder struct {
 	fields    map[string]bool // nil: every field that is not a tag
 	precision time.Duration
 	enc       *lp.Encoder
-	out       bytes.Buffer
+	out       appender // the encoder's writer: appends to the caller's lines
 	p         point
 }
 
@@ -134,11 +133,19 @@ func (e *encoder) encode(dst []byte, rec *connect.Record) ([]byte, error) {
 		return dst, fmt.Errorf("the record has no field to write (a point needs one): tags %v", tagKeys(p))
 	}
 	slices.SortFunc(p.tags[:p.nt], func(a, b *lp.Tag) int { return strings.Compare(a.Key, b.Key) })
-	e.out.Reset()
+	e.out = appender(dst)
 	if _, err := e.enc.Encode(p); err != nil {
 		return dst, fmt.Errorf("measurement %q: %v", p.name, err)
 	}
-	return append(dst, e.out.Bytes()...), nil
+	return e.out, nil
+}
+
+// appender is an io.Writer that appends to itself.
+type appender []byte
+
+func (a *appender) Write(b []byte) (int, error) {
+	*a = append(*a, b...)
+	return len(b), nil
 }
 
 func tagKeys(p *point) []string {

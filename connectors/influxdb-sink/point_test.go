@@ -145,3 +145,18 @@ func TestNamedLine(t *testing.T) {
 		}
 	}
 }
+
+func TestPointsRefusedTellsPointsFromRequests(t *testing.T) {
+	for msg, want := range map[string]bool{
+		`partial write: unable to parse 'm,host=d bad 17': invalid field format dropped=0`:                                     true,
+		`partial write: field type conflict: input field "v" on measurement "m" is type boolean, already exists as type float`: true,
+		`partial write of line protocol occurred`:                                                                              true,
+		`write buffer error: parsing failed for write_lp endpoint`:                                                             true,
+		`invalid precision "x"`:               false,
+		`retention policy not found: forever`: false,
+	} {
+		if got := pointsRefused(msg); got != want {
+			t.Errorf("pointsRefused(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}

@@ -238,14 +238,12 @@ func (t *Task) writeLines(ctx context.Context, lines []waiting) error {
 	}
 	msg := serverMessage(herr)
 	switch code := herr.StatusCode; {
-	case code == http.StatusBadRequest || code == http.StatusUnprocessableEntity:
+	case (code == http.StatusBadRequest || code == http.StatusUnprocessableEntity) && pointsRefused(msg):
 		return t.refused(ctx, lines, msg)
-	case code == http.StatusRequestEntityTooLarge && len(lines) > 1:
-		half := len(lines) / 2
-		if err := t.writeLines(ctx, lines[:half]); err != nil {
-			return err
-		}
-		return t.writeLines(ctx, lines[half:])
+	case code == http.StatusRequestEntityTooLarge && len(lines) == 1:
+		return t.report(ctx, lines[0], msg) // a point larger than the server takes
+	case code == http.StatusRequestEntityTooLarge:
+		return t.writeHalves(ctx, lines)
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
 		wait := time.Duration(herr.RetryAfter) * time.Second
 		if wait > 0 {
@@ -284,11 +282,30 @@ func (t *Task) refused(ctx context.Context, lines []waiting, msg string) error {
 			}
 		}
 	}
+	return t.writeHalves(ctx, lines)
+}
+
+// writeHalves writes the first half of lines, then the second, each as writeLines does.
+func (t *Task) writeHalves(ctx context.Context, lines []waiting) error {
 	half := len(lines) / 2
 	if err := t.writeLines(ctx, lines[:half]); err != nil {
 		return err
 	}
 	return t.writeLines(ctx, lines[half:])
+}
+
+// pointsRefused tells a 400 about points (a partial write: InfluxDB 1.x and 2.x say "partial
+// write", "unable to parse" or "field type conflict"; 3.x "partial write of line protocol" or
+// "parsing failed") from one about the request itself (a precision, a parameter), which every
+// point would meet: that one fails the task instead of sending every record to the error
+// policy.
+func pointsRefused(msg string) bool {
+	for _, s := range []string{"partial write", "unable to parse", "field type conflict", "parsing failed"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *Task) report(ctx context.Context, l waiting, msg string) error {

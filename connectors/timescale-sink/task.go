@@ -55,6 +55,11 @@ var (
 
 // Start reads the configuration and sets up the connection pool; it connects on first use, so
 // a database that is down at start only delays the first write.
+// setDecompressLimit sets timescale.decompression.limit for the session, where TimescaleDB
+// has the setting.
+const setDecompressLimit = `SELECT set_config(name, $1, false) FROM pg_settings
+WHERE name = 'timescaledb.max_tuples_decompressed_per_dml_transaction'`
+
 func (t *Task) Start(ctx context.Context, cfg connect.Config, tc connect.SinkTaskContext) error {
 	c, err := connect.Decode[Config](cfg)
 	if err != nil {
@@ -66,8 +71,13 @@ func (t *Task) Start(ctx context.Context, cfg connect.Config, tc connect.SinkTas
 	}
 	pc.MaxConns = 2 // one writes; the other serves Open's offset reads and DDL
 	pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
-	// A custom setting PostgreSQL keeps as a placeholder where TimescaleDB is not loaded.
-	pc.ConnConfig.RuntimeParams["timescaledb.max_tuples_decompressed_per_dml_transaction"] = strconv.Itoa(c.DecompressLimit)
+	// Set on each new connection where the server has the setting: not in the startup packet,
+	// which a TimescaleDB older than 2.14 (it reserves the timescaledb. prefix, and has no such
+	// setting) would refuse, failing every connection.
+	pc.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, setDecompressLimit, strconv.Itoa(c.DecompressLimit))
+		return err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return fmt.Errorf("timescale-sink: connection pool: %w", err)

@@ -139,6 +139,23 @@ func (f *fakeWorker) ServerInfo(ctx context.Context) runtime.ServerInfo {
 		Worker: &runtime.WorkerInfo{WorkerID: f.id, Leader: true, Generation: 3, ConfigOffset: 7}}
 }
 
+func (f *fakeWorker) Cluster(ctx context.Context) runtime.ClusterInfo {
+	_ = f.enter(ctx, "Cluster")
+	return runtime.ClusterInfo{Generation: 3, Leader: f.id, Workers: []runtime.ClusterWorker{
+		{WorkerID: f.id, Leader: true, Self: true, Version: "0.1.0"}}}
+}
+
+// WorkerMetrics knows only itself, unless the hook says otherwise.
+func (f *fakeWorker) WorkerMetrics(ctx context.Context, worker string) error {
+	if err := f.enter(ctx, "WorkerMetrics", worker); err != nil {
+		return err
+	}
+	if worker != f.id {
+		return runtime.Errorf(runtime.ErrNotFound, "Worker %s is not a member of this cluster", worker)
+	}
+	return nil
+}
+
 func (f *fakeWorker) Health(ctx context.Context) runtime.Health {
 	_ = f.enter(ctx, "Health")
 	f.mu.Lock()

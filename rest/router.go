@@ -103,7 +103,9 @@ func newRouter(w Worker, opts Options) *chi.Mux {
 	r.Method(http.MethodGet, "/ui/{file}", ui)
 	if opts.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", opts.Metrics)
+		r.Get("/cluster/workers/{worker}/metrics", a.handle(a.workerMetrics(opts.Metrics)))
 	}
+	r.Get("/cluster", a.handle(a.cluster))
 
 	r.Get("/connectors", a.handle(a.listConnectors))
 	r.Post("/connectors", a.handle(a.createConnector))

@@ -12,6 +12,12 @@ import (
 type Worker interface {
 	ServerInfo(ctx context.Context) runtime.ServerInfo
 	Health(ctx context.Context) runtime.Health
+	// Cluster describes the worker group as the last rebalance left it.
+	Cluster(ctx context.Context) runtime.ClusterInfo
+	// WorkerMetrics says where the metrics of the named worker are: nil for this worker, a
+	// *runtime.NotLeaderError for another member (the API forwards), runtime.ErrNotFound for
+	// a name that is not a member.
+	WorkerMetrics(ctx context.Context, worker string) error
 
 	Connectors(ctx context.Context) ([]string, error)
 	ConnectorInfo(ctx context.Context, name string) (runtime.ConnectorInfo, error)

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // The types below are the shapes of Kafka Connect's REST API; the rest package serves them
@@ -25,6 +26,61 @@ type WorkerInfo struct {
 	ConfigOffset int64    `json:"config_offset"`
 	Connectors   []string `json:"connectors"`
 	Tasks        []TaskID `json:"tasks"`
+}
+
+// ClusterInfo answers GET /cluster, Sluice's addition: the worker group as the last rebalance
+// left it, seen from the worker that answers.
+type ClusterInfo struct {
+	Generation int32 `json:"generation"`
+	// Leader is the leader's worker id, and LeaderURL its REST URL; empty while not known.
+	Leader    string `json:"leader"`
+	LeaderURL string `json:"leader_url"`
+	// ConfigOffset is how far the leader had read the config topic when it assigned the work;
+	// a worker whose own offset is lower is catching up.
+	ConfigOffset int64 `json:"config_offset"`
+	// Rebalancing says a rebalance round is underway (or this worker has no assignment yet).
+	Rebalancing bool            `json:"rebalancing"`
+	Workers     []ClusterWorker `json:"workers"`
+	// Held is the work of a worker that left, waiting scheduled.rebalance.max.delay.ms for it
+	// to come back before it moves; absent when nothing waits.
+	Held *HeldWork `json:"held,omitempty"`
+	// Unassigned is configured work no worker runs: between the two rounds of a move, or
+	// before the leader has assigned a new connector.
+	Unassigned ClusterWork `json:"unassigned"`
+}
+
+// ClusterWork is a set of connectors and tasks.
+type ClusterWork struct {
+	Connectors []string `json:"connectors"`
+	Tasks      []TaskID `json:"tasks"`
+}
+
+// ClusterWorker is one worker of the group.
+type ClusterWorker struct {
+	WorkerID string `json:"worker_id"`
+	URL      string `json:"url"`
+	Leader   bool   `json:"leader"`
+	// Self marks the worker that answered.
+	Self      bool      `json:"self"`
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	UptimeMs  int64     `json:"uptime_ms"`
+	// ConfigOffset is how far the worker had read the config topic when it last joined (now,
+	// for the worker that answers).
+	ConfigOffset int64 `json:"config_offset"`
+	// CatchingUp says why the worker's view of the configurations is behind the leader's
+	// (known for the worker that answers only); empty when it is not.
+	CatchingUp string   `json:"catching_up,omitempty"`
+	Connectors []string `json:"connectors"`
+	Tasks      []TaskID `json:"tasks"`
+}
+
+// HeldWork is lost work waiting for its worker.
+type HeldWork struct {
+	Connectors []string  `json:"connectors"`
+	Tasks      []TaskID  `json:"tasks"`
+	Since      time.Time `json:"since"`
+	MovesAt    time.Time `json:"moves_at"`
 }
 
 // Health answers GET /health.

@@ -185,6 +185,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
+// sortedTaskIDs returns the map's task ids by connector, then task number.
+func sortedTaskIDs[V any](m map[TaskID]V) []TaskID {
+	out := make([]TaskID, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Connector != out[j].Connector {
+			return out[i].Connector < out[j].Connector
+		}
+		return out[i].Task < out[j].Task
+	})
+	return out
+}
+
 func keysOf(m map[string]string) string { return fmt.Sprint(sortedKeys(m)) }
 
 func (w *Worker) pluginNames() []string {

@@ -56,6 +56,7 @@ type Worker struct {
 	statuses *statusStore
 
 	clusterID  string
+	startedAt  time.Time // when the worker was made, for its uptime
 	generation atomic.Int32
 	started    atomic.Bool
 	startedCh  chan struct{} // closed once started
@@ -118,7 +119,7 @@ func NewWorker(cfg *WorkerConfig, opts Options) (*Worker, error) {
 		return nil, err
 	}
 	w := &Worker{
-		cfg: cfg, opts: opts, registry: opts.Registry, levels: opts.Levels,
+		cfg: cfg, opts: opts, registry: opts.Registry, levels: opts.Levels, startedAt: time.Now(),
 		id:  net.JoinHostPort(host, strconv.Itoa(port)),
 		url: fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(host, strconv.Itoa(port))),
 		log: opts.Levels.Logger("sluice.worker"), metrics: newMetrics(),

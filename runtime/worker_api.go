@@ -33,14 +33,7 @@ func (w *Worker) workerInfo() *WorkerInfo {
 	info.ConfigOffset = w.configs.Snapshot().Offset
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for n := range w.connectors {
-		info.Connectors = append(info.Connectors, n)
-	}
-	for id := range w.tasks {
-		info.Tasks = append(info.Tasks, id)
-	}
-	sort.Strings(info.Connectors)
-	sort.Slice(info.Tasks, func(i, j int) bool { return info.Tasks[i].String() < info.Tasks[j].String() })
+	info.Connectors, info.Tasks = sortedKeys(w.connectors), sortedTaskIDs(w.tasks)
 	return info
 }
 

@@ -9,6 +9,8 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -26,16 +28,17 @@ type membership struct {
 
 // membershipView is a copy of the membership at one moment.
 type membershipView struct {
-	known       bool // an assignment is in force (false before the first, after losing the group)
-	rebalancing bool // a rebalance round is underway: the leader may change, writes wait
-	memberID    string
-	leaderID    string
-	leaderURL   string
-	generation  int32
-	connectors  map[string]bool
-	tasks       map[TaskID]bool
-	behind      string        // why this worker's config view is behind the leader's, for /health
-	view        *cluster.View // the group's view from the last assignment, sent back on rejoin
+	known        bool // an assignment is in force (false before the first, after losing the group)
+	rebalancing  bool // a rebalance round is underway: the leader may change, writes wait
+	memberID     string
+	leaderID     string
+	leaderURL    string
+	generation   int32
+	connectors   map[string]bool
+	tasks        map[TaskID]bool
+	configOffset int64         // the leader's config offset in the last assignment
+	behind       string        // why this worker's config view is behind the leader's, for /health
+	view         *cluster.View // the group's view from the last assignment, sent back on rejoin
 }
 
 func (m *membership) snapshot() membershipView {
@@ -82,7 +85,8 @@ func (h *groupHandler) w() *Worker { return (*Worker)(h) }
 // State reports this worker's URL, config offset and its current assignment.
 func (h *groupHandler) State() cluster.MemberState {
 	w := h.w()
-	st := cluster.MemberState{URL: w.url, ConfigOffset: w.configs.Snapshot().Offset}
+	st := cluster.MemberState{URL: w.url, ConfigOffset: w.configs.Snapshot().Offset,
+		WorkerID: w.id, Version: w.opts.Version, Started: w.startedAt}
 	w.cluster.mu.Lock()
 	st.View = w.cluster.view
 	w.cluster.rebalancing = true
@@ -133,6 +137,10 @@ func (h *groupHandler) Lead(ctx context.Context, generation int32, members []clu
 		tasks = append(tasks, cluster.Task{Connector: id.Connector, ID: id.Task})
 	}
 	res := w.assignor.Assign(time.Now(), generation, ms, sortedKeys(snap.Connectors), tasks)
+	res.View.Workers = map[string]cluster.WorkerMeta{}
+	for _, m := range members {
+		res.View.Workers[m.ID] = cluster.WorkerMeta{WorkerID: m.WorkerID, URL: m.URL, Version: m.Version, Started: m.Started, ConfigOffset: m.ConfigOffset}
+	}
 	for _, m := range members {
 		p := res.Plans[m.ID]
 		out[m.ID] = cluster.Assignment{Leader: leaderID, LeaderURL: w.url, ConfigOffset: snap.Offset,
@@ -184,6 +192,7 @@ func (h *groupHandler) Assigned(ctx context.Context, a cluster.Assignment) {
 		m.tasks[TaskID{t.Connector, t.ID}] = true
 	}
 	m.memberID, m.leaderID, m.leaderURL, m.generation = a.MemberID, a.Leader, a.LeaderURL, a.Generation
+	m.configOffset = a.ConfigOffset
 	if a.View != nil {
 		m.view = a.View
 	}
@@ -315,4 +324,110 @@ func (w *Worker) writeTaskConfigs(ctx context.Context, name string, configs []ma
 		return fmt.Errorf("the leader at %s refused the task configurations of %s: %s %s", m.leaderURL, name, resp.Status, b)
 	}
 	return nil
+}
+
+// Cluster answers GET /cluster, Sluice's addition to the API: the worker group as the last
+// rebalance left it (every worker, the leader, what each runs, the work held for a departed
+// worker), seen from this worker. Every member holds the same picture: the leader hands it to
+// all of them with their assignments.
+func (w *Worker) Cluster(context.Context) ClusterInfo {
+	m := w.cluster.snapshot()
+	now := time.Now()
+	info := ClusterInfo{Generation: m.generation, LeaderURL: m.leaderURL, ConfigOffset: m.configOffset,
+		Rebalancing: m.rebalancing || !m.known, Workers: []ClusterWorker{}}
+	placed := map[string]bool{}
+	placedT := map[TaskID]bool{}
+	self := ClusterWorker{WorkerID: w.id, URL: w.url, Self: true, Leader: m.leader(), Version: w.opts.Version,
+		StartedAt: w.startedAt, ConfigOffset: w.configs.Snapshot().Offset, CatchingUp: m.behind,
+		Connectors: sortedKeys(m.connectors), Tasks: sortedTaskIDs(m.tasks)}
+	if v := m.view; v != nil && m.known {
+		for memberID, work := range v.Members {
+			if memberID == m.memberID {
+				continue
+			}
+			meta := v.Workers[memberID]
+			cw := ClusterWorker{WorkerID: meta.WorkerID, URL: meta.URL, Leader: memberID == m.leaderID, Version: meta.Version,
+				StartedAt: meta.Started, ConfigOffset: meta.ConfigOffset, Connectors: slices.Clone(work.Connectors), Tasks: []TaskID{}}
+			if cw.WorkerID == "" { // a view from a leader that did not describe its members
+				cw.WorkerID = memberID
+			}
+			for _, t := range work.Tasks {
+				cw.Tasks = append(cw.Tasks, TaskID{t.Connector, t.ID})
+			}
+			info.Workers = append(info.Workers, cw)
+		}
+		if len(v.Held.Connectors)+len(v.Held.Tasks) > 0 {
+			held := &HeldWork{Connectors: slices.Clone(v.Held.Connectors), Tasks: []TaskID{}, Since: v.LostSince,
+				MovesAt: v.LostSince.Add(w.cfg.ScheduledRebalanceMaxDelay)}
+			for _, t := range v.Held.Tasks {
+				held.Tasks = append(held.Tasks, TaskID{t.Connector, t.ID})
+			}
+			info.Held = held
+		}
+	}
+	info.Workers = append(info.Workers, self)
+	for i := range info.Workers {
+		cw := &info.Workers[i]
+		if cw.Leader {
+			info.Leader = cw.WorkerID
+		}
+		if !cw.StartedAt.IsZero() {
+			cw.UptimeMs = now.Sub(cw.StartedAt).Milliseconds()
+		}
+		if cw.Connectors == nil {
+			cw.Connectors = []string{}
+		}
+		for _, c := range cw.Connectors {
+			placed[c] = true
+		}
+		for _, t := range cw.Tasks {
+			placedT[t] = true
+		}
+	}
+	if info.Held != nil {
+		for _, c := range info.Held.Connectors {
+			placed[c] = true
+		}
+		for _, t := range info.Held.Tasks {
+			placedT[t] = true
+		}
+	}
+	sort.Slice(info.Workers, func(i, j int) bool { return info.Workers[i].WorkerID < info.Workers[j].WorkerID })
+
+	// Configured work no worker runs: between the two rounds of a move, or before the leader
+	// has assigned a new connector.
+	info.Unassigned = ClusterWork{Connectors: []string{}, Tasks: []TaskID{}}
+	if w.started.Load() {
+		snap := w.configs.Snapshot()
+		for _, c := range sortedKeys(snap.Connectors) {
+			if !placed[c] {
+				info.Unassigned.Connectors = append(info.Unassigned.Connectors, c)
+			}
+		}
+		for _, t := range sortedTaskIDs(snap.TaskConfigs) {
+			if !placedT[t] {
+				info.Unassigned.Tasks = append(info.Unassigned.Tasks, t)
+			}
+		}
+	}
+	return info
+}
+
+// WorkerMetrics answers GET /cluster/workers/{worker}/metrics: nil when worker is this one
+// (the API serves its own metrics), a *NotLeaderError with the member's URL when it is another
+// member of the group, so the request is forwarded there, and ErrNotFound for any other name:
+// the API only ever forwards to the group's own members.
+func (w *Worker) WorkerMetrics(_ context.Context, worker string) error {
+	if worker == w.id {
+		return nil
+	}
+	m := w.cluster.snapshot()
+	if v := m.view; v != nil && m.known {
+		for memberID := range v.Members {
+			if meta := v.Workers[memberID]; meta.WorkerID == worker && meta.URL != "" {
+				return &NotLeaderError{URL: meta.URL, What: "worker " + worker}
+			}
+		}
+	}
+	return Errorf(ErrNotFound, "Worker %s is not a member of this cluster", worker)
 }

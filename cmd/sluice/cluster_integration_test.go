@@ -190,6 +190,31 @@ func TestADeadLeadersWorkWaitsForIt(t *testing.T) {
 	if leader == nil {
 		t.Fatal("no leader among three workers")
 	}
+	// GET /cluster: every worker draws the same picture of the group, and it matches the
+	// statuses.
+	for _, w := range ws {
+		var ci runtime.ClusterInfo
+		sluicetest.Eventually(t, 30*time.Second, w.URL+"'s GET /cluster with three workers", func() (bool, string) {
+			ci = runtime.ClusterInfo{}
+			code := sluicetest.Call(t, "GET", w.URL+"/cluster", nil, &ci)
+			return code == 200 && len(ci.Workers) == 3 && !ci.Rebalancing && ci.Generation >= gen, fmt.Sprintf("%d %+v", code, ci)
+		})
+		if "http://"+ci.Leader != leader.URL || ci.LeaderURL != leader.URL || ci.Held != nil ||
+			len(ci.Unassigned.Connectors)+len(ci.Unassigned.Tasks) != 0 {
+			t.Errorf("%s: GET /cluster %+v; the leader is %s", w.URL, ci, leader.URL)
+		}
+		for _, cw := range ci.Workers {
+			if cw.Self != (cw.URL == w.URL) || cw.Leader != (cw.URL == leader.URL) || "http://"+cw.WorkerID != cw.URL ||
+				cw.Version == "" || cw.StartedAt.IsZero() || cw.UptimeMs <= 0 || cw.CatchingUp != "" {
+				t.Errorf("%s: worker %+v in GET /cluster", w.URL, cw)
+			}
+			for _, task := range cw.Tasks {
+				if where[task.Task] != cw.WorkerID {
+					t.Errorf("%s: GET /cluster puts task %v on %s, its status on %s", w.URL, task, cw.WorkerID, where[task.Task])
+				}
+			}
+		}
+	}
 	var lost []string
 	for id, worker := range where {
 		if "http://"+worker == leader.URL {
@@ -221,6 +246,16 @@ func TestADeadLeadersWorkWaitsForIt(t *testing.T) {
 		}
 		return true, ""
 	})
+	// GET /cluster shows the dead leader's task held for it, and when it will move.
+	for _, w := range live {
+		var ci runtime.ClusterInfo
+		sluicetest.Call(t, "GET", w.URL+"/cluster", nil, &ci)
+		held := ci.Held
+		if len(ci.Workers) != 2 || held == nil || len(held.Tasks) != 1 || held.Tasks[0].String() != lost[0] ||
+			held.MovesAt.Sub(held.Since) != 10*time.Minute {
+			t.Errorf("%s: GET /cluster %+v, held %+v; want two workers and %s held for 10 minutes", w.URL, ci, held, lost[0])
+		}
+	}
 	// The round that would have moved the dead leader's task has run: watch a few seconds
 	// that no live worker starts it.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {

@@ -65,6 +65,19 @@ func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Act
 	return v
 }
 
+// waitTrue waits until the script evaluates to true in the page.
+func waitTrue(t *testing.T, ctx context.Context, what, script string) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for !value(t, ctx, what, chromedp.Evaluate[bool](script)) {
+		if time.Now().After(deadline) {
+			body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+			t.Fatalf("%s: not within 45 s\npage:\n%s", what, body)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 // click clicks the element, again if the page redrew it between finding and clicking it (the
 // console refreshes its pages every 2 s).
 func click(sel string) chromedp.Action[chromedp.Void] {
@@ -98,12 +111,13 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 func TestConsoleInABrowser(t *testing.T) {
 	ctx := browser(t)
 	c := sluicetest.NewCluster(t)
-	w := c.StartWorker(nil)
+	// Two workers: the page is served by w, and some tasks run on the other.
+	w, other := c.StartWorker(nil), c.StartWorker(nil)
 	topic := sluicetest.UniqueName("console")
-	sluicetest.CreateConnector(t, w.URL, "sensors-gen", map[string]string{"connector.class": "datagen", "kafka.topic": topic, "rate": "20"})
+	sluicetest.CreateConnector(t, w.URL, "sensors-gen", map[string]string{"connector.class": "datagen", "kafka.topic": topic, "rate": "20", "tasks.max": "2"})
 	// A sink whose file is a directory: its task fails on start, with a trace.
 	sluicetest.CreateConnector(t, w.URL, "broken-sink", map[string]string{"connector.class": "file", "topics": topic, "file": t.TempDir()})
-	sluicetest.WaitState(t, w.URL, "sensors-gen", runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, "sensors-gen", runtime.StateRunning, 2)
 	sluicetest.Eventually(t, time.Minute, "the broken sink's task to fail", func() (bool, string) {
 		var st runtime.ConnectorStatus
 		sluicetest.Call(t, "GET", w.URL+"/connectors/broken-sink/status", nil, &st)
@@ -116,6 +130,38 @@ func TestConsoleInABrowser(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS(`tr[data-connector="broken-sink"] .tasks .state-failed`)),
 			chromedp.Sleep(4500*time.Millisecond)) // two refreshes: records per second to show
 		screenshot(t, ctx, "connectors")
+	})
+
+	t.Run("the cluster, and the rates of tasks on another worker", func(t *testing.T) {
+		self, peer := strings.TrimPrefix(w.URL, "http://"), strings.TrimPrefix(other.URL, "http://")
+		run(t, ctx, "the cluster page", chromedp.Navigate(w.URL+"/ui/#/cluster"),
+			chromedp.WaitVisible(chromedp.CSS(`#workers tr[data-worker="`+self+`"] small.self`)),
+			chromedp.WaitVisible(chromedp.CSS(`#workers tr[data-worker="`+peer+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#workers .leader`)),
+			chromedp.WaitVisible(chromedp.CSS(`#rebalance .state-running`)))
+		for _, id := range []string{self, peer} {
+			tasks := value(t, ctx, id+"'s tasks", chromedp.Text(chromedp.CSS(`#workers tr[data-worker="`+id+`"] td.tasks`)))
+			if !strings.Contains(tasks, "sensors-gen-") {
+				t.Errorf("the cluster page shows %s running %q; each worker runs a task of sensors-gen", id, tasks)
+			}
+		}
+		screenshot(t, ctx, "cluster")
+
+		// The task on the other worker has a rate: its metrics come through this worker.
+		st := sluicetest.WaitState(t, w.URL, "sensors-gen", runtime.StateRunning, 2)
+		remote := -1
+		for _, ts := range st.Tasks {
+			if ts.WorkerID == peer {
+				remote = ts.ID
+			}
+		}
+		if remote < 0 {
+			t.Fatalf("no task of sensors-gen on %s: %+v", peer, st)
+		}
+		run(t, ctx, "the connector's page", chromedp.Navigate(w.URL+"/ui/#/c/sensors-gen"))
+		rate := fmt.Sprintf(`#tasks tr[data-task="%d"] td.task-rate`, remote)
+		waitTrue(t, ctx, "a records-per-second figure for the task on the other worker",
+			`(() => { const el = document.querySelector('`+rate+`'); return !!el && /^[0-9.]+k?\/s$/.test(el.textContent) && el.textContent !== "0.0/s"; })()`)
 	})
 
 	t.Run("a failed task's trace", func(t *testing.T) {
@@ -138,7 +184,7 @@ func TestConsoleInABrowser(t *testing.T) {
 			t.Fatalf("the page reported %q for the pause", msg)
 		}
 		run(t, ctx, "PAUSED on the page", chromedp.WaitVisible(chromedp.CSS(`#state .state-paused`)))
-		sluicetest.WaitState(t, w.URL, "sensors-gen", runtime.StatePaused, 1)
+		sluicetest.WaitState(t, w.URL, "sensors-gen", runtime.StatePaused, 2)
 	})
 
 	t.Run("create through the form, a bad value shows its error", func(t *testing.T) {

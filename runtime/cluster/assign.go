@@ -46,6 +46,9 @@ type View struct {
 	Members    map[string]Work `json:"members"`
 	Held       Work            `json:"held,omitzero"`
 	LostSince  time.Time       `json:"lost_since,omitzero"`
+	// Workers describes the members of this round by member id; the leader fills it in, the
+	// assignor neither reads nor writes it.
+	Workers map[string]WorkerMeta `json:"workers,omitempty"`
 }
 
 // Plan is the leader's decision for one member: what it should start and what it must stop.

@@ -28,6 +28,21 @@ type MemberState struct {
 	Running      Work   `json:"running"`
 	// View is the group's view from the last assignment this member received.
 	View *View `json:"view,omitempty"`
+	// WorkerID, Version and Started describe the worker for the cluster's picture of its
+	// members (GET /cluster); the leader copies them into the view it hands out.
+	WorkerID string    `json:"worker_id,omitempty"`
+	Version  string    `json:"version,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+}
+
+// WorkerMeta is what the group knows of one member besides its work: who it is and where its
+// REST API is, as the member said when it last joined.
+type WorkerMeta struct {
+	WorkerID     string    `json:"worker_id"`
+	URL          string    `json:"url"`
+	Version      string    `json:"version,omitempty"`
+	Started      time.Time `json:"started,omitzero"`
+	ConfigOffset int64     `json:"config_offset"`
 }
 
 // JoinedMember is one member of the group as the leader sees it.

@@ -68,43 +68,56 @@ function stateBadge(state) {
   return h("span", { class: "state state-" + String(state || "UNKNOWN").toLowerCase() }, state || "UNKNOWN");
 }
 
-// ---- throughput: the worker's own /metrics, sampled at every refresh
+// ---- throughput: every worker's /metrics (through the worker serving the page), sampled at
+// every refresh
 
-const history = new Map(); // connector -> samples {t, in, out, lag, dlq}, the last 3 minutes
+const history = new Map(); // connector, or connector + "/" + task -> samples {t, in, out, lag, dlq}, the last 3 minutes
 const sampleCap = 90;
 
-function parseMetrics(text) {
+function parseMetrics(texts) {
   const sums = new Map();
-  const add = (conn, key, v) => {
-    if (!sums.has(conn)) sums.set(conn, { in: 0, out: 0, lag: 0, dlq: 0 });
-    sums.get(conn)[key] += v;
+  const add = (key, field, v) => {
+    if (!sums.has(key)) sums.set(key, { in: 0, out: 0, lag: 0, dlq: 0 });
+    sums.get(key)[field] += v;
   };
-  const keys = {
+  const fields = {
     sluice_source_records_written_total: "in", sluice_sink_records_read_total: "in",
     sluice_sink_records_put_total: "out", sluice_sink_records_lag: "lag", sluice_dead_letter_records_total: "dlq",
   };
-  for (const line of text.split("\n")) {
-    const m = line.match(/^([a-z_]+)\{([^}]*)\} ([0-9.eE+-]+)$/);
-    if (!m || !keys[m[1]]) continue;
-    const conn = m[2].match(/connector="((?:[^"\\]|\\.)*)"/);
-    if (conn) add(conn[1], keys[m[1]], Number(m[3]));
+  for (const text of texts) {
+    for (const line of text.split("\n")) {
+      const m = line.match(/^([a-z_]+)\{([^}]*)\} ([0-9.eE+-]+)$/);
+      if (!m || !fields[m[1]]) continue;
+      const conn = m[2].match(/connector="((?:[^"\\]|\\.)*)"/);
+      if (!conn) continue;
+      add(conn[1], fields[m[1]], Number(m[3]));
+      const task = m[2].match(/task="([0-9]+)"/);
+      if (task) add(conn[1] + "/" + task[1], fields[m[1]], Number(m[3]));
+    }
   }
   for (const v of sums.values()) if (v.out === 0) v.out = v.in; // a source writes what it reads
   return sums;
 }
 
+// workerMetricsPath is where a worker's metrics are read: this worker's own, or another's
+// through this one (GET /cluster/workers/{id}/metrics), so the page needs one address only.
+function workerMetricsPath(w) {
+  return w.self ? "/metrics" : `/cluster/workers/${enc(w.worker_id).replace(/%3A/gi, ":")}/metrics`;
+}
+
 async function sampleMetrics() {
-  let text = "";
+  let texts;
   try {
-    const resp = await fetch("/metrics", { credentials: "same-origin" });
-    if (resp.ok) text = await resp.text();
+    const cluster = await api("GET", "/cluster");
+    texts = await Promise.all(cluster.workers.map((w) => fetch(workerMetricsPath(w), { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.text() : "")).catch(() => "")));
   } catch { return; }
   const now = Date.now();
-  for (const [conn, v] of parseMetrics(text)) {
-    const list = history.get(conn) || [];
+  for (const [key, v] of parseMetrics(texts)) {
+    const list = history.get(key) || [];
     list.push({ t: now, ...v });
     if (list.length > sampleCap) list.shift();
-    history.set(conn, list);
+    history.set(key, list);
   }
 }
 
@@ -146,7 +159,7 @@ function throughput(conn) {
     h("div", {}, h("small", {}, "records out"), h("strong", { id: "rate-out" }, fmtRate(outR.at(-1))), sparkline(outR, "records out per second")),
     h("div", {}, h("small", {}, "sink lag"), h("strong", {}, last ? String(last.lag) : "–")),
     h("div", {}, h("small", {}, "dead letters"), h("strong", {}, last ? String(last.dlq) : "–")),
-    h("p", { class: "hint" }, "Tasks on the worker serving this page; the last three minutes."));
+    h("p", { class: "hint" }, "Every task, on whichever worker it runs; the last three minutes."));
 }
 
 // ---- routes
@@ -254,6 +267,7 @@ async function connectorDetail(name) {
     act("Delete", "delete", "DELETE", path, `Delete connector ${name}? Its configuration goes; its topics and offsets stay.`));
   const tasks = (st.tasks || []).map((t) => h("tr", { "data-task": t.id },
     h("td", {}, t.id), h("td", {}, stateBadge(t.state)), h("td", {}, t.worker_id || ""),
+    h("td", { class: "task-rate" }, fmtRate(rates(name + "/" + t.id, "in").at(-1))),
     h("td", {}, t.restarts ? String(t.restarts) : ""),
     h("td", {}, t.trace ? h("pre", { class: "trace" }, t.trace) : ""),
     h("td", {}, h("button", {
@@ -288,7 +302,7 @@ async function connectorDetail(name) {
     actions,
     throughput(name),
     h("h2", {}, "Tasks"),
-    h("table", { id: "tasks" }, h("thead", {}, h("tr", {}, h("th", {}, "Task"), h("th", {}, "State"), h("th", {}, "Worker"), h("th", {}, "Restarts"), h("th", {}, "Trace"), h("th", {}, ""))), h("tbody", {}, tasks)),
+    h("table", { id: "tasks" }, h("thead", {}, h("tr", {}, h("th", {}, "Task"), h("th", {}, "State"), h("th", {}, "Worker"), h("th", {}, "Records in"), h("th", {}, "Restarts"), h("th", {}, "Trace"), h("th", {}, ""))), h("tbody", {}, tasks)),
     h("h2", {}, "Configuration"),
     h("pre", { class: "config" }, JSON.stringify(info.config, null, 2)),
     h("h2", {}, "Offsets"), showOffsets, offsets);
@@ -449,24 +463,42 @@ async function listPlugins() {
     }));
 }
 
+function fmtDuration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86400)} d`;
+}
+
+const taskNames = (tasks) => tasks.map((t) => `${t.connector}-${t.task}`).join(", ");
+
 async function clusterView() {
-  const [root, all] = await Promise.all([api("GET", "/"), api("GET", "/connectors?expand=status")]);
-  const w = root.sluice || {};
-  const byWorker = new Map();
-  for (const [name, c] of Object.entries(all || {})) {
-    for (const t of (c.status && c.status.tasks) || []) {
-      const id = t.worker_id || "unassigned";
-      if (!byWorker.has(id)) byWorker.set(id, []);
-      byWorker.get(id).push(`${name}-${t.id} ${t.state}`);
-    }
-  }
+  const [root, cl] = await Promise.all([api("GET", "/"), api("GET", "/cluster")]);
+  const workers = cl.workers.map((w) => h("tr", { "data-worker": w.worker_id },
+    h("td", {}, w.worker_id, w.self ? h("small", { class: "self" }, " this page's worker") : null),
+    h("td", {}, w.leader ? h("span", { class: "state state-running leader" }, "leader") : ""),
+    h("td", {}, w.version),
+    h("td", { title: w.started_at }, w.uptime_ms ? fmtDuration(w.uptime_ms) : "–"),
+    h("td", {}, String(w.config_offset), w.catching_up ? h("span", { class: "state state-unassigned", title: w.catching_up }, "catching up") : null),
+    h("td", { class: "connectors" }, w.connectors.join(", ")),
+    h("td", { class: "tasks" }, `${w.tasks.length}: `, taskNames(w.tasks))));
+  const held = cl.held;
+  const unassigned = cl.unassigned;
   return h("section", {},
-    h("h1", {}, "Cluster"),
-    h("p", { class: "meta" }, `Sluice ${root.version} · Kafka cluster ${root.kafka_cluster_id}`),
-    h("p", {}, `This worker: ${w.worker_id || "?"}${w.leader ? " (leader)" : ""} · generation ${w.generation ?? "?"} · config offset ${w.config_offset ?? "?"}`),
-    h("h2", {}, "Tasks by worker"),
-    h("table", { id: "workers" }, h("thead", {}, h("tr", {}, h("th", {}, "Worker"), h("th", {}, "Tasks"))),
-      h("tbody", {}, [...byWorker.entries()].sort().map(([id, tasks]) => h("tr", {}, h("td", {}, id), h("td", {}, tasks.sort().join(", ")))))));
+    h("h1", {}, "Cluster ", h("span", { id: "rebalance" }, cl.rebalancing ? h("span", { class: "state state-restarting" }, "rebalancing") : h("span", { class: "state state-running" }, "stable"))),
+    h("p", { class: "meta" }, `Sluice ${root.version} · Kafka cluster ${root.kafka_cluster_id} · generation ${cl.generation} · ${cl.workers.length} worker(s) · leader ${cl.leader || "not known"}`),
+    h("table", { id: "workers" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Worker"), h("th", {}, ""), h("th", {}, "Version"), h("th", {}, "Up"), h("th", {}, "Config offset"), h("th", {}, "Connectors"), h("th", {}, "Tasks"))),
+      h("tbody", {}, workers)),
+    held ? h("div", { id: "held", class: "notice" },
+      h("strong", {}, "Waiting for a departed worker: "),
+      [held.connectors.join(", "), taskNames(held.tasks)].filter(Boolean).join(", "),
+      ` · since ${new Date(held.since).toLocaleTimeString()}, moves to the others at ${new Date(held.moves_at).toLocaleTimeString()} unless it comes back`) : null,
+    unassigned.connectors.length + unassigned.tasks.length ? h("div", { id: "unassigned", class: "notice" },
+      h("strong", {}, "Not running anywhere yet: "),
+      [unassigned.connectors.join(", "), taskNames(unassigned.tasks)].filter(Boolean).join(", ")) : null,
+    h("p", { class: "hint" }, "Every worker answers the same: the leader hands the picture to all of them with their assignments."));
 }
 
 window.addEventListener("hashchange", render);

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connect"
 )
@@ -20,13 +22,13 @@ type sinkLoop struct {
 	setup    *taskSetup
 	common   *SinkCommonConfig
 	task     connect.SinkTask
-	consumer *kafka.Consumer
+	consumer *sinkConsumer
 	policy   *errorPolicy
 	gate     *pauseGate
 	aware    connect.PartitionAware
 	ctx      context.Context
 
-	// Touched only by the loop goroutine (the rebalance callback runs inside Poll).
+	// Touched only by the loop goroutine (group events are handled inside poll).
 	assigned map[connect.TopicPartition]bool
 	current  connect.Offsets // next offset per partition of what was handed to Put
 	// batchNext is, per partition, the offset after the last message read into the batch in
@@ -38,13 +40,15 @@ type sinkLoop struct {
 	seeks       map[connect.TopicPartition]int64
 	paused      bool // all partitions paused for a retriable put
 	openErr     error
+	pending     []*kgo.Record // read while only serving the group (paused): the next batch's first
 
 	mu            sync.Mutex
 	putBatch      []connect.Record                                    // the batch in Put, as the task has it
-	rawBatch      []*kafka.Message                                    // its messages, one per record
-	rawIndex      map[connect.TopicPartition]map[int64]*kafka.Message // rawBatch by position, made on the first rawOf
+	rawBatch      []*kgo.Record                                    // its messages, one per record
+	rawIndex      map[connect.TopicPartition]map[int64]*kgo.Record // rawBatch by position, made on the first rawOf
 	commitWanted  bool
 	pendingSeeks  map[connect.TopicPartition]int64
+	openSeeks     map[connect.TopicPartition]int64 // asked for in Open: the consumer starts there
 	pendingPauses []pauseReq
 }
 
@@ -62,7 +66,7 @@ type sinkContext struct {
 func (c *sinkContext) Report(ctx context.Context, rec connect.Record, reason error) error {
 	raw := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &rec.Topic, Partition: rec.KafkaPartition, Offset: kafka.Offset(rec.KafkaOffset)}}
 	if orig, ok := c.loop.rawOf(rec); ok {
-		raw = orig
+		raw = kafkaMessage(orig)
 	}
 	return c.loop.policy.failed(ctx, stageTaskPut, &rec, raw, reason)
 }
@@ -101,18 +105,18 @@ func (c *sinkContext) RequestCommit() {
 
 // rawOf finds the Kafka message behind a record of the batch in Put, so a reported record
 // goes to the dead-letter topic with its original bytes.
-func (l *sinkLoop) rawOf(rec connect.Record) (*kafka.Message, bool) {
+func (l *sinkLoop) rawOf(rec connect.Record) (*kgo.Record, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.rawIndex == nil {
 		// Only a record reported as bad needs this: the index is made then, not for every
 		// batch (a map insert per record, on every batch, for what is seldom asked).
-		l.rawIndex = map[connect.TopicPartition]map[int64]*kafka.Message{}
+		l.rawIndex = map[connect.TopicPartition]map[int64]*kgo.Record{}
 		// By the record as the task has it (a transformation may have renamed its topic).
 		for i, m := range l.rawBatch {
 			tp := connect.TopicPartition{Topic: l.putBatch[i].Topic, Partition: l.putBatch[i].KafkaPartition}
 			if l.rawIndex[tp] == nil {
-				l.rawIndex[tp] = map[int64]*kafka.Message{}
+				l.rawIndex[tp] = map[int64]*kgo.Record{}
 			}
 			l.rawIndex[tp][l.putBatch[i].KafkaOffset] = m
 		}
@@ -128,13 +132,13 @@ func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
 	l.batchNext = connect.Offsets{}
 	l.seeks = map[connect.TopicPartition]int64{}
 	if err := safely("start", func() error { return l.task.Start(ctx, l.setup.task, tc) }); err != nil {
-		l.consumer.Close()
+		l.consumer.close()
 		return fmt.Errorf("starting the task: %w", err)
 	}
 	l.setup.running("")
 	if err := l.subscribe(); err != nil {
 		l.stopTask()
-		l.consumer.Close()
+		l.consumer.close()
 		return err
 	}
 	err := l.loop(ctx)
@@ -150,7 +154,7 @@ func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
 	if serr := l.stopTask(); serr != nil && err == nil {
 		err = fmt.Errorf("stop: %w", serr)
 	}
-	l.consumer.Close() // its revoke callback finds the task stopped and calls nothing on it
+	l.consumer.close() // its revoke callback finds the task stopped and calls nothing on it
 	return err
 }
 
@@ -165,16 +169,39 @@ func (l *sinkLoop) subscribe() error {
 		if _, err := regexp.Compile(l.common.TopicsRegex); err != nil {
 			return fmt.Errorf("topics.regex %q: %w", l.common.TopicsRegex, err)
 		}
-		return l.consumer.Subscribe("^"+l.common.TopicsRegex, l.rebalance)
+		return l.consumer.start(nil, "^"+l.common.TopicsRegex, l.startOffsets)
 	}
-	return l.consumer.SubscribeTopics(l.common.Topics, l.rebalance)
+	return l.consumer.start(l.common.Topics, "", l.startOffsets)
+}
+
+// startOffsets hands the consumer the offsets the task asked for in Open (Seek), which replace
+// the committed ones of the partitions just assigned. It runs in the consumer's goroutine.
+func (l *sinkLoop) startOffsets(tps []connect.TopicPartition) map[connect.TopicPartition]int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[connect.TopicPartition]int64{}
+	for _, tp := range tps {
+		if off, ok := l.openSeeks[tp]; ok {
+			out[tp] = off
+			delete(l.openSeeks, tp)
+		}
+	}
+	return out
+}
+
+// serve lets the group rebalance while the loop is not reading (paused, or waiting to retry a
+// put); records it reads anyway wait for the next batch.
+func (l *sinkLoop) serve(ctx context.Context) error {
+	recs, err := l.consumer.poll(ctx, 50*time.Millisecond, l.common.MaxBatch, l.handleGroupEvent, l.setup.log.Warn)
+	l.pending = append(l.pending, recs...)
+	return err
 }
 
 func (l *sinkLoop) loop(ctx context.Context) error {
 	flushEvery := l.w.cfg.OffsetFlushInterval
 	nextCommit := time.Now().Add(flushEvery)
 	var batch []connect.Record
-	var raws []*kafka.Message
+	var raws []*kgo.Record
 	retry := backoff{initial: 300 * time.Millisecond, max: 10 * time.Second}
 	retrying := false
 	for ctx.Err() == nil {
@@ -192,7 +219,9 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 		}
 		if userPaused, changed := l.gate.state(); userPaused {
 			l.setPausedAll(true)
-			l.consumer.Poll(0) // serve rebalances
+			if err := l.serve(ctx); err != nil && ctx.Err() == nil {
+				return err
+			}
 			select {
 			case <-changed:
 			case <-ctx.Done():
@@ -237,7 +266,9 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 			if sleepCtx(ctx, retry.wait()) != nil {
 				return nil
 			}
-			l.consumer.Poll(0) // serve rebalances; paused partitions return nothing
+			if err := l.serve(ctx); err != nil && ctx.Err() == nil { // paused partitions return nothing
+				return err
+			}
 			batch, raws = l.dropRevoked(batch, raws)
 		default:
 			return fmt.Errorf("put: %w", err)
@@ -257,71 +288,64 @@ func (l *sinkLoop) advance() {
 }
 
 // read collects up to a batch of records, waiting a little for the first.
-func (l *sinkLoop) read(ctx context.Context) ([]connect.Record, []*kafka.Message, error) {
-	max := l.common.MaxBatch
-	var batch []connect.Record
-	var raws []*kafka.Message
-	timeout := 100
-	for len(raws) < max {
-		ev := l.consumer.Poll(timeout)
-		if ev == nil {
-			break
+func (l *sinkLoop) read(ctx context.Context) ([]connect.Record, []*kgo.Record, error) {
+	msgs := l.pending
+	l.pending = nil
+	if len(msgs) == 0 {
+		var err error
+		if msgs, err = l.consumer.poll(ctx, 100*time.Millisecond, l.common.MaxBatch, l.handleGroupEvent, l.setup.log.Warn); err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, nil
+			}
+			return nil, nil, err
 		}
-		timeout = 0
-		switch e := ev.(type) {
-		case *kafka.Message:
-			if e.TopicPartition.Error != nil {
-				l.setup.log.Warn("consumer error", "err", e.TopicPartition.Error)
-				continue
-			}
-			l.setup.metrics.read.Inc()
-			rec, err := l.convert(ctx, e)
-			if err != nil {
-				return nil, nil, err
-			}
-			tp := connect.TopicPartition{Topic: *e.TopicPartition.Topic, Partition: e.TopicPartition.Partition}
-			if l.assigned[tp] {
-				l.batchNext[tp] = int64(e.TopicPartition.Offset) + 1
-			}
-			if rec == nil { // skipped: its offset moves on with the batch's
-				continue
-			}
-			batch = append(batch, *rec)
-			raws = append(raws, e)
-		case kafka.Error:
-			if e.IsFatal() {
-				return nil, nil, fmt.Errorf("consumer: %w", e)
-			}
-			l.setup.log.Debug("consumer error", "err", e)
+	}
+	batch := make([]connect.Record, 0, len(msgs))
+	raws := make([]*kgo.Record, 0, len(msgs))
+	for _, m := range msgs {
+		tp := connect.TopicPartition{Topic: m.Topic, Partition: m.Partition}
+		if !l.assigned[tp] { // revoked since it was fetched: its new owner reads it
+			continue
 		}
+		l.setup.metrics.read.Inc()
+		rec, err := l.convert(ctx, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		l.batchNext[tp] = m.Offset + 1
+		if rec == nil { // skipped: its offset moves on with the batch's
+			continue
+		}
+		batch = append(batch, *rec)
+		raws = append(raws, m)
 	}
 	return batch, raws, nil
 }
 
 // convert turns a Kafka message into a record under the error policy; nil means skipped.
-func (l *sinkLoop) convert(ctx context.Context, m *kafka.Message) (*connect.Record, error) {
-	topic := *m.TopicPartition.Topic
-	rec := &connect.Record{Topic: topic, KafkaPartition: m.TopicPartition.Partition, KafkaOffset: int64(m.TopicPartition.Offset), Time: m.Timestamp}
+func (l *sinkLoop) convert(ctx context.Context, m *kgo.Record) (*connect.Record, error) {
+	topic := m.Topic
+	rec := &connect.Record{Topic: topic, KafkaPartition: m.Partition, KafkaOffset: m.Offset, Time: m.Timestamp}
 	for _, h := range m.Headers {
 		rec.Headers = append(rec.Headers, connect.Header{Key: h.Key, Value: h.Value})
 	}
 	if err := l.policy.retry(ctx, func() (e error) { rec.Key, rec.KeySchema, e = l.setup.keyConv.FromKafka(topic, m.Key); return }); err != nil {
-		return nil, l.policy.failed(ctx, stageKeyConverter, rec, m, err)
+		return nil, l.policy.failed(ctx, stageKeyConverter, rec, kafkaMessage(m), err)
 	}
 	if err := l.policy.retry(ctx, func() (e error) { rec.Value, rec.ValueSchema, e = l.setup.valueConv.FromKafka(topic, m.Value); return }); err != nil {
-		return nil, l.policy.failed(ctx, stageValueConverter, rec, m, err)
+		return nil, l.policy.failed(ctx, stageValueConverter, rec, kafkaMessage(m), err)
 	}
 	if l.setup.chain == nil {
 		return rec, nil
 	}
 	var out *connect.Record
 	if err := l.policy.retry(ctx, func() (e error) { out, e = l.setup.chain.Apply(rec); return }); err != nil {
-		return nil, l.policy.failed(ctx, stageTransform, rec, m, err)
+		return nil, l.policy.failed(ctx, stageTransform, rec, kafkaMessage(m), err)
 	}
 	return out, nil
 }
 
-func (l *sinkLoop) put(ctx context.Context, batch []connect.Record, raws []*kafka.Message) error {
+func (l *sinkLoop) put(ctx context.Context, batch []connect.Record, raws []*kgo.Record) error {
 	l.mu.Lock()
 	l.putBatch, l.rawBatch, l.rawIndex = batch, raws, nil
 	l.mu.Unlock()
@@ -357,18 +381,16 @@ func (l *sinkLoop) commit(ctx context.Context, only []connect.TopicPartition, re
 		l.setup.log.Warn("flushing before the offset commit failed; offsets not committed", "err", scrub(err.Error(), l.setup.secrets))
 		return
 	}
-	var list []kafka.TopicPartition
+	list := connect.Offsets{}
 	for tp, off := range safe {
-		if !l.assigned[tp] {
-			continue
+		if l.assigned[tp] {
+			list[tp] = off
 		}
-		topic := tp.Topic
-		list = append(list, kafka.TopicPartition{Topic: &topic, Partition: tp.Partition, Offset: kafka.Offset(off)})
 	}
 	if len(list) == 0 {
 		return
 	}
-	if _, err := l.consumer.CommitOffsets(list); err != nil {
+	if err := l.consumer.commit(ctx, list); err != nil {
 		l.setup.metrics.commitFailed.Inc()
 		l.setup.log.Warn("committing offsets failed; will retry", "err", err)
 		return
@@ -386,68 +408,54 @@ func (l *sinkLoop) updateLag() {
 		if !ok {
 			continue
 		}
-		if _, high, err := l.consumer.GetWatermarkOffsets(tp.Topic, tp.Partition); err == nil && high > next {
+		if high, ok := l.consumer.highWatermark(tp); ok && high > next {
 			lag += high - next
 		}
 	}
 	l.setup.metrics.lag.Set(float64(lag))
 }
 
-// rebalance runs inside Poll when the group assigns or revokes partitions.
-func (l *sinkLoop) rebalance(c *kafka.Consumer, ev kafka.Event) error {
-	cooperative := c.GetRebalanceProtocol() == "COOPERATIVE"
-	switch e := ev.(type) {
-	case kafka.AssignedPartitions:
-		tps := fromKafka(e.Partitions)
-		for _, tp := range tps {
+// handleGroupEvent runs inside poll when the group assigns, revokes or loses partitions.
+func (l *sinkLoop) handleGroupEvent(ev *groupEvent) {
+	if ev.assigned {
+		for _, tp := range ev.tps {
 			l.assigned[tp] = true
 			l.w.statuses.topicUsed(l.setup.id, tp.Topic)
 		}
 		if l.aware != nil && !l.taskStopped {
-			if err := safely("open", func() error { return l.aware.Open(l.ctx, tps) }); err != nil {
+			if err := safely("open", func() error { return l.aware.Open(l.ctx, ev.tps) }); err != nil {
 				l.openErr = fmt.Errorf("open partitions: %w", err)
 			}
 		}
-		// Seeks the task asked for in Open become the starting offsets.
+		// Seeks the task asked for in Open become the starting offsets (startOffsets, when the
+		// consumer has read the committed ones), not seeks of partitions already being read.
 		l.mu.Lock()
-		for i := range e.Partitions {
-			if off, ok := l.pendingSeeks[tps[i]]; ok {
-				e.Partitions[i].Offset = kafka.Offset(off)
-				delete(l.pendingSeeks, tps[i])
+		for _, tp := range ev.tps {
+			if off, ok := l.pendingSeeks[tp]; ok {
+				l.openSeeks[tp] = off
+				delete(l.pendingSeeks, tp)
 			}
 		}
 		l.mu.Unlock()
-		var err error
-		if cooperative {
-			err = c.IncrementalAssign(e.Partitions)
-		} else {
-			err = c.Assign(e.Partitions)
+		if l.paused {
+			l.consumer.pause(ev.tps)
 		}
-		if err == nil && l.paused {
-			_ = c.Pause(e.Partitions)
-		}
-		return err
-	case kafka.RevokedPartitions:
-		tps := fromKafka(e.Partitions)
-		if !l.taskStopped {
-			if !c.AssignmentLost() {
-				l.commit(l.ctx, tps, false)
-			}
-			if l.aware != nil {
-				_ = safely("close", func() error { return l.aware.Close(l.ctx, tps) })
-			}
-		}
-		for _, tp := range tps {
-			delete(l.assigned, tp)
-			delete(l.current, tp)
-			delete(l.batchNext, tp)
-		}
-		if cooperative {
-			return c.IncrementalUnassign(e.Partitions)
-		}
-		return c.Unassign()
+		return
 	}
-	return nil
+	if !l.taskStopped {
+		if !ev.lost {
+			l.commit(l.ctx, ev.tps, false)
+		}
+		if l.aware != nil {
+			_ = safely("close", func() error { return l.aware.Close(l.ctx, ev.tps) })
+		}
+	}
+	for _, tp := range ev.tps {
+		delete(l.assigned, tp)
+		delete(l.current, tp)
+		delete(l.batchNext, tp)
+	}
+	l.consumer.forget(ev.tps)
 }
 
 // applyRequests carries out the seeks and pauses the task asked for outside Open.
@@ -460,19 +468,16 @@ func (l *sinkLoop) applyRequests() {
 		if !l.assigned[tp] {
 			continue
 		}
-		topic := tp.Topic
-		if err := l.consumer.Seek(kafka.TopicPartition{Topic: &topic, Partition: tp.Partition, Offset: kafka.Offset(off)}, 0); err != nil {
-			l.setup.log.Warn("seek failed", "partition", tp.String(), "offset", off, "err", err)
-		}
+		l.consumer.seek(tp, off)
+		l.pending = slices.DeleteFunc(l.pending, func(r *kgo.Record) bool { return r.Topic == tp.Topic && r.Partition == tp.Partition })
 		l.current[tp] = off
 		delete(l.batchNext, tp) // the batch read before the seek does not move it on
 	}
 	for _, p := range pauses {
-		list := toKafka(p.tps)
 		if p.pause {
-			_ = l.consumer.Pause(list)
+			l.consumer.pause(p.tps)
 		} else {
-			_ = l.consumer.Resume(list)
+			l.consumer.resume(p.tps)
 		}
 	}
 }
@@ -482,42 +487,24 @@ func (l *sinkLoop) setPausedAll(paused bool) {
 		return
 	}
 	l.paused = paused
-	list := toKafka(keys(l.assigned))
 	if paused {
-		_ = l.consumer.Pause(list)
+		l.consumer.pause(keys(l.assigned))
 	} else {
-		_ = l.consumer.Resume(list)
+		l.consumer.resume(keys(l.assigned))
 	}
 }
 
 // dropRevoked removes records of partitions no longer assigned from a batch being retried:
 // their new owner reads them from the last committed offset.
-func (l *sinkLoop) dropRevoked(batch []connect.Record, raws []*kafka.Message) ([]connect.Record, []*kafka.Message) {
+func (l *sinkLoop) dropRevoked(batch []connect.Record, raws []*kgo.Record) ([]connect.Record, []*kgo.Record) {
 	var b []connect.Record
-	var r []*kafka.Message
+	var r []*kgo.Record
 	for i := range batch {
 		if l.assigned[connect.TopicPartition{Topic: batch[i].Topic, Partition: batch[i].KafkaPartition}] {
 			b, r = append(b, batch[i]), append(r, raws[i])
 		}
 	}
 	return b, r
-}
-
-func fromKafka(list []kafka.TopicPartition) []connect.TopicPartition {
-	out := make([]connect.TopicPartition, len(list))
-	for i, p := range list {
-		out[i] = connect.TopicPartition{Topic: *p.Topic, Partition: p.Partition}
-	}
-	return out
-}
-
-func toKafka(list []connect.TopicPartition) []kafka.TopicPartition {
-	out := make([]kafka.TopicPartition, len(list))
-	for i, p := range list {
-		topic := p.Topic
-		out[i] = kafka.TopicPartition{Topic: &topic, Partition: p.Partition}
-	}
-	return out
 }
 
 func keys[K comparable, V any](m map[K]V) []K {

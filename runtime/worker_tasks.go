@@ -173,28 +173,29 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 			return err
 		}
 		settings := map[string]string{
-			"group.id": "connect-" + id.Connector, "enable.auto.commit": "false", "auto.offset.reset": "earliest",
-			"partition.assignment.strategy": "cooperative-sticky", "enable.auto.offset.store": "false",
+			"group.id": "connect-" + id.Connector, "auto.offset.reset": "earliest",
+			"partition.assignment.strategy": "cooperative-sticky",
 			// A killed worker's partitions move after 10 s, as Kafka Connect's worker session does,
 			// rather than the consumer default of 45 s.
 			"session.timeout.ms": "10000", "heartbeat.interval.ms": "3000",
-			"go.logs.channel.enable": "false",
+			// A rebalance waits this long for a task busy in Put: librdkafka's and Kafka
+			// Connect's max.poll.interval.ms (franz-go's own default is 60 s).
+			"max.poll.interval.ms": "300000",
 		}
-		// librdkafka fetches ahead only while fewer than queued.min.messages (100,000) wait in
-		// its queue: a sink task reading small records drains that faster than fetches refill
-		// it, and waits. A million keeps the fetches coming (3.5 times the records per second
-		// with 95-byte records, docs/performance.md); queued.max.messages.kbytes (64 MB) still
-		// bounds the memory. consumer.queued.min.messages sets it otherwise.
-		consumerOverrides := overrides("consumer.override.")
-		prefetch := unlessSet(map[string]string{"queued.min.messages": "1000000"}, w.cfg.Client.Common, w.cfg.Client.Consumer, consumerOverrides)
-		consumer, err := w.clients.consumer(settings, prefetch, consumerOverrides)
+		// The sink consumer is franz-go's (sinkconsumer.go): the worker's consumer.* settings
+		// and the connector's consumer.override.* are librdkafka's names, translated.
+		consumer, unused, err := newSinkConsumer(w.cfg.BootstrapServers, w.clients.clientID,
+			w.cfg.Client.Common, w.cfg.Client.Consumer, settings, overrides("consumer.override."))
 		if err != nil {
 			return fmt.Errorf("consumer: %w", err)
+		}
+		if len(unused) > 0 {
+			setup.log.Warn("consumer settings the sink consumer (franz-go) does not use", "settings", unused)
 		}
 		task := p.New().(connect.SinkConnector).NewTask()
 		run.instance = task
 		loop := &sinkLoop{w: w, setup: setup, common: &common, task: w.endpointSink(run, task), consumer: consumer, policy: pol, gate: run.paused,
-			pendingSeeks: map[connect.TopicPartition]int64{}}
+			pendingSeeks: map[connect.TopicPartition]int64{}, openSeeks: map[connect.TopicPartition]int64{}}
 		loop.aware, _ = task.(connect.PartitionAware)
 		return loop.run(ctx, &sinkContext{taskContext: tctx, loop: loop})
 	}

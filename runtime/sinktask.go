@@ -43,7 +43,7 @@ type sinkLoop struct {
 	pending     []*kgo.Record // read while only serving the group (paused): the next batch's first
 
 	mu            sync.Mutex
-	putBatch      []connect.Record                                    // the batch in Put, as the task has it
+	putBatch      []connect.Record                                 // the batch in Put, as the task has it
 	rawBatch      []*kgo.Record                                    // its messages, one per record
 	rawIndex      map[connect.TopicPartition]map[int64]*kgo.Record // rawBatch by position, made on the first rawOf
 	commitWanted  bool

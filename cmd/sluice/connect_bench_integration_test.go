@@ -95,8 +95,15 @@ func TestThroughputAgainstKafkaConnect(t *testing.T) {
 			name: "sluice",
 			start: func(t *testing.T) (string, int) {
 				c := sluicetest.NewCluster(t)
-				p := c.StartProcess(map[string]string{"value.converter": "org.apache.kafka.connect.storage.StringConverter",
-					"connector.file.allowed.paths": dir})
+				settings := map[string]string{"value.converter": "org.apache.kafka.connect.storage.StringConverter",
+					"connector.file.allowed.paths": dir}
+				// SLUICE_BENCH_WORKER_SETTINGS="k=v,k=v" adds worker settings, to measure them.
+				for _, kv := range strings.Split(os.Getenv("SLUICE_BENCH_WORKER_SETTINGS"), ",") {
+					if k, v, ok := strings.Cut(kv, "="); ok {
+						settings[k] = v
+					}
+				}
+				p := c.StartProcess(settings)
 				return p.URL, p.Cmd.Process.Pid
 			},
 			source: func(file, topic string) map[string]string {
@@ -110,6 +117,10 @@ func TestThroughputAgainstKafkaConnect(t *testing.T) {
 	}
 	results := map[string]sideResult{}
 	for _, side := range sides {
+		// SLUICE_BENCH_SIDES=sluice runs one side alone, to try settings (no ratios then).
+		if only := os.Getenv("SLUICE_BENCH_SIDES"); only != "" && !strings.Contains(only, side.name) {
+			continue
+		}
 		t.Run(side.name, func(t *testing.T) {
 			url, pid := side.start(t)
 			// Idle: connected, internal topics read, no connectors; a moment to settle.
@@ -132,10 +143,13 @@ func TestThroughputAgainstKafkaConnect(t *testing.T) {
 				return st.Size() / lineBytes
 			})
 			results[side.name] = r
-			t.Logf("%s: idle RSS %d MB; source %v (first to last %v), %.1f CPU-s, peak RSS %d MB; sink %v (first to last %v), %.1f CPU-s, peak RSS %d MB",
-				side.name, r.idleRSS>>20, r.source.wall.Round(10*time.Millisecond), r.source.firstToLast.Round(10*time.Millisecond), r.source.cpu, r.source.peakRSS>>20,
-				r.sink.wall.Round(10*time.Millisecond), r.sink.firstToLast.Round(10*time.Millisecond), r.sink.cpu, r.sink.peakRSS>>20)
+			t.Logf("%s: idle RSS %d MB (anon %d); source %v (first to last %v, %.0f records/s), %.1f CPU-s, peak RSS %d MB (anon %d); sink %v (first to last %v, %.0f records/s), %.1f CPU-s, peak RSS %d MB (anon %d)",
+				side.name, r.idleRSS>>20, r.idleAnon>>20, r.source.wall.Round(10*time.Millisecond), r.source.firstToLast.Round(10*time.Millisecond), r.source.rate(), r.source.cpu, r.source.peakRSS>>20, r.source.peakAnon>>20,
+				r.sink.wall.Round(10*time.Millisecond), r.sink.firstToLast.Round(10*time.Millisecond), r.sink.rate(), r.sink.cpu, r.sink.peakRSS>>20, r.sink.peakAnon>>20)
 		})
+	}
+	if len(results) < len(sides) {
+		return
 	}
 	kc, sl := results["kafka-connect"], results["sluice"]
 	if kc.source.wall == 0 || sl.source.wall == 0 {

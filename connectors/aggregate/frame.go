@@ -9,57 +9,108 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/sluicehq/sluice/connect"
 )
 
-// parser turns raw JSON values into frames.
+// parser turns raw JSON values into frames. It reads only the fields it needs, with
+// fastjson (no map of the whole frame: encoding/json's map decoding was most of a frame's
+// cost, BenchmarkParseAndAdd). Not safe for concurrent use: a task's one goroutine parses.
 type parser struct {
 	groupBy   []string
 	fields    []string
 	timeField string // empty: the Kafka timestamp
 	idField   string
 	maxFuture int64 // most milliseconds an event time may be ahead of the wall clock; 0: no limit
+
+	json fastjson.Parser // reused frame to frame
 }
 
 // lookup finds a dotted path in a JSON object: the whole name as a key first, then path
-// elements.
-func lookup(m map[string]any, path string) (any, bool) {
-	if v, ok := m[path]; ok {
+// elements. A JSON null is found (v.Type() is TypeNull).
+func lookup(o *fastjson.Object, path string) (*fastjson.Value, bool) {
+	if v := o.Get(path); v != nil {
 		return v, true
 	}
-	cur := any(m)
-	for _, el := range strings.Split(path, ".") {
-		obj, ok := cur.(map[string]any)
-		if !ok {
+	if !strings.Contains(path, ".") {
+		return nil, false
+	}
+	cur := o
+	els := strings.Split(path, ".")
+	for i, el := range els {
+		v := cur.Get(el)
+		if v == nil {
 			return nil, false
 		}
-		if cur, ok = obj[el]; !ok {
+		if i == len(els)-1 {
+			return v, true
+		}
+		if cur, _ = v.Object(); cur == nil {
 			return nil, false
 		}
 	}
-	return cur, true
+	return nil, false
+}
+
+// goValue is a JSON value as encoding/json decodes it into an interface: string, float64,
+// bool, nil, or (for objects and arrays, which no caller looks into) an empty map or slice.
+// A number beyond a 64-bit float is an error, as encoding/json has it.
+func goValue(name string, v *fastjson.Value) (any, error) {
+	switch v.Type() {
+	case fastjson.TypeString:
+		return string(v.GetStringBytes()), nil
+	case fastjson.TypeNumber:
+		n, err := v.Float64()
+		if err != nil || math.IsInf(n, 0) || math.IsNaN(n) {
+			return nil, connect.BadField(name, v.String(), "number %s is beyond the range of a 64-bit float", v.String())
+		}
+		return n, nil
+	case fastjson.TypeTrue:
+		return true, nil
+	case fastjson.TypeFalse:
+		return false, nil
+	case fastjson.TypeObject:
+		return map[string]any{}, nil
+	case fastjson.TypeArray:
+		return []any{}, nil
+	}
+	return nil, nil
+}
+
+// field looks a path up and returns its value as goValue does; found is false when the path
+// is missing.
+func field(o *fastjson.Object, path string) (v any, found bool, err error) {
+	jv, ok := lookup(o, path)
+	if !ok {
+		return nil, false, nil
+	}
+	v, err = goValue(path, jv)
+	return v, true, err
 }
 
 // parse reads one raw frame; kafkaTime is the record's timestamp and now the wall clock, in
 // milliseconds. The error is a *connect.DataError naming the bad field.
 func (p *parser) parse(value []byte, kafkaTime, now int64) (*frame, error) {
-	var m map[string]any
-	if err := json.Unmarshal(value, &m); err != nil {
+	root, err := p.json.ParseBytes(value)
+	if err != nil {
 		return nil, connect.BadField("", value, "the frame is not a JSON object: %v", err)
 	}
-	if m == nil {
+	m, err := root.Object()
+	if err != nil {
 		return nil, connect.BadField("", value, "the frame is not a JSON object")
 	}
-	if len(m) == 2 {
-		if payload, ok := m["payload"].(map[string]any); ok {
-			if _, ok := m["schema"]; ok {
-				m = payload
-			}
+	if m.Len() == 2 {
+		if pv, sv := m.Get("payload"), m.Get("schema"); pv != nil && sv != nil && pv.Type() == fastjson.TypeObject {
+			m, _ = pv.Object()
 		}
 	}
 	f := &frame{group: make([]any, len(p.groupBy)), values: make(map[string]float64, len(p.fields))}
 	for i, g := range p.groupBy {
-		v, ok := lookup(m, g)
+		v, ok, err := field(m, g)
+		if err != nil {
+			return nil, err
+		}
 		if !ok || v == nil {
 			return nil, connect.BadField(g, nil, "the group field is missing")
 		}
@@ -69,7 +120,6 @@ func (p *parser) parse(value []byte, kafkaTime, now int64) (*frame, error) {
 		}
 		f.group[i] = v
 	}
-	var err error
 	if f.groupKey, err = groupKeyOf(f.group); err != nil {
 		return nil, connect.BadField(strings.Join(p.groupBy, ","), f.group, "%v", err)
 	}
@@ -82,7 +132,10 @@ func (p *parser) parse(value []byte, kafkaTime, now int64) (*frame, error) {
 			return nil, connect.BadField("", formatTime(f.time), "the Kafka timestamp: %v", err)
 		}
 	} else {
-		v, ok := lookup(m, p.timeField)
+		v, ok, err := field(m, p.timeField)
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			return nil, connect.BadField(p.timeField, nil, "the event time is missing")
 		}
@@ -96,22 +149,32 @@ func (p *parser) parse(value []byte, kafkaTime, now int64) (*frame, error) {
 		f.time = t
 	}
 	if p.idField != "" {
-		if v, ok := lookup(m, p.idField); ok && v != nil {
+		if jv, ok := lookup(m, p.idField); ok && jv.Type() != fastjson.TypeNull {
 			f.hasID = true
-			if s, ok := v.(string); ok {
-				f.id = s
-			} else {
+			switch jv.Type() {
+			case fastjson.TypeString:
+				f.id = string(jv.GetStringBytes())
+			case fastjson.TypeNumber:
+				v, err := goValue(p.idField, jv)
+				if err != nil {
+					return nil, err
+				}
 				f.id = fmt.Sprint(v)
+			default: // true, false, or an object or array as its JSON text
+				f.id = jv.String()
 			}
 		}
 	}
 	for _, name := range p.fields {
-		v, ok := lookup(m, name)
+		v, ok, err := field(m, name)
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			continue
 		}
 		switch x := v.(type) {
-		case float64: // JSON has no NaN or infinity, and encoding/json refuses numbers beyond float64
+		case float64: // finite: goValue refused the rest
 			f.values[name] = x
 		case string:
 			n, err := strconv.ParseFloat(strings.TrimSpace(x), 64)

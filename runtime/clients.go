@@ -72,7 +72,14 @@ func unlessSet(defaults map[string]string, settings ...map[string]string) map[st
 func (f *clientFactory) producer(extra ...map[string]string) (*kafka.Producer, error) {
 	// murmur2_random partitions keyed records as Kafka's Java clients do, so a record lands
 	// where Kafka Connect would put it.
-	base := map[string]string{"partitioner": "murmur2_random", "go.logs.channel.enable": "false"}
+	//
+	// confluent-kafka-go makes a delivery-report channel and a produce channel of a million
+	// entries each for every producer (24 MB of Go heap, counted live): with the worker's own
+	// producers and the tasks', that doubled the heap the collector lets grow (GOGC) and most of
+	// a worker's peak memory was that. Reports are read as they come, and Produce is called
+	// directly (the produce channel is unused), so 10,000 and 1 lose nothing.
+	base := map[string]string{"partitioner": "murmur2_random", "go.logs.channel.enable": "false",
+		"go.events.channel.size": "10000", "go.produce.channel.size": "1"}
 	// One produce request in flight per broker connection, not librdkafka's five: with more,
 	// a new producer's first batch to a partition can fail (a partition just created, or
 	// whose leader just moved, answers NOT_LEADER) while the next batch, already sent, is
@@ -230,11 +237,12 @@ func goTyped(key, v string) kafka.ConfigValue {
 	if !strings.HasPrefix(key, "go.") {
 		return v
 	}
-	if b, err := strconv.ParseBool(v); err == nil {
-		return b
-	}
+	// Numbers first: "1" is a size (go.produce.channel.size), not true.
 	if n, err := strconv.Atoi(v); err == nil {
 		return n
+	}
+	if b, err := strconv.ParseBool(v); err == nil {
+		return b
 	}
 	return v
 }

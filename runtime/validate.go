@@ -1,8 +1,11 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -187,17 +190,9 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // sortedTaskIDs returns the map's task ids by connector, then task number.
 func sortedTaskIDs[V any](m map[TaskID]V) []TaskID {
-	out := make([]TaskID, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Connector != out[j].Connector {
-			return out[i].Connector < out[j].Connector
-		}
-		return out[i].Task < out[j].Task
+	return slices.SortedFunc(maps.Keys(m), func(a, b TaskID) int {
+		return cmp.Or(strings.Compare(a.Connector, b.Connector), cmp.Compare(a.Task, b.Task))
 	})
-	return out
 }
 
 func keysOf(m map[string]string) string { return fmt.Sprint(sortedKeys(m)) }

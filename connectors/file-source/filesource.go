@@ -2,8 +2,10 @@
 // sink's counterpart and for simple imports and demos.
 //
 // Each line becomes a record whose value is the line as a string. The source partition is
-// {"file": path} and the offset {"position": n}, the byte position after the line, so a
-// restarted task continues after the last line Kafka acknowledged (at least once). The task
+// {"file": path}; the last record of each batch (a poll, up to batch.size lines) carries the
+// offset {"position": n}, the byte position after its line, and the others none (a map per
+// line was most of the source's garbage at full speed), so a restarted task continues after
+// the last batch Kafka acknowledged whole (at least once). The task
 // follows the file as it grows, like tail -F, and emits a line only once it ends in a newline.
 // When the file gets shorter than what was read (truncated), or the path names a new file
 // (rotated), reading starts over at the beginning of the file the path names; lines appended
@@ -31,9 +33,9 @@ func init() {
 	connect.Register(connect.Plugin{
 		Name: Name,
 		Doc: "Reads a text file line by line into a topic, following it as it grows: each line ending in a " +
-			"newline becomes a record with the line as its string value. The offset is the byte position " +
-			"after the line, so a restarted task continues after the last acknowledged line (at least " +
-			"once). A file that is truncated, or replaced under its path (rotated), is read again from its " +
+			"newline becomes a record with the line as its string value. The offset, on the last record of each " +
+			"batch, is the byte position after its line, so a restarted task continues after the last batch " +
+			"acknowledged whole (at least once; up to batch.size lines are read again). A file that is truncated, or replaced under its path (rotated), is read again from its " +
 			"start. A line longer than line.max.bytes is skipped without being held in memory and goes to the " +
 			"error policy, with a reason naming the file, its byte offset, its length and the limit. One task " +
 			"reads the file. The file must be under one of the worker's `connector.file.allowed.paths` (none by " +

@@ -379,6 +379,11 @@ func TestStackTimescaleDefinitionsWriteHypertables(t *testing.T) {
 			}
 			sluicetest.Produce(t, c.Bootstrap, topic, msgs...)
 			name := sluicetest.UniqueName(strings.TrimSuffix(tc.file, ".json"))
+			// The definition's ${env:TIMESCALE_URL} resolves from this process's environment
+			// (stackSecrets); say which side failed if the worker refuses it.
+			if u := os.Getenv("TIMESCALE_URL"); u == "" || u != os.Getenv(connecttest.EnvPostgres) {
+				t.Fatalf("TIMESCALE_URL is %q in the test's environment, want the test database's URL", u)
+			}
 			sluicetest.CreateConnector(t, w.URL, name, cfg)
 			sluicetest.Eventually(t, time.Minute, "every record in the table", func() (bool, string) {
 				var rows int

@@ -17,7 +17,7 @@ import (
 type probeConfig struct {
 	Password string `config:"password" secret:"true" doc:"A secret, to check it never leaks."`
 	Server   string `config:"server" endpoint:"true" doc:"Where the sink would log in with password (it never connects)."`
-	Mode     string `config:"mode" default:"ok" enum:"ok,fail,panic,flaky,leak,request-commit" doc:"How the sink misbehaves; request-commit asks for a commit at start, records or not."`
+	Mode     string `config:"mode" default:"ok" enum:"ok,fail,panic,flaky,leak,request-commit,seek-later" doc:"How the sink misbehaves; request-commit asks for a commit at start, records or not; seek-later seeks partition 1 of its topic to offset 0 in its first put."`
 	Flaky    int    `config:"flaky.failures" default:"3" doc:"Retriable failures before puts succeed."`
 	FailTask int    `config:"fail.task" default:"-1" doc:"In fail and panic modes, the task that fails on its first record; -1 fails any task on a record {\"poison\": true}."`
 }
@@ -43,6 +43,7 @@ type probeTask struct {
 	tc       connect.SinkTaskContext
 	failures int
 	stopped  atomic.Bool
+	sought   bool
 }
 
 // callsAfterStop counts, by connector name, the calls a probe task got after its Stop: the SDK
@@ -95,6 +96,10 @@ func (p *probeTask) Put(_ context.Context, batch []connect.Record) error {
 		case p.cfg.Mode == "panic" && poisoned:
 			panic("boom")
 		}
+	}
+	if p.cfg.Mode == "seek-later" && !p.sought && len(batch) > 0 {
+		p.sought = true
+		p.tc.Seek(connect.TopicPartition{Topic: batch[0].Topic, Partition: 1}, 0)
 	}
 	if p.cfg.Mode == "flaky" && p.failures < p.cfg.Flaky {
 		p.failures++

@@ -55,6 +55,13 @@ var consumerIgnored = map[string]bool{
 	"broker.address.family": true, "go.events.channel.enable": true, "go.application.rebalance.enable": true,
 }
 
+// securityTranslated are the security settings groupClientOptions turns into franz-go's TLS
+// and SASL options; any other ssl.* or sasl.* setting is reported as unused.
+var securityTranslated = map[string]bool{
+	"ssl.ca.location": true, "ssl.certificate.location": true, "ssl.key.location": true,
+	"sasl.mechanism": true, "sasl.mechanisms": true, "sasl.username": true, "sasl.password": true,
+}
+
 // newSinkConsumer builds the options of a sink task's consumer from librdkafka-named settings
 // (the worker's common and consumer.* settings, Sluice's defaults, the connector's
 // consumer.override.*; later maps win). It returns the settings it could not apply, for the
@@ -67,6 +74,14 @@ func newSinkConsumer(bootstrap, clientID string, settings ...map[string]string) 
 	opts, err := groupClientOptions(all)
 	if err != nil {
 		return nil, nil, err
+	}
+	// A connector's consumer.override.bootstrap.servers or client.id (where the override policy
+	// lets it) wins, as it did with librdkafka.
+	if v := all["bootstrap.servers"]; v != "" {
+		bootstrap = v
+	}
+	if v := all["client.id"]; v != "" {
+		clientID = v
 	}
 	opts = append(opts, kgo.SeedBrokers(strings.Split(bootstrap, ",")...), kgo.ClientID(clientID),
 		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
@@ -169,7 +184,7 @@ func newSinkConsumer(bootstrap, clientID string, settings ...map[string]string) 
 		case "client.rack":
 			opts = append(opts, kgo.Rack(v))
 		default:
-			if !consumerIgnored[k] && !strings.HasPrefix(k, "ssl.") && !strings.HasPrefix(k, "sasl.") {
+			if !consumerIgnored[k] && !securityTranslated[k] {
 				unused = append(unused, k)
 			}
 		}
@@ -286,6 +301,25 @@ func (c *sinkConsumer) poll(ctx context.Context, wait time.Duration, max int, ha
 	}
 }
 
+// serveOnly lets the group rebalance for up to wait without reading records, handling the
+// events as poll does (the loop has a batch's worth in hand already).
+func (c *sinkConsumer) serveOnly(ctx context.Context, wait time.Duration, handle func(*groupEvent)) error {
+	c.cl.AllowRebalance()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case ev := <-c.events:
+			handle(ev)
+			close(ev.done)
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
 // commit commits the offsets (the next offset to read, per partition) and waits for the
 // answer; a partition the coordinator refused is an error.
 func (c *sinkConsumer) commit(ctx context.Context, offsets connect.Offsets) error {
@@ -325,9 +359,16 @@ func (c *sinkConsumer) resume(tps []connect.TopicPartition) {
 	}
 }
 
-// seek makes the next record read from the partition the one at offset.
-func (c *sinkConsumer) seek(tp connect.TopicPartition, offset int64) {
+// seek makes the next record read from the partition the one at offset. It reports false when
+// the client cannot move the partition yet: franz-go's SetOffsets skips a partition it holds no
+// position for (its starting offset still loading, or none committed and nothing read), and
+// the caller must try again once records of it arrive.
+func (c *sinkConsumer) seek(tp connect.TopicPartition, offset int64) bool {
+	if _, known := c.cl.UncommittedOffsets()[tp.Topic][tp.Partition]; !known {
+		return false
+	}
 	c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.Topic: {tp.Partition: {Epoch: -1, Offset: offset}}})
+	return true
 }
 
 // highWatermark is the partition's high watermark as the last fetch saw it.

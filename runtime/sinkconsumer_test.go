@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // The sink consumer takes librdkafka's setting names (the worker's consumer.* and a
@@ -15,6 +17,8 @@ func TestSinkConsumerSettings(t *testing.T) {
 		settings map[string]string
 		unused   []string
 		err      string
+		// client, when set, checks the options on a client made from them (not connected).
+		client func(t *testing.T, cl *kgo.Client)
 	}{
 		{name: "Sluice's own defaults", settings: map[string]string{"group.id": "connect-x", "auto.offset.reset": "earliest",
 			"partition.assignment.strategy": "cooperative-sticky", "session.timeout.ms": "10000", "heartbeat.interval.ms": "3000"}},
@@ -26,6 +30,23 @@ func TestSinkConsumerSettings(t *testing.T) {
 			"sasl.mechanism": "PLAIN", "sasl.username": "u", "sasl.password": "p"}},
 		{name: "unknown settings are reported", settings: map[string]string{"max.poll.records": "10", "check.crcs": "true"},
 			unused: []string{"check.crcs", "max.poll.records"}},
+		{name: "security settings without a counterpart are reported", settings: map[string]string{"ssl.ca.location": "/ca.pem",
+			"ssl.endpoint.identification.algorithm": "none", "sasl.oauthbearer.config": "x"},
+			unused: []string{"sasl.oauthbearer.config", "ssl.endpoint.identification.algorithm"}},
+		{name: "a connector's bootstrap.servers and client.id override the worker's", settings: map[string]string{
+			"bootstrap.servers": "other:9092", "client.id": "mine", "group.id": "connect-x"}, client: func(t *testing.T, cl *kgo.Client) {
+			if id := cl.OptValue(kgo.ClientID); id != "mine" {
+				t.Errorf("client id %v", id)
+			}
+			if seeds := cl.OptValue(kgo.SeedBrokers); !slices.Equal(seeds.([]string), []string{"other:9092"}) {
+				t.Errorf("seed brokers %v", seeds)
+			}
+		}},
+		{name: "the worker's bootstrap servers otherwise", settings: map[string]string{"group.id": "connect-x"}, client: func(t *testing.T, cl *kgo.Client) {
+			if seeds := cl.OptValue(kgo.SeedBrokers); !slices.Equal(seeds.([]string), []string{"127.0.0.1:9092"}) {
+				t.Errorf("seed brokers %v", seeds)
+			}
+		}},
 		{name: "a bad duration", settings: map[string]string{"session.timeout.ms": "10s"}, err: `session.timeout.ms: "10s"`},
 		{name: "a bad size", settings: map[string]string{"fetch.max.bytes": "-1"}, err: `fetch.max.bytes: "-1"`},
 		{name: "a bad reset", settings: map[string]string{"auto.offset.reset": "oldest"}, err: `auto.offset.reset: "oldest"`},
@@ -47,8 +68,13 @@ func TestSinkConsumerSettings(t *testing.T) {
 			if !slices.Equal(unused, tc.unused) {
 				t.Errorf("unused %v, want %v", unused, tc.unused)
 			}
-			if len(c.opts) == 0 {
-				t.Error("no options")
+			if tc.client != nil {
+				cl, err := kgo.NewClient(c.opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cl.Close()
+				tc.client(t, cl)
 			}
 		})
 	}

@@ -95,3 +95,43 @@ func TestNothingIsCalledOnASinkTaskAfterStop(t *testing.T) {
 		t.Fatalf("the task got %d calls after Stop", n)
 	}
 }
+
+// A seek a sink task asks for outside Open, of a partition the consumer has read nothing from
+// and holds no committed offset for, is not lost: franz-go cannot move such a partition yet,
+// so the loop makes the seek when the partition's first records arrive and drops those.
+func TestASeekBeforeAPartitionsFirstRecordIsKept(t *testing.T) {
+	c := newCluster(t)
+	w := c.StartWorker(map[string]string{"connector.client.config.override.policy": "All"})
+	topic, name := sluicetest.UniqueName("seeks"), sluicetest.UniqueName("seeker")
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
+	produceTo := func(partition int32, values ...string) {
+		var msgs []*kafka.Message
+		for _, v := range values {
+			msgs = append(msgs, &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: partition}, Value: []byte(v)})
+		}
+		sluicetest.Produce(t, c.Bootstrap, topic, msgs...)
+	}
+	produceTo(1, `{"p1":0}`, `{"p1":1}`, `{"p1":2}`) // before the connector: latest skips them
+	sluicetest.CreateConnector(t, w.URL, name, map[string]string{
+		"connector.class": "probe-sink", "topics": topic, "mode": "seek-later",
+		"consumer.override.auto.offset.reset": "latest"})
+	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	// Partition 0's first record makes the task seek partition 1 to 0; then partition 1
+	// gets a record, and everything from its offset 0 on must reach the task.
+	sluicetest.Eventually(t, time.Minute, "the task to read partition 0", func() (bool, string) {
+		produceTo(0, `{"p0":0}`)
+		return len(collectedValues(name)) > 0, fmt.Sprint(collectedValues(name))
+	})
+	produceTo(1, `{"p1":3}`)
+	sluicetest.Eventually(t, time.Minute, "partition 1 from offset 0", func() (bool, string) {
+		seen := map[string]int{}
+		for _, v := range collectedValues(name) {
+			if m, ok := v.(map[string]any); ok {
+				if n, ok := m["p1"]; ok {
+					seen[fmt.Sprint(n)]++
+				}
+			}
+		}
+		return seen["0"] == 1 && seen["1"] == 1 && seen["2"] == 1 && seen["3"] == 1, fmt.Sprint(seen)
+	})
+}

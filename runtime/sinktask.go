@@ -42,13 +42,17 @@ type sinkLoop struct {
 	openErr     error
 	pending     []*kgo.Record // read while only serving the group (paused): the next batch's first
 
-	mu            sync.Mutex
-	putBatch      []connect.Record                                 // the batch in Put, as the task has it
-	rawBatch      []*kgo.Record                                    // its messages, one per record
-	rawIndex      map[connect.TopicPartition]map[int64]*kgo.Record // rawBatch by position, made on the first rawOf
-	commitWanted  bool
-	pendingSeeks  map[connect.TopicPartition]int64
-	openSeeks     map[connect.TopicPartition]int64 // asked for in Open: the consumer starts there
+	mu           sync.Mutex
+	putBatch     []connect.Record                                 // the batch in Put, as the task has it
+	rawBatch     []*kgo.Record                                    // its messages, one per record
+	rawIndex     map[connect.TopicPartition]map[int64]*kgo.Record // rawBatch by position, made on the first rawOf
+	commitWanted bool
+	pendingSeeks map[connect.TopicPartition]int64
+	openSeeks    map[connect.TopicPartition]int64 // asked for in Open: the consumer starts there
+	// laterSeeks are seeks of assigned partitions the consumer could not make yet (it holds no
+	// position for them); read makes them when the partition's first records arrive, and drops
+	// those records. Touched only by the loop goroutine.
+	laterSeeks    map[connect.TopicPartition]int64
 	pendingPauses []pauseReq
 }
 
@@ -189,9 +193,17 @@ func (l *sinkLoop) startOffsets(tps []connect.TopicPartition) map[connect.TopicP
 	return out
 }
 
+// dropPending forgets records of the partition read ahead while the loop only served the group.
+func (l *sinkLoop) dropPending(tp connect.TopicPartition) {
+	l.pending = slices.DeleteFunc(l.pending, func(r *kgo.Record) bool { return r.Topic == tp.Topic && r.Partition == tp.Partition })
+}
+
 // serve lets the group rebalance while the loop is not reading (paused, or waiting to retry a
 // put); records it reads anyway wait for the next batch.
 func (l *sinkLoop) serve(ctx context.Context) error {
+	if len(l.pending) >= l.common.MaxBatch { // enough in hand for the next batch
+		return l.consumer.serveOnly(ctx, 50*time.Millisecond, l.handleGroupEvent)
+	}
 	recs, err := l.consumer.poll(ctx, 50*time.Millisecond, l.common.MaxBatch, l.handleGroupEvent, l.setup.log.Warn)
 	l.pending = append(l.pending, recs...)
 	return err
@@ -290,7 +302,11 @@ func (l *sinkLoop) advance() {
 // read collects up to a batch of records, waiting a little for the first.
 func (l *sinkLoop) read(ctx context.Context) ([]connect.Record, []*kgo.Record, error) {
 	msgs := l.pending
-	l.pending = nil
+	if len(msgs) > l.common.MaxBatch {
+		msgs, l.pending = msgs[:l.common.MaxBatch], slices.Clone(msgs[l.common.MaxBatch:])
+	} else {
+		l.pending = nil
+	}
 	if len(msgs) == 0 {
 		var err error
 		if msgs, err = l.consumer.poll(ctx, 100*time.Millisecond, l.common.MaxBatch, l.handleGroupEvent, l.setup.log.Warn); err != nil {
@@ -302,9 +318,26 @@ func (l *sinkLoop) read(ctx context.Context) ([]connect.Record, []*kgo.Record, e
 	}
 	batch := make([]connect.Record, 0, len(msgs))
 	raws := make([]*kgo.Record, 0, len(msgs))
+	var reseeked map[connect.TopicPartition]bool // moved by a later seek in this read
+	if len(l.laterSeeks) > 0 {
+		reseeked = map[connect.TopicPartition]bool{}
+	}
 	for _, m := range msgs {
 		tp := connect.TopicPartition{Topic: m.Topic, Partition: m.Partition}
 		if !l.assigned[tp] { // revoked since it was fetched: its new owner reads it
+			continue
+		}
+		if off, ok := l.laterSeeks[tp]; ok {
+			// The consumer holds a position for the partition now: move it, and drop what was
+			// read from the old one (in this batch too).
+			if l.consumer.seek(tp, off) {
+				delete(l.laterSeeks, tp)
+				reseeked[tp] = true
+				l.dropPending(tp)
+			}
+			continue
+		}
+		if reseeked[tp] {
 			continue
 		}
 		l.setup.metrics.read.Inc()
@@ -390,7 +423,10 @@ func (l *sinkLoop) commit(ctx context.Context, only []connect.TopicPartition, re
 	if len(list) == 0 {
 		return
 	}
-	if err := l.consumer.commit(ctx, list); err != nil {
+	// Bounded: a commit waits out a group join, and the loop must not hang on one.
+	cctx, cancel := context.WithTimeout(ctx, l.w.cfg.OffsetFlushTimeout)
+	defer cancel()
+	if err := l.consumer.commit(cctx, list); err != nil {
 		l.setup.metrics.commitFailed.Inc()
 		l.setup.log.Warn("committing offsets failed; will retry", "err", err)
 		return
@@ -450,10 +486,18 @@ func (l *sinkLoop) handleGroupEvent(ev *groupEvent) {
 			_ = safely("close", func() error { return l.aware.Close(l.ctx, ev.tps) })
 		}
 	}
+	l.mu.Lock()
+	for _, tp := range ev.tps {
+		delete(l.pendingSeeks, tp)
+		delete(l.openSeeks, tp)
+	}
+	l.mu.Unlock()
 	for _, tp := range ev.tps {
 		delete(l.assigned, tp)
 		delete(l.current, tp)
 		delete(l.batchNext, tp)
+		delete(l.laterSeeks, tp)
+		l.dropPending(tp)
 	}
 	l.consumer.forget(ev.tps)
 }
@@ -468,8 +512,12 @@ func (l *sinkLoop) applyRequests() {
 		if !l.assigned[tp] {
 			continue
 		}
-		l.consumer.seek(tp, off)
-		l.pending = slices.DeleteFunc(l.pending, func(r *kgo.Record) bool { return r.Topic == tp.Topic && r.Partition == tp.Partition })
+		if l.consumer.seek(tp, off) {
+			delete(l.laterSeeks, tp)
+		} else {
+			l.laterSeeks[tp] = off
+		}
+		l.dropPending(tp)
 		l.current[tp] = off
 		delete(l.batchNext, tp) // the batch read before the seek does not move it on
 	}

@@ -178,14 +178,15 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 			// A killed worker's partitions move after 10 s, as Kafka Connect's worker session does,
 			// rather than the consumer default of 45 s.
 			"session.timeout.ms": "10000", "heartbeat.interval.ms": "3000",
-			// A rebalance waits this long for a task busy in Put: librdkafka's and Kafka
-			// Connect's max.poll.interval.ms (franz-go's own default is 60 s).
-			"max.poll.interval.ms": "300000",
 		}
+		// A rebalance waits this long for a task busy in Put: librdkafka's and Kafka Connect's
+		// max.poll.interval.ms (franz-go's own default is 60 s), unless the worker or the
+		// connector sets it.
+		pollInterval := unlessSet(map[string]string{"max.poll.interval.ms": "300000"}, w.cfg.Client.Consumer, overrides("consumer.override."))
 		// The sink consumer is franz-go's (sinkconsumer.go): the worker's consumer.* settings
 		// and the connector's consumer.override.* are librdkafka's names, translated.
 		consumer, unused, err := newSinkConsumer(w.cfg.BootstrapServers, w.clients.clientID,
-			w.cfg.Client.Common, w.cfg.Client.Consumer, settings, overrides("consumer.override."))
+			w.cfg.Client.Common, pollInterval, w.cfg.Client.Consumer, settings, overrides("consumer.override."))
 		if err != nil {
 			return fmt.Errorf("consumer: %w", err)
 		}
@@ -195,7 +196,7 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		task := p.New().(connect.SinkConnector).NewTask()
 		run.instance = task
 		loop := &sinkLoop{w: w, setup: setup, common: &common, task: w.endpointSink(run, task), consumer: consumer, policy: pol, gate: run.paused,
-			pendingSeeks: map[connect.TopicPartition]int64{}, openSeeks: map[connect.TopicPartition]int64{}}
+			pendingSeeks: map[connect.TopicPartition]int64{}, openSeeks: map[connect.TopicPartition]int64{}, laterSeeks: map[connect.TopicPartition]int64{}}
 		loop.aware, _ = task.(connect.PartitionAware)
 		return loop.run(ctx, &sinkContext{taskContext: tctx, loop: loop})
 	}

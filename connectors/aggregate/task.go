@@ -217,7 +217,11 @@ func (t *Task) setup(ctx context.Context) error {
 		"partitioner": "murmur2_random", "linger.ms": 20,
 		// One request in flight: with more, librdkafka can count a batch Kafka refused as
 		// written when the next one is accepted (confluent-kafka-go issue 921).
-		"max.in.flight.requests.per.connection": 1}))
+		"max.in.flight.requests.per.connection": 1,
+		// confluent-kafka-go's own defaults are channels of a million entries each, 24 MB of
+		// Go heap the collector counts live (the runtime's producers bound them the same way):
+		// events are drained as they come and Produce is called directly.
+		"go.events.channel.size": 10000, "go.produce.channel.size": 1}))
 	if err != nil {
 		return err
 	}

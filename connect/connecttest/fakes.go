@@ -33,6 +33,14 @@ func (c *ConnectorContext) RaiseError(err error) {
 
 func (c *ConnectorContext) Logger() *slog.Logger { return testLogger(c.T) }
 
+// connectorName is a fake context's connector name: name, or "test" when empty.
+func connectorName(name string) string {
+	if name == "" {
+		return "test"
+	}
+	return name
+}
+
 func testLogger(t testing.TB) *slog.Logger {
 	if t == nil {
 		return slog.Default()
@@ -45,8 +53,10 @@ func testLogger(t testing.TB) *slog.Logger {
 // does (numbers come back as float64), and hands it back through Offset. Report records what
 // the task reported and answers ReportErr.
 type SourceContext struct {
-	T         testing.TB
-	ID        int
+	T  testing.TB
+	ID int
+	// Name is the connector's name, as Connector returns it; "test" when empty.
+	Name      string
 	ReportErr error
 
 	mu       sync.Mutex
@@ -61,7 +71,7 @@ func NewSourceContext(t testing.TB, id int) *SourceContext {
 	return &SourceContext{T: t, ID: id, offsets: map[string]map[string]any{}}
 }
 
-func (f *SourceContext) Connector() string    { return "test" }
+func (f *SourceContext) Connector() string    { return connectorName(f.Name) }
 func (f *SourceContext) TaskID() int          { return f.ID }
 func (f *SourceContext) Logger() *slog.Logger { return testLogger(f.T).With("task", f.ID) }
 
@@ -125,8 +135,10 @@ func jsonKey(t testing.TB, partition map[string]any) string {
 // task reported and answers ReportErr, as an error policy that does or does not tolerate the
 // record; seeks, pauses and commit requests are recorded.
 type SinkContext struct {
-	T         testing.TB
-	ID        int
+	T  testing.TB
+	ID int
+	// Name is the connector's name, as Connector returns it; "test" when empty.
+	Name      string
 	ReportErr error
 
 	mu              sync.Mutex
@@ -144,7 +156,7 @@ func NewSinkContext(t testing.TB, id int) *SinkContext {
 	return &SinkContext{T: t, ID: id, Seeks: map[connect.TopicPartition]int64{}, Paused: map[connect.TopicPartition]bool{}}
 }
 
-func (f *SinkContext) Connector() string    { return "test" }
+func (f *SinkContext) Connector() string    { return connectorName(f.Name) }
 func (f *SinkContext) TaskID() int          { return f.ID }
 func (f *SinkContext) Logger() *slog.Logger { return testLogger(f.T).With("task", f.ID) }
 

@@ -70,8 +70,9 @@ type SourceAcceptance struct {
 	Write func(ctx context.Context, rows []map[string]any) error
 	// Generated is for sources that make up their records, with no outside system (leave Write
 	// nil): the value the n-th record the task produces should have, from 0, counted across
-	// the restart. The source must produce no more than 2*Records records. IDField names the
-	// field that tells the records apart.
+	// the restart. The records must come in this order; the check takes at least Records of
+	// them before the restart and as many after it, and checks every one it polled. IDField
+	// names the field that tells the records apart.
 	Generated func(n int) map[string]any
 	// IDField is the value field that tells records apart with Generated; "id" when empty.
 	IDField string
@@ -475,15 +476,15 @@ func (r *run) readBack(when string, read func(context.Context, connect.SinkTask)
 }
 
 // CheckSource runs a source plugin against its outside system, as the runtime would: it
-// starts the connector and one task, has a.Write put rows in the outside system (or takes
-// the records a.Generated describes), and Polls until every record came, each once and with
-// its row as value. After each Poll it stores the records' offsets in the task's
-// SourceContext, acknowledges them (Acknowledge) and calls Commit when the task is a
-// connect.SourceCommitter, as the runtime does once Kafka has them. It then stops the task,
-// starts a new one with the stored offsets, writes as many rows again and polls them: with
-// a.Resumes none of the first records may come again. Last, it stops the connector and
-// fails if a goroutine the plugin started still runs. Failures name the plugin, the record
-// and the field.
+// starts the connector and one task, has a.Write put rows in the outside system, and Polls
+// until every record came, each once and with its row as value (with a.Generated, until the
+// records the source makes up came in order, each the one expected). After each Poll it
+// stores the records' offsets in the task's SourceContext, acknowledges them (Acknowledge)
+// and calls Commit when the task is a connect.SourceCommitter, as the runtime does once Kafka
+// has them. It then stops the task, starts a new one with the stored offsets, and does it
+// again with as many new records: with a.Resumes none of the first may come again. Last, it
+// stops the connector and fails if a goroutine the plugin started still runs. Failures name
+// the plugin, the record and the field.
 func CheckSource(t testing.TB, p connect.Plugin, a SourceAcceptance) {
 	t.Helper()
 	r := newRun(t, p, connect.SourceType, a.Timeout)
@@ -495,31 +496,11 @@ func CheckSource(t testing.TB, p connect.Plugin, a SourceAcceptance) {
 	if n <= 0 {
 		n = defaultRecords
 	}
-	idField := "id"
+	s := &sourceRun{run: r, a: a, idField: "id", earlier: map[string]want{}}
 	if a.Generated != nil && a.IDField != "" {
-		idField = a.IDField
+		s.idField = a.IDField
 	}
 	cfg := r.config(a.Config, nil)
-	rows := make([]map[string]any, 2*n)
-	for i := range rows {
-		if a.Generated != nil {
-			rows[i] = a.Generated(i)
-		} else {
-			rows[i] = Row(r.name, i)
-		}
-	}
-	wants := func(from, to int) map[string]want {
-		out := map[string]want{}
-		for i := from; i < to; i++ {
-			id, ok := idOf(rows[i][idField])
-			if !ok {
-				r.fatalf("row %d has no %q field: %v", i, idField, rows[i])
-			}
-			out[id] = want{desc: fmt.Sprintf("record %d", i), fields: rows[i]}
-		}
-		return out
-	}
-
 	conn, ok := p.New().(connect.SourceConnector)
 	if !ok {
 		r.fatalf("New returns no SourceConnector")
@@ -527,12 +508,10 @@ func CheckSource(t testing.TB, p connect.Plugin, a SourceAcceptance) {
 	taskCfg := r.startConnector(conn, cfg)
 	sc := NewSourceContext(t, 0)
 	sc.Name = r.name
-	first := wants(0, n)
-	src := &sourceRun{run: r, idField: idField, write: a.Write}
-	src.phase("before the restart", conn, taskCfg, sc, rows[:n], first, nil, false)
-	src.phase("after the restart", conn, taskCfg, sc, rows[n:], wants(n, 2*n), first, !a.Resumes)
-	if len(src.problems) > 0 {
-		r.errorf("the records polled differ from those written:\n\t%s", strings.Join(firstLines(src.problems, 20), "\n\t"))
+	s.phase("before the restart", conn, taskCfg, sc, n)
+	s.phase("after the restart", conn, taskCfg, sc, n)
+	if len(s.problems) > 0 {
+		r.errorf("the records polled differ from those written:\n\t%s", strings.Join(firstLines(s.problems, 20), "\n\t"))
 	}
 	r.finish(conn)
 }
@@ -540,17 +519,36 @@ func CheckSource(t testing.TB, p connect.Plugin, a SourceAcceptance) {
 // sourceRun is the state of CheckSource.
 type sourceRun struct {
 	*run
+	a        SourceAcceptance
 	idField  string
-	write    func(context.Context, []map[string]any) error
+	earlier  map[string]want // the records of the phases before, by id
+	next     int             // the number of the first record of the next phase
 	problems []string
 }
 
-// phase starts a task, writes the rows, and polls until every record wanted came; records of
-// earlier phases may come again when again is set, and any other record is a problem. It
-// stops the task.
-func (s *sourceRun) phase(when string, conn connect.SourceConnector, cfg connect.Config, sc *SourceContext,
-	rows []map[string]any, wanted, earlier map[string]want, again bool) {
+// row is the n-th record's value.
+func (s *sourceRun) row(n int) map[string]any {
+	if s.a.Generated != nil {
+		return s.a.Generated(n)
+	}
+	return Row(s.name, n)
+}
+
+// want is what the n-th record should be, and its id.
+func (s *sourceRun) want(n int) (string, want) {
+	row := s.row(n)
+	id, ok := idOf(row[s.idField])
+	if !ok {
+		s.fatalf("row %d has no %q field: %v", n, s.idField, row)
+	}
+	return id, want{desc: fmt.Sprintf("record %d", n), fields: row}
+}
+
+// phase starts a task, has count records written, and polls until each came. It stops the
+// task.
+func (s *sourceRun) phase(when string, conn connect.SourceConnector, cfg connect.Config, sc *SourceContext, count int) {
 	s.t.Helper()
+	from, to := s.next, s.next+count
 	ctx := s.t.Context()
 	task := conn.NewTask()
 	if err := s.do(func() error { return task.Start(ctx, cfg, sc) }); err != nil {
@@ -558,34 +556,36 @@ func (s *sourceRun) phase(when string, conn connect.SourceConnector, cfg connect
 		s.fatalf("%s: task Start: %v", when, err)
 	}
 	cleanup := s.onExit(func() { _ = s.do(task.Stop) })
-	if s.write != nil {
-		if err := s.write(ctx, rows); err != nil {
+	wanted := map[string]want{}
+	var rows []map[string]any
+	for n := from; n < to; n++ {
+		id, w := s.want(n)
+		wanted[id] = w
+		rows = append(rows, w.fields)
+	}
+	if s.a.Write != nil {
+		if err := s.a.Write(ctx, rows); err != nil {
 			s.fatalf("%s: writing %d rows to the outside system: %v", when, len(rows), err)
 		}
 	}
-	seen := map[string]int{}
-	missing := func() []string {
-		var out []string
-		for id := range wanted {
-			if seen[id] == 0 {
-				out = append(out, id)
-			}
-		}
-		return out
-	}
+	p := &poller{sourceRun: s, when: when, wanted: wanted, seen: map[string]int{}, next: from, to: to}
 	deadline := time.Now().Add(s.timeout)
-	quietUntil := time.Time{}
+	var quietUntil time.Time
 	for {
 		now := time.Now()
-		if len(missing()) == 0 && quietUntil.IsZero() {
+		if p.done() && quietUntil.IsZero() {
+			if s.a.Generated != nil {
+				break // a source that makes up records never falls quiet
+			}
 			quietUntil = now.Add(quietPoll)
 		}
 		if !quietUntil.IsZero() && !now.Before(quietUntil) {
 			break
 		}
 		if now.After(deadline) {
+			id, _ := p.missing()
 			s.fatalf("%s: after polling for %v, %d of %d records did not come, such as %s %q", when, s.timeout,
-				len(missing()), len(wanted), s.idField, missing()[0])
+				len(wanted)-len(p.seen), len(wanted), s.idField, id)
 		}
 		until := deadline
 		if !quietUntil.IsZero() {
@@ -602,7 +602,10 @@ func (s *sourceRun) phase(when string, conn connect.SourceConnector, cfg connect
 		if err != nil && !connect.IsRetriable(err) {
 			s.fatalf("%s: Poll: %v", when, err)
 		}
-		s.take(when, recs, wanted, earlier, again, seen)
+		for i := range recs {
+			p.take(&recs[i])
+		}
+		// What the runtime does once Kafka has the records.
 		sc.Store(recs)
 		if err := s.do(func() error { return Acknowledge(ctx, task, recs) }); err != nil {
 			s.fatalf("%s: Acknowledged: %v", when, err)
@@ -620,44 +623,98 @@ func (s *sourceRun) phase(when string, conn connect.SourceConnector, cfg connect
 		s.fatalf("%s: %d records went to the error policy, the first for %v", when, len(reasons), reasons[0])
 	}
 	s.stop("task", cleanup, task.Stop)
+	if s.a.Generated != nil {
+		to = p.next // the last poll may have gone past the records wanted
+	}
+	for n := from; n < to; n++ {
+		id, w := s.want(n)
+		s.earlier[id] = w
+	}
+	s.next = to
 }
 
-// take checks the records of a poll: each must be a record wanted that did not come yet, with
-// its row as value, or, when again is set, one of an earlier phase.
-func (s *sourceRun) take(when string, recs []connect.Record, wanted, earlier map[string]want, again bool, seen map[string]int) {
-	for i, rec := range recs {
-		if rec.Topic == "" {
-			s.problems = append(s.problems, fmt.Sprintf("%s: polled record %d names no topic", when, i))
+// poller checks the records of one phase as they come.
+type poller struct {
+	*sourceRun
+	when   string
+	wanted map[string]want
+	seen   map[string]int
+	next   int // with Generated, the number of the record that comes next
+	to     int // the first record of the next phase
+}
+
+// done reports whether every record wanted came.
+func (p *poller) done() bool {
+	if p.a.Generated != nil {
+		return p.next >= p.to
+	}
+	return len(p.seen) == len(p.wanted)
+}
+
+// missing names a record that did not come.
+func (p *poller) missing() (string, bool) {
+	if p.a.Generated != nil {
+		id, _ := p.want(p.next)
+		return id, true
+	}
+	for _, id := range slices.Sorted(maps.Keys(p.wanted)) {
+		if p.seen[id] == 0 {
+			return id, true
 		}
-		row, err := recordRow(rec)
-		if err != nil {
-			s.problems = append(s.problems, fmt.Sprintf("%s: polled record %d: %v", when, i, err))
-			continue
+	}
+	return "", false
+}
+
+func (p *poller) problem(format string, args ...any) {
+	p.problems = append(p.problems, p.when+": "+fmt.Sprintf(format, args...))
+}
+
+// take checks a polled record: it must be a record of the phase that did not come yet, with
+// its row as value (with Generated, the one that comes next), or, unless the connector
+// promises to resume, one of an earlier phase.
+func (p *poller) take(rec *connect.Record) {
+	if rec.Topic == "" {
+		p.problem("a polled record names no topic: %v", rec.Value)
+	}
+	row, err := recordRow(*rec)
+	if err != nil {
+		p.problem("a polled record: %v", err)
+		return
+	}
+	id, ok := idOf(row[p.idField])
+	if !ok {
+		p.problem("a polled record has no %q field: %v", p.idField, row)
+		return
+	}
+	if w, ok := p.earlier[id]; ok {
+		if p.a.Resumes {
+			p.problem("%s, %s %q: came again, though it was committed before the restart", w.desc, p.idField, id)
 		}
-		id, ok := idOf(row[s.idField])
-		if !ok {
-			s.problems = append(s.problems, fmt.Sprintf("%s: polled record %d has no %q field: %v", when, i, s.idField, row))
-			continue
+		return
+	}
+	if p.a.Generated != nil {
+		nextID, w := p.want(p.next)
+		if id != nextID {
+			p.fatalf("%s: %s %q came where %s, %s %q, should: the records are not the stream Generated describes",
+				p.when, p.idField, id, w.desc, p.idField, nextID)
 		}
-		w, ok := wanted[id]
-		switch {
-		case ok:
-			seen[id]++
-			if seen[id] > 1 {
-				s.problems = append(s.problems, fmt.Sprintf("%s: %s, %s %q: came %d times", when, w.desc, s.idField, id, seen[id]))
-				continue
-			}
-			for _, d := range diffRow(w, row) {
-				s.problems = append(s.problems, fmt.Sprintf("%s: %s, %s %q: %s", when, w.desc, s.idField, id, d))
-			}
-		case earlier[id].fields != nil && again:
-			// delivered again: allowed, the connector does not promise to resume exactly
-		case earlier[id].fields != nil:
-			s.problems = append(s.problems, fmt.Sprintf("%s: %s, %s %q: came again, though it was committed before the restart",
-				when, earlier[id].desc, s.idField, id))
-		default:
-			s.problems = append(s.problems, fmt.Sprintf("%s: polled a record that is none of those written: %s %q: %v",
-				when, s.idField, id, row))
+		p.next++
+		p.seen[id]++
+		for _, d := range diffRow(w, row) {
+			p.problem("%s, %s %q: %s", w.desc, p.idField, id, d)
 		}
+		return
+	}
+	w, ok := p.wanted[id]
+	if !ok {
+		p.problem("polled a record that is none of those written: %s %q: %v", p.idField, id, row)
+		return
+	}
+	if p.seen[id]++; p.seen[id] > 1 {
+		p.problem("%s, %s %q: came %d times", w.desc, p.idField, id, p.seen[id])
+		return
+	}
+	for _, d := range diffRow(w, row) {
+		p.problem("%s, %s %q: %s", w.desc, p.idField, id, d)
 	}
 }

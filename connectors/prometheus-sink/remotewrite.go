@@ -22,6 +22,7 @@ import (
 // answers with backoff.
 type remoteWriter struct {
 	api        *remote.API
+	transport  *http.Transport // the writer's own, whose idle connections stop closes
 	store      *store
 	own        prometheus.Gatherer // the task's own metrics, pushed too; nil when scraped
 	labelNames []string
@@ -49,9 +50,10 @@ func newRemoteWriter(c Config, s *store, own prometheus.Gatherer, log *slog.Logg
 	if !ok {
 		return nil, errors.New("http.DefaultTransport is not an *http.Transport")
 	}
-	rt := &authTransport{next: base.Clone(), user: c.RemoteUser, password: c.RemotePassword, token: c.RemoteToken, headers: headers}
+	transport := base.Clone()
+	rt := &authTransport{next: transport, user: c.RemoteUser, password: c.RemotePassword, token: c.RemoteToken, headers: headers}
 	log = log.With("remote_write_url", redactURL(c.RemoteWriteURL))
-	w := &remoteWriter{store: s, own: own, labelNames: s.labelNames, timestamps: c.Timestamps, interval: c.RemoteInterval,
+	w := &remoteWriter{transport: transport, store: s, own: own, labelNames: s.labelNames, timestamps: c.Timestamps, interval: c.RemoteInterval,
 		batch: c.RemoteBatch, log: log, now: time.Now, sent: sent, failures: failures, retries: retries, timeout: c.RemoteTimeout}
 	w.api, err = remote.NewAPI(c.RemoteWriteURL,
 		remote.WithAPIPath(""), // the URL is the whole endpoint
@@ -116,7 +118,9 @@ func (w *remoteWriter) start() {
 }
 
 // stop ends the pushes, then pushes once more, for at most the request timeout, so that the
-// latest samples are not lost when the task stops or moves.
+// latest samples are not lost when the task stops or moves, and closes the connections kept
+// alive for the next push (each an idle connection and two goroutines of net/http until the
+// transport's idle timeout).
 func (w *remoteWriter) stop() {
 	if w.cancel == nil {
 		return
@@ -126,6 +130,7 @@ func (w *remoteWriter) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
 	w.push(ctx)
+	w.transport.CloseIdleConnections()
 }
 
 // push sends the samples due, in batches, then the task's own metrics when they are not

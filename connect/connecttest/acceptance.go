@@ -46,10 +46,10 @@ type SinkAcceptance struct {
 	// compare: CheckSink calls it again until the rows match or Timeout passes, for servers
 	// that make writes visible later.
 	Read func(ctx context.Context, task connect.SinkTask) ([]map[string]any, error)
-	// Idempotent says the connector promises that records delivered again after a crash (Put
-	// again, by a new task, after their offsets were committed or not) are stored once: the
-	// replay must leave no duplicate. Without it a replay may store records again, but must
-	// lose none.
+	// Idempotent says the connector promises that records delivered again are stored once,
+	// whether a new task is given them after a crash or the same task after a failed Put:
+	// the replays must leave no duplicate. Without it a replay may store records again, but
+	// must lose none.
 	Idempotent bool
 	// Timeout bounds each wait: Put asking for retries, PreCommit holding offsets back, Read
 	// finding the records, and the plugin's goroutines ending after Stop. 60s when 0.
@@ -268,7 +268,8 @@ func (r *run) await(cond func() bool) bool {
 // generated records in two batches, calls PreCommit until it lets every offset be committed,
 // and reads the records back through a.Read until each is there once, with its content. It
 // then replays them as after a crash: a new task, started and opened (its Seeks honoured),
-// is Put the records again, and every record must be there, once if a.Idempotent. Last, it
+// is Put the records again, and then the same batches once more, as after a Put that failed;
+// every record must be there after each, once if a.Idempotent. Last, it
 // stops the connector and fails if a goroutine the plugin started still runs. Records the
 // task reports to the error policy fail the check. Failures name the plugin, the record and
 // the field.
@@ -298,14 +299,18 @@ func CheckSink(t testing.TB, p connect.Plugin, a SinkAcceptance) {
 
 	// The first task writes every record once.
 	task, sc, done := r.startSinkTask(conn, taskCfg, records)
-	r.put(task, sc, records)
+	r.put(task, sc, records, true)
 	r.readBack("after the first Put", a.Read, task, wants, true)
 	done()
 
-	// A new task gets them again, as after a crash before the commit.
+	// A new task is given them again from where it seeks, as after a crash that lost the
+	// commit; then the same batches once more, as when a Put failed after writing some and
+	// the runtime hands the batch in again.
 	task, sc, done = r.startSinkTask(conn, taskCfg, records)
-	r.put(task, sc, records)
-	r.readBack("after the records were delivered again", a.Read, task, wants, a.Idempotent)
+	r.put(task, sc, records, true)
+	r.readBack("after a new task was given the records again", a.Read, task, wants, a.Idempotent)
+	r.put(task, sc, records, false)
+	r.readBack("after the same task was given them once more", a.Read, task, wants, a.Idempotent)
 	done()
 
 	r.finish(conn)
@@ -372,10 +377,10 @@ func (r *run) startSinkTask(conn connect.SinkConnector, cfg connect.Config, reco
 	}
 }
 
-// put hands the records to the task in two batches, as the runtime does: without those below
-// a partition's Seek, again after a retriable error; then it calls PreCommit until it lets
-// every offset be committed. No record may go to the error policy.
-func (r *run) put(task connect.SinkTask, sc *SinkContext, records []connect.Record) {
+// put hands the records to the task in two batches, as the runtime does: with seeks, without
+// those below a partition's Seek; again after a retriable error. Then it calls PreCommit until
+// it lets the offsets after them be committed. No record may go to the error policy.
+func (r *run) put(task connect.SinkTask, sc *SinkContext, records []connect.Record, seeks bool) {
 	r.t.Helper()
 	ctx := r.t.Context()
 	var deliver []connect.Record
@@ -383,7 +388,7 @@ func (r *run) put(task connect.SinkTask, sc *SinkContext, records []connect.Reco
 		sc.mu.Lock()
 		seek, sought := sc.Seeks[connect.TopicPartition{Topic: rec.Topic, Partition: rec.KafkaPartition}]
 		sc.mu.Unlock()
-		if !sought || rec.KafkaOffset >= seek {
+		if !seeks || !sought || rec.KafkaOffset >= seek {
 			deliver = append(deliver, rec)
 		}
 	}
@@ -405,7 +410,9 @@ func (r *run) put(task connect.SinkTask, sc *SinkContext, records []connect.Reco
 				batch[len(batch)-1].Position(), r.timeout, err)
 		}
 	}
-	_, want := partitionsOf(records)
+	// The runtime asks to commit the offsets after what it handed to Put (none when a Seek
+	// skipped every record: PreCommit is still called, as when the task asks for a commit).
+	_, want := partitionsOf(deliver)
 	var got connect.Offsets
 	var err error
 	ok := r.await(func() bool {

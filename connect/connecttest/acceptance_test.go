@@ -204,7 +204,7 @@ func TestCheckSinkFails(t *testing.T) {
 	}{
 		{"when a record is dropped", faults{drop: "-005"}, []string{"plugin fake-sink", "record 5 (", `-005": missing`}},
 		{"when a value is changed", faults{change: "-007"}, []string{"plugin fake-sink", "record 7 (", `field "reading" = 22.591 (float64), want 22.59 (float64)`}},
-		{"when a replay stores records twice", faults{duplicate: true}, []string{"after the records were delivered again", "stored 2 times, want once"}},
+		{"when a replay stores records twice", faults{duplicate: true}, []string{"after a new task was given the records again", "stored 2 times, want once"}},
 		{"when a goroutine is leaked", faults{leak: leak}, []string{"plugin fake-sink: 2 goroutine(s) it started still run", "fakeSinkTask).Start.func2"}},
 		{"when records go to the error policy", faults{report: true}, []string{"went to the error policy", "refused"}},
 		{"when offsets are never committed", faults{never: true}, []string{"the records are never committed"}},

@@ -192,7 +192,7 @@ func (r *run) startConnector(conn connect.Connector, cfg connect.Config) connect
 	r.t.Helper()
 	ctx := r.t.Context()
 	if err := r.do(func() error { return conn.Start(ctx, cfg, r.cc) }); err != nil {
-		r.do(conn.Stop) // Stop follows a failed Start too
+		_ = r.do(conn.Stop) // Stop follows a failed Start too
 		r.fatalf("connector Start: %v", err)
 	}
 	r.connStop = r.onExit(func() { _ = r.do(conn.Stop) })
@@ -269,10 +269,9 @@ func (r *run) await(cond func() bool) bool {
 // and reads the records back through a.Read until each is there once, with its content. It
 // then replays them as after a crash: a new task, started and opened (its Seeks honoured),
 // is Put the records again, and then the same batches once more, as after a Put that failed;
-// every record must be there after each, once if a.Idempotent. Last, it
-// stops the connector and fails if a goroutine the plugin started still runs. Records the
-// task reports to the error policy fail the check. Failures name the plugin, the record and
-// the field.
+// every record must be there after each, once if a.Idempotent. Last, it stops the connector
+// and fails if a goroutine the plugin started still runs. Records the task reports to the
+// error policy fail the check. Failures name the plugin, the record and the field.
 func CheckSink(t testing.TB, p connect.Plugin, a SinkAcceptance) {
 	t.Helper()
 	r := newRun(t, p, connect.SinkType, a.Timeout)
@@ -356,7 +355,7 @@ func (r *run) startSinkTask(conn connect.SinkConnector, cfg connect.Config, reco
 	tps, _ := partitionsOf(records)
 	sc.Assigned = tps
 	if err := r.do(func() error { return task.Start(ctx, cfg, sc) }); err != nil {
-		r.do(task.Stop)
+		_ = r.do(task.Stop)
 		r.fatalf("task Start: %v", err)
 	}
 	cleanup := r.onExit(func() { _ = r.do(task.Stop) })
@@ -559,7 +558,7 @@ func (s *sourceRun) phase(when string, conn connect.SourceConnector, cfg connect
 	ctx := s.t.Context()
 	task := conn.NewTask()
 	if err := s.do(func() error { return task.Start(ctx, cfg, sc) }); err != nil {
-		s.do(task.Stop)
+		_ = s.do(task.Stop)
 		s.fatalf("%s: task Start: %v", when, err)
 	}
 	cleanup := s.onExit(func() { _ = s.do(task.Stop) })

@@ -1,5 +1,9 @@
 // Package connecttest helps test connectors and the runtime: it finds the real test services
-// started by scripts/testenv, and holds checks every connector should pass.
+// started by scripts/testenv (Env), stands in for the runtime's contexts (SourceContext,
+// SinkContext, ConnectorContext), and holds the checks every connector should pass:
+// CheckPlugin and CheckDocs without outside services, and the acceptance checks CheckSink and
+// CheckSource, which run a connector against its real test server as the runtime would and
+// fail when it loses, changes or repeats a record or leaves a goroutine running after Stop.
 package connecttest
 
 import (

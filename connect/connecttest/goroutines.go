@@ -48,7 +48,13 @@ func (g *Goroutines) Do(f func()) {
 // ignoredGoroutines are goroutines a plugin may leave behind: long-lived pools that a library
 // starts once per process on first use and that are not the plugin's to stop. Each entry is
 // a function name prefix matched against every frame of the goroutine's stack, with why it
-// may stay.
+// may stay. The runtime's and testing's own goroutines need no entry: they never carry a
+// plugin's label. None of the client libraries the connectors use (confluent-kafka-go, the
+// MongoDB driver, pgx, database/sql with pgx and SQLite, iceberg-go, paho, influxdb-client-go,
+// net/http with a transport of the connector's own) keeps one: all their goroutines end when
+// the client is closed, so the list is empty. A connector that shares http.DefaultTransport
+// would leave its idle keep-alive connections' readLoop and writeLoop goroutines there for
+// up to 90 s; close a transport of the connector's own instead.
 var ignoredGoroutines = []struct{ frame, why string }{}
 
 // goroutineGroup is a set of goroutines with one stack, as the goroutine profile groups them.

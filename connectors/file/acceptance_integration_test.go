@@ -35,7 +35,9 @@ func TestAcceptance(t *testing.T) {
 			tc.cfg["file"] = path
 			connecttest.CheckSink(t, connecttest.Registered(t, file.Name), connecttest.SinkAcceptance{
 				Config: tc.cfg,
-				Read:   func(context.Context, connect.SinkTask) ([]map[string]any, error) { return readLines(path, tc.cfg["format"]) },
+				Read: func(context.Context, connect.SinkTask) ([]map[string]any, error) {
+					return readLines(path, tc.cfg["format"])
+				},
 			})
 		})
 	}

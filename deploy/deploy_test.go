@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/worker/api"
+
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.yaml.in/yaml/v3"
 
@@ -28,7 +30,7 @@ import (
 	"github.com/sluicehq/sluice/internal/sluicetest"
 	"github.com/sluicehq/sluice/rest"
 	"github.com/sluicehq/sluice/rest/auth"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker"
 )
 
 // compose is the part of docker-compose.yml this test reads.
@@ -67,7 +69,7 @@ func stackProviders(t *testing.T) map[string]string {
 			environ = append(environ, k+"="+v)
 		}
 	}
-	settings, err := runtime.LoadWorkerSettings("", environ, nil)
+	settings, err := worker.LoadWorkerSettings("", environ, nil)
 	if err != nil || settings["config.providers"] == "" {
 		t.Fatalf("the stack's workers enable no config provider (%v): its connectors' placeholders would not resolve", err)
 	}
@@ -174,7 +176,7 @@ func TestConnectorDefinitionsValidate(t *testing.T) {
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			problems = problems[:0]
-			var infos runtime.ConfigInfos
+			var infos api.ConfigInfos
 			if code := sluicetest.Call(t, "PUT", w.URL+"/connector-plugins/"+cfg["connector.class"]+"/config/validate", cfg, &infos); code != 200 {
 				problems = append(problems, fmt.Sprintf("validate answered %d", code))
 			}
@@ -403,7 +405,7 @@ func TestStackTimescaleDefinitionsWriteHypertables(t *testing.T) {
 				t.Errorf("hypertable %s: dimensions %q, segment by %q; want %q and %q", table, dims, segmentBy, tc.dimensions, tc.segmentBy)
 			}
 			tasks, _ := strconv.Atoi(cfg["tasks.max"])
-			sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, tasks)
+			sluicetest.WaitState(t, w.URL, name, api.StateRunning, tasks)
 		})
 	}
 }

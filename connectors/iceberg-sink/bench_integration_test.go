@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/worker/api"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -22,7 +24,6 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
 )
 
 // TestThroughput measures records/s of 1 KB JSON records through a worker into an Iceberg
@@ -66,7 +67,7 @@ func TestThroughput(t *testing.T) {
 	start := time.Now()
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(l, topic, "commit.interval", "10s", "consumer.max.batch.records", "2000",
 		"table.partition.by", "", "commit.buffer.records", "1000000"))
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 	tbl := tableOf(topic)
 	// The time until the task has been handed every record: consumed, converted from JSON and
 	// buffered as Arrow. The commit (Parquet files and snapshot) follows at the interval.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/worker/api"
+
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
@@ -20,7 +22,6 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
 )
 
 // Worker-level tests: the connector in real workers, reading real Kafka, writing Iceberg tables
@@ -190,7 +191,7 @@ func TestKilledWorkersLeaveEveryRecordInTheTableOnce(t *testing.T) {
 	sluicetest.CreateTopic(t, c.Bootstrap, topic, 3)
 	name := sluicetest.UniqueName("ice-eos")
 	sluicetest.CreateConnector(t, p.URL, name, sinkConfig(l, topic))
-	sluicetest.WaitState(t, p.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, p.URL, name, api.StateRunning, 1)
 	tbl := tableOf(topic)
 
 	const first, second, third = 2000, 20000, 5000
@@ -231,7 +232,7 @@ func TestKilledWorkersLeaveEveryRecordInTheTableOnce(t *testing.T) {
 	p = c.StartProcess(settings)
 	const total = first + second + third
 	tb = l.awaitEachOnce(t, tbl, total)
-	sluicetest.WaitState(t, p.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, p.URL, name, api.StateRunning, 1)
 }
 
 // TestANewFieldMidStreamAddsAColumn runs records through a worker, then records with a new
@@ -244,7 +245,7 @@ func TestANewFieldMidStreamAddsAColumn(t *testing.T) {
 	sluicetest.CreateTopic(t, c.Bootstrap, topic, 1)
 	name := sluicetest.UniqueName("ice-evolve")
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(l, topic))
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 	sluicetest.Produce(t, c.Bootstrap, topic, frames(0, 100, nil)...)
 	sluicetest.Produce(t, c.Bootstrap, topic, frames(100, 50, map[string]any{"humidity": 41.5})...)
 	tbl := tableOf(topic)
@@ -293,7 +294,7 @@ func TestTwoTasksOnTwoWorkersMakeOneSnapshotPerInterval(t *testing.T) {
 	name := sluicetest.UniqueName("ice-two")
 	const interval = 2 * time.Second
 	sluicetest.CreateConnector(t, w1.URL, name, sinkConfig(l, topic, "tasks.max", "2", "commit.interval", interval.String()))
-	st := sluicetest.WaitState(t, w1.URL, name, runtime.StateRunning, 2)
+	st := sluicetest.WaitState(t, w1.URL, name, api.StateRunning, 2)
 	if st.Tasks[0].WorkerID == st.Tasks[1].WorkerID {
 		t.Logf("both tasks on %s", st.Tasks[0].WorkerID)
 	}
@@ -370,7 +371,7 @@ func TestKillingWorkersOfTwoTasksLeavesEveryRecordOnce(t *testing.T) {
 	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
 	name := sluicetest.UniqueName("ice-kill2")
 	sluicetest.CreateConnector(t, p1.URL, name, sinkConfig(l, topic, "tasks.max", "2"))
-	sluicetest.WaitState(t, p1.URL, name, runtime.StateRunning, 2)
+	sluicetest.WaitState(t, p1.URL, name, api.StateRunning, 2)
 	tbl := tableOf(topic)
 	const step = 6000
 	total := 0

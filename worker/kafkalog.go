@@ -1,0 +1,270 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// kafkaLog is a compacted topic read from its beginning into memory and written to, like
+// Kafka Connect's KafkaBasedLog: every worker applies every record, in order, through apply.
+type kafkaLog struct {
+	topic    string
+	log      *slog.Logger
+	consumer *kafka.Consumer
+	producer *kafka.Producer
+	apply    func(rec *kafka.Message)
+
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced when positions move
+	positions map[int32]int64
+	err       error
+	// While start reads to the end: the end offsets it waits for, or why it has none yet.
+	ends    map[int32]int64
+	endsWhy error
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newKafkaLog(topic string, clients *clientFactory, log *slog.Logger, apply func(*kafka.Message)) (*kafkaLog, error) {
+	c, err := clients.consumer(map[string]string{
+		"group.id":             "sluice-internal-reader", // never joined or committed: partitions are assigned
+		"enable.auto.commit":   "false",
+		"enable.partition.eof": "true",
+		"isolation.level":      "read_committed",
+		"auto.offset.reset":    "earliest",
+		// Read what any worker writes within milliseconds, not the default half second: a
+		// write is acknowledged to the REST caller once it has been read back.
+		"fetch.wait.max.ms": "10",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer for %s: %w", topic, err)
+	}
+	p, err := clients.producer(map[string]string{"enable.idempotence": "true", "acks": "all", "linger.ms": "0"})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("producer for %s: %w", topic, err)
+	}
+	return &kafkaLog{
+		topic: topic, log: log, consumer: c, producer: p, apply: apply,
+		changed: make(chan struct{}), positions: map[int32]int64{},
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}, nil
+}
+
+// start assigns every partition from the beginning and reads to the end.
+func (l *kafkaLog) start(ctx context.Context) error {
+	// The topic may have just been created: wait until this client's metadata shows it.
+	var tm kafka.TopicMetadata
+	wait := backoff{initial: 100 * time.Millisecond, max: time.Second}
+	for deadline := time.Now().Add(topicVisibleTimeout); ; {
+		md, err := l.consumer.GetMetadata(&l.topic, false, 10000)
+		if err != nil {
+			return fmt.Errorf("metadata of %s: %w", l.topic, err)
+		}
+		if tm = md.Topics[l.topic]; len(tm.Partitions) > 0 {
+			break
+		}
+		if time.Now().After(deadline) || sleepCtx(ctx, wait.wait()) != nil {
+			return fmt.Errorf("topic %s has no partitions", l.topic)
+		}
+	}
+	var tps []kafka.TopicPartition
+	for _, p := range tm.Partitions {
+		tps = append(tps, kafka.TopicPartition{Topic: &l.topic, Partition: p.ID, Offset: kafka.OffsetBeginning})
+		l.positions[p.ID] = 0
+	}
+	if err := l.consumer.Assign(tps); err != nil {
+		return fmt.Errorf("assign %s: %w", l.topic, err)
+	}
+	go l.read()
+	go l.drainProducerEvents()
+	return l.readToEnd(ctx)
+}
+
+func (l *kafkaLog) drainProducerEvents() {
+	for e := range l.producer.Events() {
+		if err, ok := e.(kafka.Error); ok {
+			l.log.Debug("producer event", "topic", l.topic, "err", err)
+		}
+	}
+}
+
+func (l *kafkaLog) read() {
+	defer close(l.done)
+	for {
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		switch e := l.consumer.Poll(100).(type) {
+		case *kafka.Message:
+			l.apply(e)
+			l.advance(e.TopicPartition.Partition, int64(e.TopicPartition.Offset)+1)
+		case kafka.PartitionEOF:
+			l.advance(e.Partition, int64(e.Offset))
+		case kafka.Error:
+			if e.IsFatal() {
+				l.mu.Lock()
+				l.err = fmt.Errorf("reading %s: %w", l.topic, e)
+				l.mu.Unlock()
+			}
+			l.log.Warn("reading internal topic", "topic", l.topic, "err", e)
+		}
+	}
+}
+
+func (l *kafkaLog) advance(partition int32, next int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if next > l.positions[partition] {
+		l.positions[partition] = next
+		close(l.changed)
+		l.changed = make(chan struct{})
+	}
+}
+
+// readToEnd waits until every record written to the topic before the call has been applied.
+func (l *kafkaLog) readToEnd(ctx context.Context) error {
+	l.mu.Lock()
+	parts := make([]int32, 0, len(l.positions))
+	for p := range l.positions {
+		parts = append(parts, p)
+	}
+	l.mu.Unlock()
+	ends := make(map[int32]int64, len(parts))
+	for _, p := range parts {
+		// A topic just created may not have a leader yet, and a broker may be moving
+		// leadership: retry until the request's deadline.
+		for {
+			_, high, err := l.consumer.QueryWatermarkOffsets(l.topic, p, timeoutMs(ctx, 10*time.Second))
+			if err == nil {
+				ends[p] = high
+				break
+			}
+			l.mu.Lock()
+			l.endsWhy = fmt.Errorf("end offset of partition %d: %w", p, err)
+			l.mu.Unlock()
+			if sleepCtx(ctx, 200*time.Millisecond) != nil {
+				return fmt.Errorf("end offsets of %s: %w", l.topic, err)
+			}
+		}
+	}
+	l.mu.Lock()
+	l.ends, l.endsWhy = ends, nil
+	l.mu.Unlock()
+	for {
+		l.mu.Lock()
+		behind := false
+		for p, end := range ends {
+			if l.positions[p] < end {
+				behind = true
+				break
+			}
+		}
+		changed, err := l.changed, l.err
+		l.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if !behind {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("reading %s to the end: %w", l.topic, ctx.Err())
+		}
+	}
+}
+
+// progress says how far readToEnd has come, for a worker's start-up report.
+func (l *kafkaLog) progress() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.endsWhy != nil {
+		return l.endsWhy.Error()
+	}
+	if l.ends == nil {
+		return "asking for the end offsets"
+	}
+	behind := 0
+	for p, end := range l.ends {
+		if l.positions[p] < end {
+			behind++
+		}
+	}
+	return fmt.Sprintf("%d of %d partitions still to read", behind, len(l.ends))
+}
+
+// send writes a record and waits until Kafka acknowledged it. A nil value is a tombstone.
+func (l *kafkaLog) send(ctx context.Context, key, value []byte) error {
+	delivered := make(chan kafka.Event, 1)
+	err := l.producer.Produce(&kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &l.topic, Partition: kafka.PartitionAny},
+		Key:            key, Value: value,
+	}, delivered)
+	if err != nil {
+		return fmt.Errorf("write to %s: %w", l.topic, err)
+	}
+	select {
+	case e := <-delivered:
+		if m, ok := e.(*kafka.Message); ok && m.TopicPartition.Error != nil {
+			return fmt.Errorf("write to %s: %w", l.topic, m.TopicPartition.Error)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("write to %s: %w", l.topic, ctx.Err())
+	}
+}
+
+// sendAsync writes a record and calls done (from another goroutine) with the result.
+func (l *kafkaLog) sendAsync(key, value []byte, done func(error)) {
+	ch := make(chan kafka.Event, 1)
+	if err := l.producer.Produce(&kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &l.topic, Partition: kafka.PartitionAny},
+		Key:            key, Value: value,
+	}, ch); err != nil {
+		done(fmt.Errorf("write to %s: %w", l.topic, err))
+		return
+	}
+	go func() {
+		e := <-ch
+		if m, ok := e.(*kafka.Message); ok && m.TopicPartition.Error != nil {
+			done(fmt.Errorf("write to %s: %w", l.topic, m.TopicPartition.Error))
+			return
+		}
+		done(nil)
+	}()
+}
+
+func (l *kafkaLog) close() {
+	close(l.stop)
+	select {
+	case <-l.done:
+	case <-time.After(5 * time.Second):
+	}
+	l.producer.Flush(5000)
+	l.producer.Close()
+	if err := l.consumer.Close(); err != nil && !errors.Is(err, kafka.NewError(kafka.ErrState, "", false)) {
+		l.log.Debug("closing consumer", "topic", l.topic, "err", err)
+	}
+}
+
+func timeoutMs(ctx context.Context, max time.Duration) int {
+	d := max
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		d = time.Until(dl)
+	}
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	return int(d / time.Millisecond)
+}

@@ -1,0 +1,399 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/worker/api"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/worker/transform"
+)
+
+// connectorConfig is the connector configuration the task was started with.
+func (r *taskRun) connectorConfig() map[string]string { return r.connCfg }
+
+// startTask starts one task in its own goroutine. A task that cannot start goes FAILED.
+func (w *Worker) startTask(id api.TaskID, taskCfg, connCfg map[string]string, target api.TargetState) {
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &taskRun{id: id, config: taskCfg, connCfg: connCfg, cancel: cancel, done: make(chan struct{}),
+		paused: newPauseGate(target == api.TargetPaused), started: time.Now(), state: api.StateRunning}
+	if target == api.TargetPaused {
+		run.state = api.StatePaused
+	}
+	w.mu.Lock()
+	if prev := w.tasks[id]; prev != nil && !isDone(prev.done) {
+		// The previous run was abandoned and is still inside the task: never let two runs of
+		// a task process its data at once.
+		w.mu.Unlock()
+		cancel()
+		return
+	}
+	w.tasks[id] = run
+	w.mu.Unlock()
+	w.log.Info("starting task", "task", id.String())
+	if target == api.TargetPaused {
+		w.writeTaskStatus(id, api.StatePaused, "", w.restartCount(id))
+	}
+	go func() {
+		defer close(run.done)
+		err := w.runTask(ctx, run, taskCfg, connCfg)
+		w.taskEnded(run, err)
+	}()
+}
+
+// runTask builds everything a task needs and runs its loop until ctx is cancelled or it fails.
+func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map[string]string) error {
+	id := run.id
+	log := w.levels.Logger(taskLoggerName(id)).With("connector", id.Connector, "task", id.Task)
+	p, ok := w.registry.Lookup(connCfg["connector.class"])
+	if !ok {
+		return fmt.Errorf("connector.class %q is not a known connector plugin", connCfg["connector.class"])
+	}
+	connRes, err := w.cfg.Providers.resolve(connCfg)
+	if err != nil {
+		return err
+	}
+	taskRes, err := w.cfg.Providers.resolve(taskCfg)
+	if err != nil {
+		return err
+	}
+	run.secrets = append(append(connRes.secrets, taskRes.secrets...), literalSecrets(p.Spec(), taskRes.config)...)
+	log = scrubbedLogger(log, run.secrets)
+	setup := &taskSetup{id: id, connector: connRes.config, task: taskRes.config, secrets: run.secrets, log: log, metrics: w.metrics.task(id)}
+	setup.running = func(note string) {
+		if st, _ := run.State(); st == api.StateRunning {
+			w.writeTaskStatus(id, st, note, w.restartCount(id))
+		}
+	}
+	workerConv := w.cfg.converterSettings()
+	if setup.keyConv, err = converterFor("key.converter", connRes.config, workerConv); err != nil {
+		return err
+	}
+	if setup.valueConv, err = converterFor("value.converter", connRes.config, workerConv); err != nil {
+		return err
+	}
+	if len(splitList(connRes.config["transforms"])) > 0 {
+		if setup.chain, err = transform.NewChain(connRes.config); err != nil {
+			return err
+		}
+	}
+	if err := overrideError(w.cfg.OverridePolicy, connRes.config); err != nil {
+		return err
+	}
+	if err := pathError(p.Spec(), taskRes.config, w.cfg.FileAllowedPaths); err != nil {
+		return err
+	}
+	overrides := func(prefix string) map[string]string {
+		out := map[string]string{}
+		for k, v := range connRes.config {
+			if rest, ok := cutPrefix(k, prefix); ok {
+				out[rest] = v
+			}
+		}
+		return out
+	}
+	tctx := taskContext{id: id, log: log, setup: setup}
+
+	var dlq *kafka.Producer
+	newPolicy := func(common *CommonConfig) (*errorPolicy, error) {
+		pol := &errorPolicy{cfg: common, connector: id.Connector, task: id.Task, log: log, metrics: setup.metrics, secrets: run.secrets,
+			maxBytes: maxMessageBytes(w.cfg.Client.Producer, overrides("producer.override."))}
+		if common.DLQTopic != "" {
+			if err := ensureTopic(ctx, w.admin, topicSpec{name: common.DLQTopic, partitions: 1, replication: common.DLQReplication}); err != nil {
+				return nil, fmt.Errorf("dead-letter topic: %w", err)
+			}
+			if dlq, err = w.clients.producer(map[string]string{"enable.idempotence": "true", "acks": "all"}, overrides("producer.override.")); err != nil {
+				return nil, fmt.Errorf("dead-letter producer: %w", err)
+			}
+			go drainEvents(dlq)
+			pol.dlq = dlq
+		}
+		return pol, nil
+	}
+	defer func() {
+		if dlq != nil {
+			dlq.Flush(5000)
+			dlq.Close()
+		}
+	}()
+
+	switch p.Type {
+	case connect.SourceType:
+		var common SourceCommonConfig
+		if err := sourceCommonSpec.Decode(connRes.config, &common); err != nil {
+			return err
+		}
+		setup.common = &common.CommonConfig
+		pol, err := newPolicy(&common.CommonConfig)
+		if err != nil {
+			return err
+		}
+		producerOverrides := overrides("producer.override.")
+		producer, err := w.clients.producer(map[string]string{
+			"enable.idempotence": "true", "acks": "all", "linger.ms": "5",
+			"go.delivery.reports": "true", "go.delivery.report.fields": "none",
+		}, producerOverrides)
+		if err != nil {
+			return fmt.Errorf("producer: %w", err)
+		}
+		tc, err := newTopicCreator(w.admin, w.cfg.TopicCreationEnable, connRes.config, common.TopicCreationGroups)
+		if err != nil {
+			producer.Close()
+			return err
+		}
+		task := p.New().(connect.SourceConnector).NewTask()
+		run.instance = task
+		loop := &sourceLoop{w: w, setup: setup, task: w.endpointSource(run, task), producer: producer, policy: pol, gate: run.paused, pending: newSubmitted(), topics: tc,
+			maxMessageBytes: maxMessageBytes(w.cfg.Client.Producer, producerOverrides)}
+		// The worker partitions and matches acknowledgements by order only with the idempotent
+		// producer and librdkafka's partitioner left alone (see sourceRouter).
+		byOrder := true
+		if v, ok := producerOverrides["enable.idempotence"]; ok {
+			byOrder = strings.EqualFold(strings.TrimSpace(v), "true")
+		}
+		_, workerPartitioner := w.cfg.Client.Producer["partitioner"]
+		_, connectorPartitioner := producerOverrides["partitioner"]
+		byOrder = byOrder && !workerPartitioner && !connectorPartitioner
+		loop.router = newSourceRouter(producer, byOrder)
+		loop.acker, _ = task.(connect.SourceAcker)
+		return loop.run(ctx, &sourceContext{taskContext: tctx, loop: loop})
+	case connect.SinkType:
+		var common SinkCommonConfig
+		if err := sinkCommonSpec.Decode(connRes.config, &common); err != nil {
+			return err
+		}
+		setup.common = &common.CommonConfig
+		pol, err := newPolicy(&common.CommonConfig)
+		if err != nil {
+			return err
+		}
+		settings := map[string]string{
+			"group.id": "connect-" + id.Connector, "auto.offset.reset": "earliest",
+			"partition.assignment.strategy": "cooperative-sticky",
+			// A killed worker's partitions move after 10 s, as Kafka Connect's worker session does,
+			// rather than the consumer default of 45 s.
+			"session.timeout.ms": "10000", "heartbeat.interval.ms": "3000",
+		}
+		// A rebalance waits this long for a task busy in Put: librdkafka's and Kafka Connect's
+		// max.poll.interval.ms (franz-go's own default is 60 s), unless the worker or the
+		// connector sets it.
+		pollInterval := unlessSet(map[string]string{"max.poll.interval.ms": "300000"}, w.cfg.Client.Consumer, overrides("consumer.override."))
+		// The sink consumer is franz-go's (sinkconsumer.go): the worker's consumer.* settings
+		// and the connector's consumer.override.* are librdkafka's names, translated.
+		consumer, unused, err := newSinkConsumer(w.cfg.BootstrapServers, w.clients.clientID,
+			w.cfg.Client.Common, pollInterval, w.cfg.Client.Consumer, settings, overrides("consumer.override."))
+		if err != nil {
+			return fmt.Errorf("consumer: %w", err)
+		}
+		if len(unused) > 0 {
+			setup.log.Warn("consumer settings the sink consumer (franz-go) does not use", "settings", unused)
+		}
+		task := p.New().(connect.SinkConnector).NewTask()
+		run.instance = task
+		loop := &sinkLoop{w: w, setup: setup, common: &common, task: w.endpointSink(run, task), consumer: consumer, policy: pol, gate: run.paused,
+			pendingSeeks: map[connect.TopicPartition]int64{}, openSeeks: map[connect.TopicPartition]int64{}, laterSeeks: map[connect.TopicPartition]int64{}}
+		loop.aware, _ = task.(connect.PartitionAware)
+		return loop.run(ctx, &sinkContext{taskContext: tctx, loop: loop})
+	}
+	return fmt.Errorf("plugin %s has unknown type %q", p.Name, p.Type)
+}
+
+// maxMessageBytes is the largest message the producer takes: librdkafka's message.max.bytes
+// (the key and value together), from a connector's overrides, else the worker's producer
+// settings, else librdkafka's default.
+func maxMessageBytes(worker, overrides map[string]string) int {
+	for _, m := range []map[string]string{overrides, worker} {
+		if n, err := strconv.Atoi(strings.TrimSpace(m["message.max.bytes"])); err == nil && n > 0 {
+			return n
+		}
+	}
+	return defaultMessageMaxBytes
+}
+
+// defaultMessageMaxBytes is librdkafka's default message.max.bytes.
+const defaultMessageMaxBytes = 1000000
+
+func drainEvents(p *kafka.Producer) {
+	for range p.Events() {
+	}
+}
+
+// taskEnded records how a task run ended: FAILED with its trace, or (stopped on purpose) not
+// at all; a failed task is scheduled for an automatic restart when the connector asks for it.
+func (w *Worker) taskEnded(run *taskRun, err error) {
+	w.mu.Lock()
+	stopping := run.stopping
+	w.mu.Unlock()
+	if err == nil || stopping {
+		if err != nil {
+			w.log.Warn("task ended with an error while stopping", "task", run.id.String(), "err", scrub(err.Error(), run.secrets))
+		}
+		return
+	}
+	trace := scrub(err.Error(), run.secrets)
+	run.setState(api.StateFailed, err)
+	w.log.Error("task failed", "task", run.id.String(), "err", trace)
+	w.mu.Lock()
+	ri := w.restarts[run.id]
+	if ri == nil {
+		ri = &restartInfo{}
+		w.restarts[run.id] = ri
+	}
+	auto, maxAttempts, boffMax := autoRestartSettings(run.connCfg)
+	if ri.count > 0 && time.Since(run.started) > boffMax {
+		ri.count, ri.boff = 0, backoff{} // it ran healthy for a while: start counting afresh
+	}
+	restart := auto && (maxAttempts == 0 || ri.count < maxAttempts)
+	if restart {
+		ri.boff.initial, ri.boff.max = time.Second, boffMax
+		ri.due = time.Now().Add(ri.boff.wait())
+		ri.count++
+		delete(w.tasks, run.id) // reconcile starts it again once due
+		w.metrics.taskRestarts.WithLabelValues(run.id.Connector, itoa(run.id.Task)).Inc()
+	}
+	count := ri.count
+	w.mu.Unlock()
+	if restart {
+		trace = fmt.Sprintf("%s\n(automatic restart %d scheduled)", trace, count)
+	}
+	w.writeTaskStatus(run.id, api.StateFailed, trace, count)
+	w.wake()
+}
+
+func autoRestartSettings(cfg map[string]string) (bool, int, time.Duration) {
+	var c CommonConfig
+	spec := connect.SpecOf(CommonConfig{})
+	if err := spec.Decode(pick(cfg, spec), &c); err != nil {
+		return false, 0, time.Minute
+	}
+	return c.AutoRestart, c.AutoRestartMaxAttempts, c.AutoRestartBackoffMax
+}
+
+// pick keeps the settings a spec declares.
+func pick(cfg map[string]string, spec *connect.Spec) map[string]string {
+	out := map[string]string{}
+	for k, v := range cfg {
+		if _, ok := spec.Key(k); ok {
+			out[k] = v
+		}
+	}
+	if out["connector.class"] == "" {
+		out["connector.class"] = "unknown"
+	}
+	return out
+}
+
+// stopTasks stops tasks, waiting at most task.shutdown.graceful.timeout.ms for all of them
+// together. A task that does not stop in time is abandoned and reported; its run stays
+// registered until it really ends, so no second run of it starts meanwhile.
+func (w *Worker) stopTasks(ids []api.TaskID, forget bool) {
+	if len(ids) == 0 {
+		return
+	}
+	var runs []*taskRun
+	w.mu.Lock()
+	for _, id := range ids {
+		if r := w.tasks[id]; r != nil {
+			r.stopping = true
+			runs = append(runs, r)
+		}
+	}
+	w.mu.Unlock()
+	for _, r := range runs {
+		r.cancel()
+	}
+	deadline := time.After(w.cfg.ShutdownTimeout)
+	for _, r := range runs {
+		select {
+		case <-r.done:
+			w.mu.Lock()
+			if w.tasks[r.id] == r {
+				delete(w.tasks, r.id)
+			}
+			w.mu.Unlock()
+		case <-deadline:
+			w.log.Error("task did not stop within task.shutdown.graceful.timeout.ms; abandoning it", "task", r.id.String(), "timeout", w.cfg.ShutdownTimeout)
+			// Report it only while the task's status is still this worker's: once another
+			// worker runs the task, its status is the true one, and this worker's generation,
+			// newer by now, would overwrite it.
+			if cur, ok := w.statuses.task(r.id); !ok || cur.WorkerID == w.id {
+				w.writeTaskStatus(r.id, api.StateUnassigned, "abandoned: the task did not stop within task.shutdown.graceful.timeout.ms", 0)
+			}
+			go func(r *taskRun) {
+				<-r.done
+				w.mu.Lock()
+				if w.tasks[r.id] == r {
+					delete(w.tasks, r.id)
+				}
+				w.mu.Unlock()
+				w.wake()
+			}(r)
+		}
+	}
+	if forget {
+		for _, r := range runs {
+			w.metrics.forgetTask(r.id)
+		}
+	}
+}
+
+// restartTask stops a task (if it runs here) and lets reconcile start it again.
+func (w *Worker) restartTask(id api.TaskID) {
+	w.stopTasks([]api.TaskID{id}, false)
+	w.mu.Lock()
+	delete(w.restarts, id)
+	w.mu.Unlock()
+	w.wake()
+}
+
+// restartFromRequest carries out a restart request read from the config topic for what runs
+// on this worker.
+func (w *Worker) restartFromRequest(name string, req restartRequest) {
+	w.mu.Lock()
+	c := w.connectors[name]
+	restartConn := c != nil && (!req.OnlyFailed || c.state == api.StateFailed)
+	var ids []api.TaskID
+	if req.IncludeTasks {
+		for id, t := range w.tasks {
+			if id.Connector != name {
+				continue
+			}
+			if st, _ := t.State(); !req.OnlyFailed || st == api.StateFailed {
+				ids = append(ids, id)
+			}
+		}
+	}
+	w.mu.Unlock()
+	if restartConn {
+		w.stopConnector(name, true)
+	}
+	for _, id := range ids {
+		w.writeTaskStatus(id, api.StateRestarting, "", 0)
+	}
+	w.stopTasks(ids, false)
+	w.mu.Lock()
+	for _, id := range ids {
+		delete(w.restarts, id)
+	}
+	w.mu.Unlock()
+	w.wake()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range splitComma(s) {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var _ = maps.Clone[map[string]string]

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+
 	"github.com/sluicehq/sluice/worker/api"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -79,7 +81,7 @@ type restartRequest struct {
 	OnlyFailed   bool `json:"only-failed"`
 }
 
-func newConfigStore(clients *clientFactory, topic string, logger *slog.Logger, onEvent func(configEvent)) (*configStore, error) {
+func newConfigStore(clients *kafkaclient.Factory, topic string, logger *slog.Logger, onEvent func(configEvent)) (*configStore, error) {
 	s := &configStore{logger: logger, onEvent: onEvent, deferred: map[string]map[int]map[string]string{}}
 	s.state = ConfigSnapshot{Offset: -1, Connectors: map[string]map[string]string{}, TargetStates: map[string]api.TargetState{},
 		TaskConfigs: map[api.TaskID]map[string]string{}, TaskCounts: map[string]int{}}

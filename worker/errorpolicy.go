@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/retry"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -55,7 +56,7 @@ func (p *errorPolicy) retry(ctx context.Context, op func() error) error {
 		if p.cfg.ErrorsRetryTimeout > 0 && time.Now().Add(delay).After(deadline) {
 			return err
 		}
-		if werr := sleepCtx(ctx, jitter(delay)); werr != nil {
+		if werr := retry.Sleep(ctx, retry.Jitter(delay)); werr != nil {
 			return err
 		}
 		if err = op(); err == nil || !connect.IsRetriable(err) {
@@ -216,35 +217,3 @@ func produceSync(ctx context.Context, p *kafka.Producer, m *kafka.Message) error
 		return ctx.Err()
 	}
 }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// jitter spreads a backoff by up to a fifth, so tasks that failed together do not retry in step.
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration(rand.Int64N(int64(d)/5+1))
-}
-
-// backoff is a capped exponential backoff.
-type backoff struct {
-	initial, max, next time.Duration
-}
-
-func (b *backoff) wait() time.Duration {
-	if b.next == 0 {
-		b.next = b.initial
-	}
-	d := b.next
-	b.next = min(b.next*2, b.max)
-	return jitter(d)
-}
-
-func (b *backoff) reset() { b.next = 0 }

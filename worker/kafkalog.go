@@ -8,6 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+
+	"github.com/sluicehq/sluice/internal/retry"
+
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
@@ -32,8 +36,8 @@ type kafkaLog struct {
 	done chan struct{}
 }
 
-func newKafkaLog(topic string, clients *clientFactory, log *slog.Logger, apply func(*kafka.Message)) (*kafkaLog, error) {
-	c, err := clients.consumer(map[string]string{
+func newKafkaLog(topic string, clients *kafkaclient.Factory, log *slog.Logger, apply func(*kafka.Message)) (*kafkaLog, error) {
+	c, err := clients.Consumer(map[string]string{
 		"group.id":             "sluice-internal-reader", // never joined or committed: partitions are assigned
 		"enable.auto.commit":   "false",
 		"enable.partition.eof": "true",
@@ -46,7 +50,7 @@ func newKafkaLog(topic string, clients *clientFactory, log *slog.Logger, apply f
 	if err != nil {
 		return nil, fmt.Errorf("consumer for %s: %w", topic, err)
 	}
-	p, err := clients.producer(map[string]string{"enable.idempotence": "true", "acks": "all", "linger.ms": "0"})
+	p, err := clients.Producer(map[string]string{"enable.idempotence": "true", "acks": "all", "linger.ms": "0"})
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("producer for %s: %w", topic, err)
@@ -62,8 +66,8 @@ func newKafkaLog(topic string, clients *clientFactory, log *slog.Logger, apply f
 func (l *kafkaLog) start(ctx context.Context) error {
 	// The topic may have just been created: wait until this client's metadata shows it.
 	var tm kafka.TopicMetadata
-	wait := backoff{initial: 100 * time.Millisecond, max: time.Second}
-	for deadline := time.Now().Add(topicVisibleTimeout); ; {
+	wait := retry.Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
+	for deadline := time.Now().Add(kafkaclient.TopicVisibleTimeout); ; {
 		md, err := l.consumer.GetMetadata(&l.topic, false, 10000)
 		if err != nil {
 			return fmt.Errorf("metadata of %s: %w", l.topic, err)
@@ -71,7 +75,7 @@ func (l *kafkaLog) start(ctx context.Context) error {
 		if tm = md.Topics[l.topic]; len(tm.Partitions) > 0 {
 			break
 		}
-		if time.Now().After(deadline) || sleepCtx(ctx, wait.wait()) != nil {
+		if time.Now().After(deadline) || retry.Sleep(ctx, wait.Wait()) != nil {
 			return fmt.Errorf("topic %s has no partitions", l.topic)
 		}
 	}
@@ -144,7 +148,7 @@ func (l *kafkaLog) readToEnd(ctx context.Context) error {
 		// A topic just created may not have a leader yet, and a broker may be moving
 		// leadership: retry until the request's deadline.
 		for {
-			_, high, err := l.consumer.QueryWatermarkOffsets(l.topic, p, timeoutMs(ctx, 10*time.Second))
+			_, high, err := l.consumer.QueryWatermarkOffsets(l.topic, p, kafkaclient.TimeoutMs(ctx, 10*time.Second))
 			if err == nil {
 				ends[p] = high
 				break
@@ -152,7 +156,7 @@ func (l *kafkaLog) readToEnd(ctx context.Context) error {
 			l.mu.Lock()
 			l.endsWhy = fmt.Errorf("end offset of partition %d: %w", p, err)
 			l.mu.Unlock()
-			if sleepCtx(ctx, 200*time.Millisecond) != nil {
+			if retry.Sleep(ctx, 200*time.Millisecond) != nil {
 				return fmt.Errorf("end offsets of %s: %w", l.topic, err)
 			}
 		}
@@ -256,15 +260,4 @@ func (l *kafkaLog) close() {
 	if err := l.consumer.Close(); err != nil && !errors.Is(err, kafka.NewError(kafka.ErrState, "", false)) {
 		l.log.Debug("closing consumer", "topic", l.topic, "err", err)
 	}
-}
-
-func timeoutMs(ctx context.Context, max time.Duration) int {
-	d := max
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-		d = time.Until(dl)
-	}
-	if d < time.Millisecond {
-		d = time.Millisecond
-	}
-	return int(d / time.Millisecond)
 }

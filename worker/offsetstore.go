@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+
 	"github.com/sluicehq/sluice/worker/api"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -28,7 +30,7 @@ type sourceOffset struct {
 	offset    map[string]any
 }
 
-func newOffsetStore(clients *clientFactory, topic string, logger *slog.Logger) (*offsetStore, error) {
+func newOffsetStore(clients *kafkaclient.Factory, topic string, logger *slog.Logger) (*offsetStore, error) {
 	s := &offsetStore{logger: logger, offsets: map[string]map[string]sourceOffset{}}
 	l, err := newKafkaLog(topic, clients, logger, s.apply)
 	if err != nil {

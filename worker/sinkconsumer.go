@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -71,7 +73,7 @@ func newSinkConsumer(bootstrap, clientID string, settings ...map[string]string) 
 	for _, s := range settings {
 		maps.Copy(all, s)
 	}
-	opts, err := groupClientOptions(all)
+	opts, err := kafkaclient.GroupOptions(all)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/retry"
+
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -214,7 +216,7 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 	nextCommit := time.Now().Add(flushEvery)
 	var batch []connect.Record
 	var raws []*kgo.Record
-	retry := backoff{initial: 300 * time.Millisecond, max: 10 * time.Second}
+	backoff := retry.Backoff{Initial: 300 * time.Millisecond, Max: 10 * time.Second}
 	retrying := false
 	for ctx.Err() == nil {
 		if l.openErr != nil {
@@ -260,7 +262,7 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 				l.setup.running("") // the status no longer says what it was waiting for
 				retrying = false
 			}
-			retry.reset()
+			backoff.Reset()
 			l.advance()
 			batch, raws = nil, nil
 		case connect.IsRetriable(err):
@@ -275,7 +277,7 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 				retrying = true
 			}
 			l.setPausedAll(true)
-			if sleepCtx(ctx, retry.wait()) != nil {
+			if retry.Sleep(ctx, backoff.Wait()) != nil {
 				return nil
 			}
 			if err := l.serve(ctx); err != nil && ctx.Err() == nil { // paused partitions return nothing

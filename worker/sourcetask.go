@@ -15,6 +15,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/sluicehq/sluice/internal/retry"
+
 	"github.com/sluicehq/sluice/worker/api"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -155,7 +157,7 @@ func (b *polled) release() {
 // poll calls the task's Poll until ctx is done, honouring pause, retrying retriable errors,
 // and hands the batches on in order, transformed and converted.
 func (l *sourceLoop) poll(ctx context.Context, out chan<- *polled) {
-	retry := backoff{initial: 300 * time.Millisecond, max: 10 * time.Second}
+	backoff := retry.Backoff{Initial: 300 * time.Millisecond, Max: 10 * time.Second}
 	retrying := false
 	hand := func(b *polled) bool {
 		select {
@@ -194,13 +196,13 @@ func (l *sourceLoop) poll(ctx context.Context, out chan<- *polled) {
 					l.setup.running("retrying poll: " + msg)
 					retrying = true
 				}
-				_ = sleepCtx(ctx, retry.wait())
+				_ = retry.Sleep(ctx, backoff.Wait())
 				continue
 			}
 			hand(&polled{err: fmt.Errorf("poll: %w", err)})
 			return
 		}
-		retry.reset()
+		backoff.Reset()
 		if retrying {
 			l.setup.running("")
 			retrying = false
@@ -315,7 +317,7 @@ func (l *sourceLoop) produce(ctx context.Context, m *kafka.Message) error {
 		var kerr kafka.Error
 		if errors.As(err, &kerr) && kerr.Code() == kafka.ErrQueueFull {
 			// The producer's queue is full: wait for deliveries to make room.
-			if sleepCtx(ctx, queueFullWait) != nil {
+			if retry.Sleep(ctx, queueFullWait) != nil {
 				return errStopped
 			}
 			continue

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+
 	"github.com/sluicehq/sluice/worker/api"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -52,7 +54,7 @@ type statusValue struct {
 	Endpoints []connect.Endpoint `json:"endpoints,omitempty"`
 }
 
-func newStatusStore(clients *clientFactory, topic string, logger *slog.Logger) (*statusStore, error) {
+func newStatusStore(clients *kafkaclient.Factory, topic string, logger *slog.Logger) (*statusStore, error) {
 	s := &statusStore{logger: logger, connectors: map[string]statusValue{}, tasks: map[api.TaskID]statusValue{}, activeTopics: map[string]map[string]bool{}}
 	l, err := newKafkaLog(topic, clients, logger, s.apply)
 	if err != nil {

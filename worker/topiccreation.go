@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
@@ -127,7 +129,7 @@ func (tc *topicCreator) ensure(ctx context.Context, topic string) error {
 		if !g.matches(topic) {
 			continue
 		}
-		if err := ensureTopic(ctx, tc.admin, topicSpec{name: topic, partitions: g.partitions, replication: g.replication, configs: g.configs}); err != nil {
+		if err := kafkaclient.EnsureTopic(ctx, tc.admin, kafkaclient.TopicSpec{Name: topic, Partitions: g.partitions, Replication: g.replication, Configs: g.configs}); err != nil {
 			return err
 		}
 		break

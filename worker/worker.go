@@ -17,6 +17,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+
+	"github.com/sluicehq/sluice/internal/retry"
+
 	"github.com/sluicehq/sluice/worker/api"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -51,7 +55,7 @@ type Worker struct {
 	levels   *LogLevels
 	registry *connect.Registry
 	metrics  *metrics
-	clients  *clientFactory
+	clients  *kafkaclient.Factory
 	admin    *kafka.AdminClient
 	configs  *configStore
 	offsets  *offsetStore
@@ -99,7 +103,7 @@ type connectorRun struct {
 type restartInfo struct {
 	count int
 	due   time.Time
-	boff  backoff
+	boff  retry.Backoff
 }
 
 // NewWorker checks the settings and builds a worker; Start connects it to Kafka.
@@ -129,7 +133,7 @@ func NewWorker(cfg *WorkerConfig, opts Options) (*Worker, error) {
 		topics: map[string]map[string]bool{},
 		kick:   make(chan struct{}, 1), joined: make(chan struct{}), startedCh: make(chan struct{}), stop: make(chan struct{}), loopDone: make(chan struct{}),
 	}
-	w.clients = newClientFactory(cfg, "sluice-"+w.id)
+	w.clients = kafkaclient.NewFactory(cfg.BootstrapServers, cfg.Client, "sluice-"+w.id)
 	return w, nil
 }
 
@@ -198,23 +202,23 @@ func (w *Worker) Start(ctx context.Context) error {
 		}
 		return ""
 	})
-	admin, err := w.clients.admin()
+	admin, err := w.clients.Admin()
 	if err != nil {
 		return fmt.Errorf("kafka admin client: %w", err)
 	}
-	w.clusterID, w.admin, err = clusterID(ctx, admin, func() (*kafka.AdminClient, error) { return w.clients.admin() }, func(err error) { msg := err.Error(); lastTry.Store(&msg) })
+	w.clusterID, w.admin, err = kafkaclient.ClusterID(ctx, admin, func() (*kafka.AdminClient, error) { return w.clients.Admin() }, func(err error) { msg := err.Error(); lastTry.Store(&msg) })
 	if err != nil {
 		w.admin.Close()
 		return fmt.Errorf("reach Kafka at %s: %w", w.cfg.BootstrapServers, err)
 	}
 	admin = w.admin
-	for _, spec := range []topicSpec{
-		{name: w.cfg.ConfigTopic, partitions: 1, replication: w.cfg.ConfigReplication, compact: true, exactPartitions: true},
-		{name: w.cfg.OffsetTopic, partitions: w.cfg.OffsetPartitions, replication: w.cfg.OffsetReplication, compact: true},
-		{name: w.cfg.StatusTopic, partitions: w.cfg.StatusPartitions, replication: w.cfg.StatusReplication, compact: true},
+	for _, spec := range []kafkaclient.TopicSpec{
+		{Name: w.cfg.ConfigTopic, Partitions: 1, Replication: w.cfg.ConfigReplication, Compact: true, ExactPartitions: true},
+		{Name: w.cfg.OffsetTopic, Partitions: w.cfg.OffsetPartitions, Replication: w.cfg.OffsetReplication, Compact: true},
+		{Name: w.cfg.StatusTopic, Partitions: w.cfg.StatusPartitions, Replication: w.cfg.StatusReplication, Compact: true},
 	} {
-		w.progress.set("creating or checking internal topic "+spec.name, nil)
-		if err := ensureTopic(ctx, admin, spec); err != nil {
+		w.progress.set("creating or checking internal topic "+spec.Name, nil)
+		if err := kafkaclient.EnsureTopic(ctx, admin, spec); err != nil {
 			return err
 		}
 	}

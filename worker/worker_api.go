@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/retry"
+
 	"github.com/sluicehq/sluice/worker/api"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -574,7 +576,7 @@ func (w *Worker) AlterOffsets(ctx context.Context, name string, offsets api.Conn
 }
 
 func (w *Worker) watermarks(topic string, partition int32) (int64, int64, error) {
-	c, err := w.clients.consumer(map[string]string{"group.id": "sluice-watermarks"})
+	c, err := w.clients.Consumer(map[string]string{"group.id": "sluice-watermarks"})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -632,7 +634,7 @@ func (w *Worker) ResetOffsets(ctx context.Context, name string) (string, error) 
 		case kafka.ErrNoError, kafka.ErrGroupIDNotFound:
 			return "The offsets for this connector have been reset successfully", nil
 		case kafka.ErrNonEmptyGroup:
-			if sleepCtx(ctx, 500*time.Millisecond) == nil {
+			if retry.Sleep(ctx, 500*time.Millisecond) == nil {
 				continue
 			}
 		}

@@ -15,6 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+
+	"github.com/sluicehq/sluice/internal/retry"
+
 	"github.com/sluicehq/sluice/worker/api"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -55,7 +59,7 @@ func (m membershipView) leader() bool { return m.known && m.memberID == m.leader
 
 // startMembership joins the worker group; the returned function leaves it.
 func (w *Worker) startMembership() (func(), error) {
-	security, err := groupClientOptions(w.cfg.Client.Common)
+	security, err := kafkaclient.GroupOptions(w.cfg.Client.Common)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +267,7 @@ func (w *Worker) leaderOnly(ctx context.Context) error {
 	if !isDone(w.joined) {
 		wait = time.Now().Add(joinWait)
 	}
-	for (m.rebalancing || !m.known) && time.Now().Before(wait) && sleepCtx(ctx, 20*time.Millisecond) == nil {
+	for (m.rebalancing || !m.known) && time.Now().Before(wait) && retry.Sleep(ctx, 20*time.Millisecond) == nil {
 		m = w.cluster.snapshot()
 	}
 	switch {

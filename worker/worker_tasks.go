@@ -8,6 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+
+	"github.com/sluicehq/sluice/internal/retry"
+
 	"github.com/sluicehq/sluice/worker/api"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -106,10 +110,10 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		pol := &errorPolicy{cfg: common, connector: id.Connector, task: id.Task, log: log, metrics: setup.metrics, secrets: run.secrets,
 			maxBytes: maxMessageBytes(w.cfg.Client.Producer, overrides("producer.override."))}
 		if common.DLQTopic != "" {
-			if err := ensureTopic(ctx, w.admin, topicSpec{name: common.DLQTopic, partitions: 1, replication: common.DLQReplication}); err != nil {
+			if err := kafkaclient.EnsureTopic(ctx, w.admin, kafkaclient.TopicSpec{Name: common.DLQTopic, Partitions: 1, Replication: common.DLQReplication}); err != nil {
 				return nil, fmt.Errorf("dead-letter topic: %w", err)
 			}
-			if dlq, err = w.clients.producer(map[string]string{"enable.idempotence": "true", "acks": "all"}, overrides("producer.override.")); err != nil {
+			if dlq, err = w.clients.Producer(map[string]string{"enable.idempotence": "true", "acks": "all"}, overrides("producer.override.")); err != nil {
 				return nil, fmt.Errorf("dead-letter producer: %w", err)
 			}
 			go drainEvents(dlq)
@@ -136,7 +140,7 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 			return err
 		}
 		producerOverrides := overrides("producer.override.")
-		producer, err := w.clients.producer(map[string]string{
+		producer, err := w.clients.Producer(map[string]string{
 			"enable.idempotence": "true", "acks": "all", "linger.ms": "5",
 			"go.delivery.reports": "true", "go.delivery.report.fields": "none",
 		}, producerOverrides)
@@ -184,10 +188,10 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		// A rebalance waits this long for a task busy in Put: librdkafka's and Kafka Connect's
 		// max.poll.interval.ms (franz-go's own default is 60 s), unless the worker or the
 		// connector sets it.
-		pollInterval := unlessSet(map[string]string{"max.poll.interval.ms": "300000"}, w.cfg.Client.Consumer, overrides("consumer.override."))
+		pollInterval := kafkaclient.UnlessSet(map[string]string{"max.poll.interval.ms": "300000"}, w.cfg.Client.Consumer, overrides("consumer.override."))
 		// The sink consumer is franz-go's (sinkconsumer.go): the worker's consumer.* settings
 		// and the connector's consumer.override.* are librdkafka's names, translated.
-		consumer, unused, err := newSinkConsumer(w.cfg.BootstrapServers, w.clients.clientID,
+		consumer, unused, err := newSinkConsumer(w.cfg.BootstrapServers, w.clients.ClientID(),
 			w.cfg.Client.Common, pollInterval, w.cfg.Client.Consumer, settings, overrides("consumer.override."))
 		if err != nil {
 			return fmt.Errorf("consumer: %w", err)
@@ -248,15 +252,15 @@ func (w *Worker) taskEnded(run *taskRun, err error) {
 	}
 	auto, maxAttempts, boffMax := autoRestartSettings(run.connCfg)
 	if ri.count > 0 && time.Since(run.started) > boffMax {
-		ri.count, ri.boff = 0, backoff{} // it ran healthy for a while: start counting afresh
+		ri.count, ri.boff = 0, retry.Backoff{} // it ran healthy for a while: start counting afresh
 	}
 	restart := auto && (maxAttempts == 0 || ri.count < maxAttempts)
 	if restart {
-		ri.boff.initial, ri.boff.max = time.Second, boffMax
-		ri.due = time.Now().Add(ri.boff.wait())
+		ri.boff.Initial, ri.boff.Max = time.Second, boffMax
+		ri.due = time.Now().Add(ri.boff.Wait())
 		ri.count++
 		delete(w.tasks, run.id) // reconcile starts it again once due
-		w.metrics.taskRestarts.WithLabelValues(run.id.Connector, itoa(run.id.Task)).Inc()
+		w.metrics.taskRestarts.WithLabelValues(run.id.Connector, strconv.Itoa(run.id.Task)).Inc()
 	}
 	count := ri.count
 	w.mu.Unlock()

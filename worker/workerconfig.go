@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+
 	"github.com/sluicehq/sluice/connect"
 )
 
@@ -68,7 +70,7 @@ type WorkerConfig struct {
 	// Client holds the Kafka client settings given with the producer., consumer. and admin.
 	// prefixes, and the security settings (security.protocol, sasl.*, ssl.*) that apply to
 	// every client.
-	Client ClientSettings `config:"-"`
+	Client kafkaclient.Settings `config:"-"`
 	// Raw is every setting as given, for converter settings by prefix.
 	Raw map[string]string `config:"-"`
 	// Providers are the config providers config.providers enables.
@@ -83,11 +85,6 @@ type RESTTLS struct {
 	Key         string `config:"ssl.key.location" doc:"PEM file with the private key of listeners.https.ssl.certificate.location."`
 	Truststore  string `config:"ssl.truststore.location" doc:"PEM file of the certificate authorities that sign client certificates, and the other workers' certificates; empty trusts the system's authorities for the latter and signs no client certificates."`
 	ClientAuth  string `config:"ssl.client.authentication" default:"none" enum:"none,requested,required" doc:"Whether an https:// listener asks clients for a certificate signed by the truststore: none, requested (checked when given), or required. A verified certificate's common name is the caller's name for rest.auth.admin.users and rest.auth.read.users."`
-}
-
-// ClientSettings are Kafka client settings by client kind, in librdkafka's names.
-type ClientSettings struct {
-	Common, Producer, Consumer, Admin map[string]string
 }
 
 // passThroughPrefixes are settings not declared above that a worker accepts.
@@ -140,7 +137,7 @@ func ParseWorkerConfig(settings map[string]string) (*WorkerConfig, error) {
 		return nil, fmt.Errorf("invalid worker configuration: %w", errors.Join(errs...))
 	}
 	cfg.Raw = settings
-	cfg.Client = ClientSettings{Common: map[string]string{}, Producer: map[string]string{}, Consumer: map[string]string{}, Admin: map[string]string{}}
+	cfg.Client = kafkaclient.Settings{Common: map[string]string{}, Producer: map[string]string{}, Consumer: map[string]string{}, Admin: map[string]string{}}
 	for k, v := range settings {
 		switch {
 		case strings.HasPrefix(k, "security."), strings.HasPrefix(k, "sasl."), strings.HasPrefix(k, "ssl."), strings.HasPrefix(k, "client."):

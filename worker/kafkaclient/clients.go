@@ -1,4 +1,7 @@
-package worker
+// Package kafkaclient makes the worker's Kafka clients: confluent-kafka-go producers, consumers
+// and admin clients with the worker's settings and Sluice's defaults, franz-go options with the
+// same security settings, and the topics the worker makes sure exist.
+package kafkaclient
 
 import (
 	"context"
@@ -9,23 +12,35 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/retry"
+
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
-// clientFactory builds Kafka clients with the worker's settings: bootstrap servers, the
+// Factory builds Kafka clients with the worker's settings: bootstrap servers, the
 // security settings every client shares, then the producer./consumer./admin. settings, then
 // the settings the caller gives (a connector's overrides, the runtime's own needs).
-type clientFactory struct {
+type Factory struct {
 	bootstrap string
-	client    ClientSettings
+	client    Settings
 	clientID  string
 }
 
-func newClientFactory(cfg *WorkerConfig, clientID string) *clientFactory {
-	return &clientFactory{bootstrap: cfg.BootstrapServers, client: cfg.Client, clientID: clientID}
+// ClientSettings are Kafka client settings by client kind, in librdkafka's names.
+type Settings struct {
+	Common, Producer, Consumer, Admin map[string]string
 }
 
-func (f *clientFactory) configMap(kind map[string]string, extra ...map[string]string) *kafka.ConfigMap {
+// NewFactory makes a factory of clients of the brokers at bootstrap, with settings, named
+// clientID.
+func NewFactory(bootstrap string, settings Settings, clientID string) *Factory {
+	return &Factory{bootstrap: bootstrap, client: settings, clientID: clientID}
+}
+
+// ClientID is the client.id the factory gives its clients.
+func (f *Factory) ClientID() string { return f.clientID }
+
+func (f *Factory) ConfigMap(kind map[string]string, extra ...map[string]string) *kafka.ConfigMap {
 	// librdkafka logs warnings and errors (its info lines, like telemetry notices, are noise
 	// on a worker's stderr); producer.log_level and the like change it.
 	m := kafka.ConfigMap{"bootstrap.servers": f.bootstrap, "client.id": f.clientID, "log_level": 4}
@@ -42,17 +57,17 @@ func (f *clientFactory) configMap(kind map[string]string, extra ...map[string]st
 	return &m
 }
 
-// maxInFlight is librdkafka's setting for the produce requests a connection has in flight.
-const maxInFlight = "max.in.flight.requests.per.connection"
+// MaxInFlight is librdkafka's setting for the produce requests a connection has in flight.
+const MaxInFlight = "max.in.flight.requests.per.connection"
 
 // librdkafkaAliases are the other names librdkafka takes for settings Sluice gives a default:
 // a default set beside a user's alias would leave librdkafka to pick one of the two.
-var librdkafkaAliases = map[string][]string{maxInFlight: {"max.in.flight"}}
+var librdkafkaAliases = map[string][]string{MaxInFlight: {"max.in.flight"}}
 
-// unlessSet returns the defaults that none of settings sets, by its name or an alias:
+// UnlessSet returns the defaults that none of settings sets, by its name or an alias:
 // Sluice's choices, which a worker setting (producer.*, consumer.*) or a connector's
 // override may change.
-func unlessSet(defaults map[string]string, settings ...map[string]string) map[string]string {
+func UnlessSet(defaults map[string]string, settings ...map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range defaults {
 		set := false
@@ -69,7 +84,7 @@ func unlessSet(defaults map[string]string, settings ...map[string]string) map[st
 	return out
 }
 
-func (f *clientFactory) producer(extra ...map[string]string) (*kafka.Producer, error) {
+func (f *Factory) Producer(extra ...map[string]string) (*kafka.Producer, error) {
 	// murmur2_random partitions keyed records as Kafka's Java clients do, so a record lands
 	// where Kafka Connect would put it.
 	//
@@ -95,77 +110,77 @@ func (f *clientFactory) producer(extra ...map[string]string) (*kafka.Producer, e
 	// to a gigabyte before Produce pushed back. Small records meet the count bound first
 	// (queue.buffering.max.messages, 100,000). Measured with 95-byte records: no cost.
 	// producer.queue.buffering.max.kbytes sets it otherwise.
-	defaults := unlessSet(map[string]string{maxInFlight: "1", "queue.buffering.max.kbytes": "32768"},
+	defaults := UnlessSet(map[string]string{MaxInFlight: "1", "queue.buffering.max.kbytes": "32768"},
 		append([]map[string]string{f.client.Common, f.client.Producer}, extra...)...)
-	return kafka.NewProducer(f.configMap(f.client.Producer, append([]map[string]string{base, defaults}, extra...)...))
+	return kafka.NewProducer(f.ConfigMap(f.client.Producer, append([]map[string]string{base, defaults}, extra...)...))
 }
 
-func (f *clientFactory) consumer(extra ...map[string]string) (*kafka.Consumer, error) {
-	return kafka.NewConsumer(f.configMap(f.client.Consumer, extra...))
+func (f *Factory) Consumer(extra ...map[string]string) (*kafka.Consumer, error) {
+	return kafka.NewConsumer(f.ConfigMap(f.client.Consumer, extra...))
 }
 
-func (f *clientFactory) admin(extra ...map[string]string) (*kafka.AdminClient, error) {
-	return kafka.NewAdminClient(f.configMap(f.client.Admin, extra...))
+func (f *Factory) Admin(extra ...map[string]string) (*kafka.AdminClient, error) {
+	return kafka.NewAdminClient(f.ConfigMap(f.client.Admin, extra...))
 }
 
-// topicSpec describes an internal or connector topic the worker makes sure exists.
-type topicSpec struct {
-	name        string
-	partitions  int
-	replication int
-	compact     bool
+// TopicSpec describes an internal or connector topic the worker makes sure exists.
+type TopicSpec struct {
+	Name        string
+	Partitions  int
+	Replication int
+	Compact     bool
 	// exactPartitions refuses an existing topic with another partition count.
-	exactPartitions bool
-	configs         map[string]string
+	ExactPartitions bool
+	Configs         map[string]string
 }
 
-// ensureTopic creates the topic when it is missing and checks an existing one: internal
+// EnsureTopic creates the topic when it is missing and checks an existing one: internal
 // topics must be compacted, and the config topic must have exactly one partition.
-func ensureTopic(ctx context.Context, admin *kafka.AdminClient, spec topicSpec) error {
-	cfg := maps.Clone(spec.configs)
+func EnsureTopic(ctx context.Context, admin *kafka.AdminClient, spec TopicSpec) error {
+	cfg := maps.Clone(spec.Configs)
 	if cfg == nil {
 		cfg = map[string]string{}
 	}
-	if spec.compact {
+	if spec.Compact {
 		cfg["cleanup.policy"] = "compact"
 	}
 	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{
-		Topic: spec.name, NumPartitions: spec.partitions, ReplicationFactor: spec.replication, Config: cfg,
+		Topic: spec.Name, NumPartitions: spec.Partitions, ReplicationFactor: spec.Replication, Config: cfg,
 	}})
 	if err != nil {
-		return fmt.Errorf("create topic %s: %w", spec.name, err)
+		return fmt.Errorf("create topic %s: %w", spec.Name, err)
 	}
 	switch code := res[0].Error.Code(); code {
 	case kafka.ErrNoError, kafka.ErrTopicAlreadyExists:
 	case kafka.ErrInvalidReplicationFactor, kafka.ErrPolicyViolation:
-		return fmt.Errorf("create topic %s with replication factor %d: %v (set the replication factor setting, -1 uses the broker default)", spec.name, spec.replication, res[0].Error)
+		return fmt.Errorf("create topic %s with replication factor %d: %v (set the replication factor setting, -1 uses the broker default)", spec.Name, spec.Replication, res[0].Error)
 	default:
-		return fmt.Errorf("create topic %s: %v", spec.name, res[0].Error)
+		return fmt.Errorf("create topic %s: %v", spec.Name, res[0].Error)
 	}
 	// It exists: check it. A topic just created, by this worker or another, may not be
 	// visible in full yet (no partitions in the metadata, no configs in DescribeConfigs):
 	// three workers started at once on a new group race here, so an incomplete answer is
 	// asked again.
-	wait := backoff{initial: 100 * time.Millisecond, max: time.Second}
-	for deadline := time.Now().Add(topicVisibleTimeout); ; {
+	wait := retry.Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
+	for deadline := time.Now().Add(TopicVisibleTimeout); ; {
 		done, err := checkTopic(ctx, admin, spec)
 		if done || err != nil {
 			return err
 		}
-		if time.Now().After(deadline) || sleepCtx(ctx, wait.wait()) != nil {
-			return fmt.Errorf("topic %s exists, but Kafka did not show its partitions and configs within %v", spec.name, topicVisibleTimeout)
+		if time.Now().After(deadline) || retry.Sleep(ctx, wait.Wait()) != nil {
+			return fmt.Errorf("topic %s exists, but Kafka did not show its partitions and configs within %v", spec.Name, TopicVisibleTimeout)
 		}
 	}
 }
 
-// clusterID asks Kafka for its cluster id until it answers or ctx ends, telling failed
+// ClusterID asks Kafka for its cluster id until it answers or ctx ends, telling failed
 // attempts to failed, and returns the admin client that got the answer. It sends a
 // DescribeCluster request for each attempt (the client's ClusterID waits for metadata without
 // asking for it: a worker of a clean-clone CI run waited on it for minutes while the broker
 // served every other worker), and after every third failed attempt it starts over with a new
 // admin client from renew.
-func clusterID(ctx context.Context, admin *kafka.AdminClient, renew func() (*kafka.AdminClient, error), failed func(error)) (string, *kafka.AdminClient, error) {
-	wait := backoff{initial: 200 * time.Millisecond, max: 2 * time.Second}
+func ClusterID(ctx context.Context, admin *kafka.AdminClient, renew func() (*kafka.AdminClient, error), failed func(error)) (string, *kafka.AdminClient, error) {
+	wait := retry.Backoff{Initial: 200 * time.Millisecond, Max: 2 * time.Second}
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, clusterIDAttempt)
 		res, err := admin.DescribeCluster(actx, kafka.SetAdminRequestTimeout(clusterIDAttempt))
@@ -177,7 +192,7 @@ func clusterID(ctx context.Context, admin *kafka.AdminClient, renew func() (*kaf
 			err = errors.New("Kafka described the cluster without an id")
 		}
 		failed(fmt.Errorf("attempt %d: %w", attempt, err))
-		if sleepCtx(ctx, wait.wait()) != nil {
+		if retry.Sleep(ctx, wait.Wait()) != nil {
 			return "", admin, err
 		}
 		if attempt%3 == 0 {
@@ -192,28 +207,28 @@ func clusterID(ctx context.Context, admin *kafka.AdminClient, renew func() (*kaf
 // clusterIDAttempt bounds one attempt of clusterID.
 const clusterIDAttempt = 10 * time.Second
 
-// topicVisibleTimeout bounds how long a worker waits for a topic someone else is creating.
-const topicVisibleTimeout = 30 * time.Second
+// TopicVisibleTimeout bounds how long a worker waits for a topic someone else is creating.
+const TopicVisibleTimeout = 30 * time.Second
 
 // checkTopic checks an existing topic against spec; done is false while what Kafka says of it
 // is incomplete (a topic being created).
-func checkTopic(ctx context.Context, admin *kafka.AdminClient, spec topicSpec) (done bool, err error) {
-	md, err := admin.GetMetadata(&spec.name, false, timeoutMs(ctx, 10e9))
+func checkTopic(ctx context.Context, admin *kafka.AdminClient, spec TopicSpec) (done bool, err error) {
+	md, err := admin.GetMetadata(&spec.Name, false, TimeoutMs(ctx, 10e9))
 	if err != nil {
-		return false, fmt.Errorf("describe topic %s: %w", spec.name, err)
+		return false, fmt.Errorf("describe topic %s: %w", spec.Name, err)
 	}
-	tm := md.Topics[spec.name]
+	tm := md.Topics[spec.Name]
 	n := len(tm.Partitions)
 	if n == 0 || tm.Error.Code() != kafka.ErrNoError {
 		return false, nil
 	}
-	if spec.exactPartitions && n != spec.partitions {
-		return true, fmt.Errorf("topic %s has %d partitions; it must have exactly %d", spec.name, n, spec.partitions)
+	if spec.ExactPartitions && n != spec.Partitions {
+		return true, fmt.Errorf("topic %s has %d partitions; it must have exactly %d", spec.Name, n, spec.Partitions)
 	}
-	if spec.compact {
-		desc, err := admin.DescribeConfigs(ctx, []kafka.ConfigResource{{Type: kafka.ResourceTopic, Name: spec.name}})
+	if spec.Compact {
+		desc, err := admin.DescribeConfigs(ctx, []kafka.ConfigResource{{Type: kafka.ResourceTopic, Name: spec.Name}})
 		if err != nil {
-			return false, fmt.Errorf("describe topic %s: %w", spec.name, err)
+			return false, fmt.Errorf("describe topic %s: %w", spec.Name, err)
 		}
 		if desc[0].Error.Code() != kafka.ErrNoError {
 			return false, nil
@@ -223,13 +238,11 @@ func checkTopic(ctx context.Context, admin *kafka.AdminClient, spec topicSpec) (
 			return false, nil
 		}
 		if !strings.Contains(policy.Value, "compact") {
-			return true, fmt.Errorf("topic %s has cleanup.policy=%s; it must be compact, or configs, offsets and statuses would be deleted", spec.name, policy.Value)
+			return true, fmt.Errorf("topic %s has cleanup.policy=%s; it must be compact, or configs, offsets and statuses would be deleted", spec.Name, policy.Value)
 		}
 	}
 	return true, nil
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // goTyped gives the Go client's own go.* settings the types it insists on; librdkafka's
 // settings take strings.
@@ -245,4 +258,16 @@ func goTyped(key, v string) kafka.ConfigValue {
 		return b
 	}
 	return v
+}
+
+// TimeoutMs is the milliseconds librdkafka may block for: max, or less when ctx ends sooner.
+func TimeoutMs(ctx context.Context, max time.Duration) int {
+	d := max
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		d = time.Until(dl)
+	}
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	return int(d / time.Millisecond)
 }

@@ -1,4 +1,4 @@
-package worker
+package kafkaclient
 
 import (
 	"strings"
@@ -23,7 +23,7 @@ func TestGroupClientOptionsFollowTheSecuritySettings(t *testing.T) {
 		{"certificate without key", map[string]string{"security.protocol": "SSL", "ssl.certificate.location": "/x.pem"}, 0, "go together"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opts, err := groupClientOptions(tc.settings)
+			opts, err := GroupOptions(tc.settings)
 			switch {
 			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 				t.Fatalf("error %v, want one containing %q", err, tc.err)

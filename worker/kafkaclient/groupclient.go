@@ -1,4 +1,4 @@
-package worker
+package kafkaclient
 
 import (
 	"crypto/tls"
@@ -13,10 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
-// groupClientOptions translates the worker's shared Kafka client security settings (the
+// GroupOptions translates the worker's shared Kafka client security settings (the
 // librdkafka names the data clients use) into options for the franz-go client that runs the
 // worker group membership, so both reach the same brokers the same way.
-func groupClientOptions(common map[string]string) ([]kgo.Opt, error) {
+func GroupOptions(common map[string]string) ([]kgo.Opt, error) {
 	protocol := strings.ToUpper(common["security.protocol"])
 	var opts []kgo.Opt
 	switch protocol {

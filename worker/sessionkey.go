@@ -1,9 +1,7 @@
 package worker
 
 import (
-	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -98,24 +96,4 @@ func verifySignature(sig InternalSignature, keys ...sessionKey) error {
 		return api.Errorf(api.ErrRebalance, "This worker has no session key yet to verify internal requests with; retry shortly")
 	}
 	return api.Errorf(api.ErrForbidden, "Internal request contained invalid signature.")
-}
-
-// rotateSessionKey writes a new session key when this worker leads and the current one is
-// missing or older than inter.worker.key.ttl.ms.
-func (w *Worker) rotateSessionKey(ctx context.Context) {
-	if !w.cluster.snapshot().leader() {
-		return
-	}
-	cur, _ := w.configs.sessionKeys()
-	if len(cur.key) > 0 && time.Since(cur.created) < w.cfg.KeyTTL {
-		return
-	}
-	key := make([]byte, sessionKeyBytes)
-	if _, err := rand.Read(key); err != nil {
-		w.log.Error("making a session key failed", "err", err)
-		return
-	}
-	if err := w.configs.putSessionKey(ctx, sessionKey{key: key, created: time.Now()}); err != nil {
-		w.log.Warn("writing a new session key failed; will retry", "err", err)
-	}
 }

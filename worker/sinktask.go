@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"sync"
@@ -155,7 +156,7 @@ func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
 	}
 	cancel()
 	if l.aware != nil && len(l.assigned) > 0 {
-		_ = safely("close", func() error { return l.aware.Close(context.Background(), keys(l.assigned)) })
+		_ = safely("close", func() error { return l.aware.Close(context.Background(), slices.Collect(maps.Keys(l.assigned))) })
 	}
 	if serr := l.stopTask(); serr != nil && err == nil {
 		err = fmt.Errorf("stop: %w", serr)
@@ -402,7 +403,7 @@ func (l *sinkLoop) commit(ctx context.Context, only []connect.TopicPartition, re
 	l.updateLag()
 	offsets := connect.Offsets{}
 	for tp, off := range l.current {
-		if only == nil || contains(only, tp) {
+		if only == nil || slices.Contains(only, tp) {
 			offsets[tp] = off
 		}
 	}
@@ -538,9 +539,9 @@ func (l *sinkLoop) setPausedAll(paused bool) {
 	}
 	l.paused = paused
 	if paused {
-		l.consumer.pause(keys(l.assigned))
+		l.consumer.pause(slices.Collect(maps.Keys(l.assigned)))
 	} else {
-		l.consumer.resume(keys(l.assigned))
+		l.consumer.resume(slices.Collect(maps.Keys(l.assigned)))
 	}
 }
 
@@ -555,21 +556,4 @@ func (l *sinkLoop) dropRevoked(batch []connect.Record, raws []*kgo.Record) ([]co
 		}
 	}
 	return b, r
-}
-
-func keys[K comparable, V any](m map[K]V) []K {
-	out := make([]K, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
-func contains(list []connect.TopicPartition, tp connect.TopicPartition) bool {
-	for _, x := range list {
-		if x == tp {
-			return true
-		}
-	}
-	return false
 }

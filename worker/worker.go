@@ -266,11 +266,11 @@ func (w *Worker) Stop() {
 	close(w.stop)
 	<-w.loopDone
 	w.mu.Lock()
-	ids := keys(w.tasks)
+	ids := slices.Collect(maps.Keys(w.tasks))
 	w.mu.Unlock()
 	w.stopTasks(ids, false)
 	w.mu.Lock()
-	names := keys(w.connectors)
+	names := slices.Collect(maps.Keys(w.connectors))
 	w.mu.Unlock()
 	for _, n := range names {
 		w.stopConnector(n, false)

@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -227,7 +228,7 @@ func (h *groupHandler) Lost(reason error) {
 	w.cluster.connectors, w.cluster.tasks = map[string]bool{}, map[api.TaskID]bool{}
 	w.cluster.mu.Unlock()
 	w.mu.Lock()
-	ids, names := keys(w.tasks), keys(w.connectors)
+	ids, names := slices.Collect(maps.Keys(w.tasks)), slices.Collect(maps.Keys(w.connectors))
 	w.mu.Unlock()
 	w.stopTasks(ids, true)
 	for _, n := range names {
@@ -436,4 +437,24 @@ func (w *Worker) WorkerMetrics(_ context.Context, worker string) error {
 		}
 	}
 	return api.Errorf(api.ErrNotFound, "Worker %s is not a member of this cluster", worker)
+}
+
+// rotateSessionKey writes a new session key when this worker leads and the current one is
+// missing or older than inter.worker.key.ttl.ms.
+func (w *Worker) rotateSessionKey(ctx context.Context) {
+	if !w.cluster.snapshot().leader() {
+		return
+	}
+	cur, _ := w.configs.sessionKeys()
+	if len(cur.key) > 0 && time.Since(cur.created) < w.cfg.KeyTTL {
+		return
+	}
+	key := make([]byte, sessionKeyBytes)
+	if _, err := rand.Read(key); err != nil {
+		w.log.Error("making a session key failed", "err", err)
+		return
+	}
+	if err := w.configs.putSessionKey(ctx, sessionKey{key: key, created: time.Now()}); err != nil {
+		w.log.Warn("writing a new session key failed; will retry", "err", err)
+	}
 }

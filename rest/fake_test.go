@@ -7,9 +7,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 
-	"github.com/sluicehq/sluice/worker"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // fakeWorker is an in-memory Worker with just enough behaviour to drive every endpoint: it
@@ -586,7 +586,7 @@ func (f *fakeWorker) SetLoggerLevel(ctx context.Context, name, level string) ([]
 
 func ptr[T any](v T) *T { return &v }
 
-func (f *fakeWorker) PutTaskConfigs(ctx context.Context, name string, configs []map[string]string, _ worker.InternalSignature) error {
+func (f *fakeWorker) PutTaskConfigs(ctx context.Context, name string, configs []map[string]string, _ sessionkey.Signature) error {
 	if err := f.enter(ctx, "PutTaskConfigs", name); err != nil {
 		return err
 	}

@@ -11,9 +11,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 
-	"github.com/sluicehq/sluice/worker"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // forwardParam is the query parameter that counts hops between workers, as in Kafka Connect:
@@ -22,7 +22,7 @@ import (
 const forwardParam = "forward"
 
 // forwardedHeaders are the request headers a forward carries to the target.
-var forwardedHeaders = []string{"Content-Type", "Accept", "Authorization", worker.SignatureHeader, worker.SignatureAlgorithmHeader}
+var forwardedHeaders = []string{"Content-Type", "Accept", "Authorization", sessionkey.Header, sessionkey.AlgorithmHeader}
 
 // relayedHeaders are the target's response headers the forwarding worker passes back.
 var relayedHeaders = []string{"Content-Type", "Location"}

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 
-	"github.com/sluicehq/sluice/worker"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // taskConfigs answers GET /connectors/{connector}/tasks: [{id:{connector,task}, config}].
@@ -76,8 +76,8 @@ func (a *handlers) putTaskConfigs(w http.ResponseWriter, r *http.Request) error 
 		}
 	}
 	err := call0(a, r, fmt.Sprintf("writing the task configurations of connector %q", name), func(ctx context.Context) error {
-		return a.w.PutTaskConfigs(ctx, name, configs, worker.InternalSignature{
-			Algorithm: r.Header.Get(worker.SignatureAlgorithmHeader), Signature: r.Header.Get(worker.SignatureHeader), Body: requestBody(r)})
+		return a.w.PutTaskConfigs(ctx, name, configs, sessionkey.Signature{
+			Algorithm: r.Header.Get(sessionkey.AlgorithmHeader), Signature: r.Header.Get(sessionkey.Header), Body: requestBody(r)})
 	})
 	if err != nil {
 		return err

@@ -3,9 +3,9 @@ package rest
 import (
 	"context"
 
-	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 
-	"github.com/sluicehq/sluice/worker"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // Worker is what the API needs of the runtime. Errors wrap worker.ErrNotFound (404),
@@ -38,7 +38,7 @@ type Worker interface {
 	TaskConfigs(ctx context.Context, name string) ([]api.TaskInfo, error)
 	// PutTaskConfigs writes a connector's task configurations; the leader does it, others
 	// return a *worker.NotLeaderError.
-	PutTaskConfigs(ctx context.Context, name string, configs []map[string]string, sig worker.InternalSignature) error
+	PutTaskConfigs(ctx context.Context, name string, configs []map[string]string, sig sessionkey.Signature) error
 	TaskStatus(ctx context.Context, name string, task int) (api.TaskState, error)
 	RestartTask(ctx context.Context, name string, task int) error
 	// RestartConnector restarts the connector and, as asked, its tasks; it returns the status

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sluicehq/sluice/worker/sessionkey"
+
 	"github.com/sluicehq/sluice/worker/kafkaclient"
 
 	"github.com/sluicehq/sluice/worker/api"
@@ -36,7 +38,7 @@ type configStore struct {
 	state    ConfigSnapshot
 	deferred map[string]map[int]map[string]string // task configs waiting for their commit
 	// The session key internal requests are signed with, and the one before it.
-	key, prevKey sessionKey
+	key, prevKey sessionkey.Key
 }
 
 // ConfigSnapshot is the state of the config topic at one offset.
@@ -205,8 +207,8 @@ func (s *configStore) apply(m *kafka.Message) {
 		s.state.TaskCounts[name] = v.Tasks
 		delete(s.deferred, name)
 		ev = &configEvent{kind: "tasks", connector: name, reshapes: !hadTasks || prevCount != v.Tasks}
-	case key == sessionKeyRecord:
-		if k, ok := parseSessionKey(m.Value); ok {
+	case key == sessionkey.Record:
+		if k, ok := sessionkey.Parse(m.Value); ok {
 			s.prevKey, s.key = s.key, k
 		}
 	case strings.HasPrefix(key, "restart-connector-"):
@@ -293,23 +295,23 @@ func (s *configStore) putRestartRequest(ctx context.Context, name string, r rest
 }
 
 // sessionKeys returns the current session key and the one before it (zero when none).
-func (s *configStore) sessionKeys() (cur, prev sessionKey) {
+func (s *configStore) sessionKeys() (cur, prev sessionkey.Key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.key, s.prevKey
 }
 
 // putSessionKey writes a new session key.
-func (s *configStore) putSessionKey(ctx context.Context, k sessionKey) error {
-	v, _ := json.Marshal(sessionKeyValue{Key: base64.StdEncoding.EncodeToString(k.key), Algorithm: signatureAlgorithm, Created: k.created.UnixMilli()})
-	if err := s.log.send(ctx, []byte(sessionKeyRecord), v); err != nil {
+func (s *configStore) putSessionKey(ctx context.Context, k sessionkey.Key) error {
+	v, _ := json.Marshal(sessionkey.Value{Key: base64.StdEncoding.EncodeToString(k.Key), Algorithm: sessionkey.Algorithm, Created: k.Created.UnixMilli()})
+	if err := s.log.send(ctx, []byte(sessionkey.Record), v); err != nil {
 		return err
 	}
 	return s.log.readToEnd(ctx)
 }
 
 // sessionKeysList is sessionKeys as a list, for verifySignature.
-func (s *configStore) sessionKeysList() []sessionKey {
+func (s *configStore) sessionKeysList() []sessionkey.Key {
 	cur, prev := s.sessionKeys()
-	return []sessionKey{cur, prev}
+	return []sessionkey.Key{cur, prev}
 }

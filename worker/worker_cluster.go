@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/worker/sessionkey"
+
 	"github.com/sluicehq/sluice/worker/kafkaclient"
 
 	"github.com/sluicehq/sluice/internal/retry"
@@ -284,11 +286,11 @@ func (w *Worker) leaderOnly(ctx context.Context) error {
 
 // PutTaskConfigs answers the internal POST /connectors/{name}/tasks: the leader writes the task
 // configurations a connector's worker generated.
-func (w *Worker) PutTaskConfigs(ctx context.Context, name string, configs []map[string]string, sig InternalSignature) error {
+func (w *Worker) PutTaskConfigs(ctx context.Context, name string, configs []map[string]string, sig sessionkey.Signature) error {
 	if err := w.leaderOnly(ctx); err != nil {
 		return err
 	}
-	if err := verifySignature(sig, w.configs.sessionKeysList()...); err != nil {
+	if err := sessionkey.Verify(sig, w.configs.sessionKeysList()...); err != nil {
 		return err
 	}
 	if _, err := w.snapshotOf(name); err != nil {
@@ -310,7 +312,7 @@ func (w *Worker) writeTaskConfigs(ctx context.Context, name string, configs []ma
 		configs = []map[string]string{}
 	}
 	key, _ := w.configs.sessionKeys()
-	if len(key.key) == 0 {
+	if len(key.Key) == 0 {
 		return api.Errorf(api.ErrRebalance, "no session key yet to sign the task configurations of %s for the leader", name)
 	}
 	body, _ := json.Marshal(configs)
@@ -319,8 +321,8 @@ func (w *Worker) writeTaskConfigs(ctx context.Context, name string, configs []ma
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(SignatureHeader, sign(key.key, body))
-	req.Header.Set(SignatureAlgorithmHeader, signatureAlgorithm)
+	req.Header.Set(sessionkey.Header, sessionkey.Sign(key.Key, body))
+	req.Header.Set(sessionkey.AlgorithmHeader, sessionkey.Algorithm)
 	resp, err := w.opts.HTTPClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("handing task configurations to the leader at %s: %w", m.leaderURL, err)
@@ -446,15 +448,15 @@ func (w *Worker) rotateSessionKey(ctx context.Context) {
 		return
 	}
 	cur, _ := w.configs.sessionKeys()
-	if len(cur.key) > 0 && time.Since(cur.created) < w.cfg.KeyTTL {
+	if len(cur.Key) > 0 && time.Since(cur.Created) < w.cfg.KeyTTL {
 		return
 	}
-	key := make([]byte, sessionKeyBytes)
+	key := make([]byte, sessionkey.Bytes)
 	if _, err := rand.Read(key); err != nil {
 		w.log.Error("making a session key failed", "err", err)
 		return
 	}
-	if err := w.configs.putSessionKey(ctx, sessionKey{key: key, created: time.Now()}); err != nil {
+	if err := w.configs.putSessionKey(ctx, sessionkey.Key{Key: key, Created: time.Now()}); err != nil {
 		w.log.Warn("writing a new session key failed; will retry", "err", err)
 	}
 }

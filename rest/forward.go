@@ -11,9 +11,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sluicehq/sluice/worker/sessionkey"
-
 	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 )
 
 // forwardParam is the query parameter that counts hops between workers, as in Kafka Connect:

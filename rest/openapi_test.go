@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/go-chi/chi/v5"
+
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // TestSpecParses checks that openapi.yaml is a valid OpenAPI 3.0 document.

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/go-chi/chi/v5"
+
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 func TestServerInfo(t *testing.T) {

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/sluicehq/sluice/worker/sessionkey"
-
 	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 )
 
 // taskConfigs answers GET /connectors/{connector}/tasks: [{id:{connector,task}, config}].

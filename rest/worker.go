@@ -3,9 +3,8 @@ package rest
 import (
 	"context"
 
-	"github.com/sluicehq/sluice/worker/sessionkey"
-
 	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 )
 
 // Worker is what the API needs of the runtime. Errors wrap worker.ErrNotFound (404),

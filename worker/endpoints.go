@@ -7,9 +7,8 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // Tasks that implement connect.Endpointer have their endpoints published with their status
@@ -155,7 +154,7 @@ func (w *Worker) PrometheusTargets(_ context.Context, name string) ([]api.Target
 	}
 	out := []api.TargetGroup{}
 	for _, id := range snap.Tasks(name) {
-		v, ok := w.statuses.task(id)
+		v, ok := w.statuses.Task(id)
 		if !ok || v.State != api.StateRunning {
 			continue
 		}

@@ -9,11 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/retry"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/retry"
 )
 
 // Stages of record processing, as the error headers and messages name them.

@@ -3,10 +3,10 @@ package worker
 import (
 	"strconv"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // metrics are the worker's Prometheus metrics, labelled by connector and task.

@@ -10,14 +10,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/kafkaclient"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/worker/kafkaclient"
 )
 
 // sinkConsumer is a sink task's consumer in the group connect-<name>: franz-go's kgo client,

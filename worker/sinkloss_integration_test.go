@@ -6,11 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // committedOffset reads the offset the sink connector's group committed for partition 0.

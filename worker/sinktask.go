@@ -9,12 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/retry"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/retry"
 )
 
 // sinkLoop runs a sink task: consume the connector's topics in the group connect-<name>,
@@ -459,7 +458,7 @@ func (l *sinkLoop) handleGroupEvent(ev *groupEvent) {
 	if ev.assigned {
 		for _, tp := range ev.tps {
 			l.assigned[tp] = true
-			l.w.statuses.topicUsed(l.setup.id, tp.Topic)
+			l.w.statuses.TopicUsed(l.setup.id, tp.Topic)
 		}
 		if l.aware != nil && !l.taskStopped {
 			if err := safely("open", func() error { return l.aware.Open(l.ctx, ev.tps) }); err != nil {

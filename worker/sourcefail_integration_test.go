@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 func taskStatus(t *testing.T, base, name string) api.TaskState {

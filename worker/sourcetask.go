@@ -15,13 +15,11 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/sluicehq/sluice/internal/retry"
-
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/retry"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // sourceLoop runs a source task: poll, transform, convert, produce; store each source
@@ -60,7 +58,7 @@ type sourceContext struct {
 }
 
 func (c *sourceContext) Offset(_ context.Context, partition map[string]any) (map[string]any, error) {
-	return c.loop.w.offsets.get(c.id.Connector, partition)
+	return c.loop.w.offsets.Get(c.id.Connector, partition)
 }
 
 func (c *sourceContext) Report(ctx context.Context, rec connect.Record, reason error) error {
@@ -70,7 +68,7 @@ func (c *sourceContext) Report(ctx context.Context, rec connect.Record, reason e
 func (l *sourceLoop) run(ctx context.Context, tc *sourceContext) error {
 	go l.deliveries()
 	defer l.producer.Close()
-	if err := l.w.offsets.readToEnd(ctx); err != nil {
+	if err := l.w.offsets.ReadToEnd(ctx); err != nil {
 		return fmt.Errorf("reading stored offsets: %w", err)
 	}
 	if err := safely("start", func() error { return l.task.Start(ctx, l.setup.task, tc) }); err != nil {
@@ -277,7 +275,7 @@ func (l *sourceLoop) ensureTopic(ctx context.Context, t *topicRoute) error {
 	if err := l.topics.ensure(ctx, *t.name); err != nil {
 		return err
 	}
-	l.w.statuses.topicUsed(l.setup.id, *t.name)
+	l.w.statuses.TopicUsed(l.setup.id, *t.name)
 	t.used = true
 	t.checked = time.Time{} // the topic may just have been created: look its partitions up now
 	return nil
@@ -494,7 +492,7 @@ func (l *sourceLoop) commitOffsets(ctx context.Context) {
 	if len(offsets) == 0 {
 		return
 	}
-	if err := l.w.offsets.put(ctx, l.setup.id.Connector, offsets); err != nil {
+	if err := l.w.offsets.Put(ctx, l.setup.id.Connector, offsets); err != nil {
 		l.setup.metrics.commitFailed.Inc()
 		l.pending.restore(offsets)
 		l.setup.log.Warn("storing source offsets failed; will retry", "err", err)

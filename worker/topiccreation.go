@@ -8,9 +8,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/sluicehq/sluice/worker/kafkaclient"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/sluicehq/sluice/worker/kafkaclient"
 )
 
 // topicCreator creates a source connector's topics before the first record goes to them, with

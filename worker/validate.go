@@ -9,9 +9,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/worker/api"
 	"github.com/sluicehq/sluice/worker/convert"
 	"github.com/sluicehq/sluice/worker/transform"
 )

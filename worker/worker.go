@@ -17,17 +17,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/kafkaclient"
-
-	"github.com/sluicehq/sluice/internal/retry"
-
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/retry"
+	"github.com/sluicehq/sluice/worker/api"
 	"github.com/sluicehq/sluice/worker/cluster"
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+	"github.com/sluicehq/sluice/worker/store"
 )
 
 // Options are what a worker needs besides its settings.
@@ -57,9 +55,9 @@ type Worker struct {
 	metrics  *metrics
 	clients  *kafkaclient.Factory
 	admin    *kafka.AdminClient
-	configs  *configStore
-	offsets  *offsetStore
-	statuses *statusStore
+	configs  *store.Configs
+	offsets  *store.Offsets
+	statuses *store.Statuses
 
 	clusterID  string
 	startedAt  time.Time // when the worker was made, for its uptime
@@ -222,18 +220,18 @@ func (w *Worker) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if w.offsets, err = newOffsetStore(w.clients, w.cfg.OffsetTopic, w.log); err != nil {
+	if w.offsets, err = store.NewOffsets(w.clients, w.cfg.OffsetTopic, w.log); err != nil {
 		return err
 	}
-	if w.statuses, err = newStatusStore(w.clients, w.cfg.StatusTopic, w.log); err != nil {
+	if w.statuses, err = store.NewStatuses(w.clients, w.cfg.StatusTopic, w.log); err != nil {
 		return err
 	}
-	if w.configs, err = newConfigStore(w.clients, w.cfg.ConfigTopic, w.log, w.onConfigEvent); err != nil {
+	if w.configs, err = store.NewConfigs(w.clients, w.cfg.ConfigTopic, w.log, w.onConfigEvent); err != nil {
 		return err
 	}
-	for _, l := range []*kafkaLog{w.offsets.log, w.statuses.log, w.configs.log} {
-		w.progress.set("reading internal topic "+l.topic+" to the end", l.progress)
-		if err := l.start(ctx); err != nil {
+	for _, l := range []*store.Log{w.offsets.Log, w.statuses.Log, w.configs.Log} {
+		w.progress.set("reading internal topic "+l.Topic+" to the end", l.Progress)
+		if err := l.Start(ctx); err != nil {
 			return err
 		}
 	}
@@ -279,8 +277,8 @@ func (w *Worker) Stop() {
 	if w.leave != nil {
 		w.leave()
 	}
-	for _, l := range []*kafkaLog{w.configs.log, w.offsets.log, w.statuses.log} {
-		l.close()
+	for _, l := range []*store.Log{w.configs.Log, w.offsets.Log, w.statuses.Log} {
+		l.Close()
 	}
 	w.admin.Close()
 	w.log.Info("worker stopped", "worker_id", w.id)
@@ -293,19 +291,19 @@ func (w *Worker) wake() {
 	}
 }
 
-func (w *Worker) onConfigEvent(ev configEvent) {
+func (w *Worker) onConfigEvent(ev store.ConfigEvent) {
 	// A connector added or deleted, or a different number of tasks, changes what there is to
 	// assign. Every worker reads the same record, so all rejoin at once rather than waiting
 	// for a heartbeat to tell them, and the (cooperative) rebalance is over in a moment.
-	if ev.reshapes && w.member != nil && w.cluster.snapshot().known {
+	if ev.Reshapes && w.member != nil && w.cluster.snapshot().known {
 		w.member.RequestRejoin()
 	}
-	if ev.kind == "restart" && ev.restart != nil {
-		go w.restartFromRequest(ev.connector, *ev.restart)
+	if ev.Kind == "restart" && ev.Restart != nil {
+		go w.restartFromRequest(ev.Connector, *ev.Restart)
 	}
-	if ev.kind == "connector" {
+	if ev.Kind == "connector" {
 		w.mu.Lock()
-		if c := w.connectors[ev.connector]; c != nil {
+		if c := w.connectors[ev.Connector]; c != nil {
 			c.reconf = true
 		}
 		w.mu.Unlock()
@@ -429,7 +427,7 @@ func (w *Worker) reconcile() {
 	}
 }
 
-func hasTaskCommit(snap ConfigSnapshot, name string) bool {
+func hasTaskCommit(snap store.ConfigSnapshot, name string) bool {
 	_, ok := snap.TaskCounts[name]
 	return ok
 }
@@ -486,7 +484,7 @@ func (w *Worker) startConnector(ctx context.Context, name string, raw map[string
 
 // updateTaskConfigs asks the connector for its task configurations and writes them when they
 // differ from the stored ones.
-func (w *Worker) updateTaskConfigs(ctx context.Context, c *connectorRun, snap ConfigSnapshot) {
+func (w *Worker) updateTaskConfigs(ctx context.Context, c *connectorRun, snap store.ConfigSnapshot) {
 	if c.conn == nil {
 		return
 	}
@@ -572,8 +570,8 @@ func (w *Worker) connectorDeleted(c *connectorRun) {
 }
 
 // forgetConnector removes a deleted connector's statuses.
-func (w *Worker) forgetConnector(ctx context.Context, name string, snap ConfigSnapshot) {
-	w.statuses.deleteConnector(ctx, name, snap.TaskCounts[name])
+func (w *Worker) forgetConnector(ctx context.Context, name string, snap store.ConfigSnapshot) {
+	w.statuses.DeleteConnector(ctx, name, snap.TaskCounts[name])
 	w.mu.Lock()
 	for id := range w.restarts {
 		if id.Connector == name {
@@ -593,7 +591,7 @@ func (w *Worker) setConnectorState(c *connectorRun, st api.State, trace string) 
 		if trace != "" {
 			tr = &trace
 		}
-		w.statuses.putConnector(c.name, statusValue{State: st, Trace: tr, WorkerID: w.id, Generation: w.generation.Load()})
+		w.statuses.PutConnector(c.name, store.Status{State: st, Trace: tr, WorkerID: w.id, Generation: w.generation.Load()})
 	}
 }
 
@@ -603,7 +601,7 @@ func (w *Worker) writeTaskStatus(id api.TaskID, st api.State, trace string, rest
 		tr = &trace
 	}
 	w.metrics.setTaskState(id, st)
-	w.statuses.putTask(id, statusValue{State: st, Trace: tr, WorkerID: w.id, Generation: w.generation.Load(), Restarts: restarts,
+	w.statuses.PutTask(id, store.Status{State: st, Trace: tr, WorkerID: w.id, Generation: w.generation.Load(), Restarts: restarts,
 		Endpoints: w.endpoints.of(id)})
 }
 

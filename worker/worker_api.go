@@ -9,14 +9,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/retry"
-
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/retry"
+	"github.com/sluicehq/sluice/worker/api"
 	"github.com/sluicehq/sluice/worker/convert"
+	"github.com/sluicehq/sluice/worker/store"
 	"github.com/sluicehq/sluice/worker/transform"
 )
 
@@ -78,7 +77,7 @@ func (w *Worker) Health(context.Context) api.Health {
 	return api.Health{Status: "healthy", Message: msg, Worker: w.workerInfo()}
 }
 
-func (w *Worker) snapshotOf(name string) (ConfigSnapshot, error) {
+func (w *Worker) snapshotOf(name string) (store.ConfigSnapshot, error) {
 	snap := w.configs.Snapshot()
 	if _, ok := snap.Connectors[name]; !ok {
 		return snap, api.Errorf(api.ErrNotFound, "Connector %s not found", name)
@@ -115,7 +114,7 @@ func (w *Worker) ConnectorInfo(_ context.Context, name string) (api.ConnectorInf
 	return w.info(snap, name), nil
 }
 
-func (w *Worker) info(snap ConfigSnapshot, name string) api.ConnectorInfo {
+func (w *Worker) info(snap store.ConfigSnapshot, name string) api.ConnectorInfo {
 	cfg := snap.Connectors[name]
 	tasks := snap.Tasks(name)
 	return api.ConnectorInfo{Name: name, Config: w.redacted(cfg), Tasks: tasks, Type: w.typeOf(cfg)}
@@ -156,11 +155,11 @@ func (w *Worker) CreateConnector(ctx context.Context, name string, config map[st
 		return api.ConnectorInfo{}, err
 	}
 	if target != "" {
-		if err := w.configs.putTargetState(ctx, name, target); err != nil {
+		if err := w.configs.PutTargetState(ctx, name, target); err != nil {
 			return api.ConnectorInfo{}, err
 		}
 	}
-	if err := w.configs.putConnector(ctx, name, config); err != nil {
+	if err := w.configs.PutConnector(ctx, name, config); err != nil {
 		return api.ConnectorInfo{}, err
 	}
 	return api.ConnectorInfo{Name: name, Config: w.redacted(config), Tasks: []api.TaskID{}, Type: w.typeOf(config)}, nil
@@ -245,7 +244,7 @@ func (w *Worker) PutConnectorConfig(ctx context.Context, name string, config map
 	if err := w.checkConfig(ctx, config); err != nil {
 		return api.ConnectorInfo{}, false, err
 	}
-	if err := w.configs.putConnector(ctx, name, config); err != nil {
+	if err := w.configs.PutConnector(ctx, name, config); err != nil {
 		return api.ConnectorInfo{}, false, err
 	}
 	snap = w.configs.Snapshot()
@@ -297,7 +296,7 @@ func (w *Worker) DeleteConnector(ctx context.Context, name string) error {
 	if err := w.leaderOnly(ctx); err != nil {
 		return err
 	}
-	return w.configs.deleteConnector(ctx, name)
+	return w.configs.DeleteConnector(ctx, name)
 }
 
 // ConnectorStatus answers GET /connectors/{name}/status.
@@ -309,9 +308,9 @@ func (w *Worker) ConnectorStatus(_ context.Context, name string) (api.ConnectorS
 	return w.status(snap, name), nil
 }
 
-func (w *Worker) status(snap ConfigSnapshot, name string) api.ConnectorStatus {
+func (w *Worker) status(snap store.ConfigSnapshot, name string) api.ConnectorStatus {
 	st := api.ConnectorStatus{Name: name, Type: w.typeOf(snap.Connectors[name]), Tasks: []api.TaskState{}}
-	if v, ok := w.statuses.connector(name); ok {
+	if v, ok := w.statuses.Connector(name); ok {
 		st.Connector = api.ConnectorState{State: v.State, WorkerID: v.WorkerID, Trace: deref(v.Trace)}
 	} else {
 		st.Connector = api.ConnectorState{State: api.StateUnassigned}
@@ -323,7 +322,7 @@ func (w *Worker) status(snap ConfigSnapshot, name string) api.ConnectorStatus {
 }
 
 func (w *Worker) taskState(id api.TaskID) api.TaskState {
-	if v, ok := w.statuses.task(id); ok {
+	if v, ok := w.statuses.Task(id); ok {
 		return api.TaskState{ID: id.Task, State: v.State, WorkerID: v.WorkerID, Trace: deref(v.Trace), Restarts: v.Restarts}
 	}
 	return api.TaskState{ID: id.Task, State: api.StateUnassigned}
@@ -361,7 +360,7 @@ func withClass(task, conn map[string]string) map[string]string {
 	return c
 }
 
-func (w *Worker) taskOf(name string, task int) (ConfigSnapshot, api.TaskID, error) {
+func (w *Worker) taskOf(name string, task int) (store.ConfigSnapshot, api.TaskID, error) {
 	snap, err := w.snapshotOf(name)
 	if err != nil {
 		return snap, api.TaskID{}, err
@@ -410,9 +409,9 @@ func (w *Worker) RestartConnector(ctx context.Context, name string, includeTasks
 	if err := w.leaderOnly(ctx); err != nil {
 		return nil, err
 	}
-	req := restartRequest{IncludeTasks: includeTasks, OnlyFailed: onlyFailed}
+	req := store.RestartRequest{IncludeTasks: includeTasks, OnlyFailed: onlyFailed}
 	if !includeTasks && !onlyFailed {
-		return nil, w.configs.putRestartRequest(ctx, name, req)
+		return nil, w.configs.PutRestartRequest(ctx, name, req)
 	}
 	st := w.status(snap, name)
 	if !onlyFailed || st.Connector.State == api.StateFailed {
@@ -425,7 +424,7 @@ func (w *Worker) RestartConnector(ctx context.Context, name string, includeTasks
 			}
 		}
 	}
-	if err := w.configs.putRestartRequest(ctx, name, req); err != nil {
+	if err := w.configs.PutRestartRequest(ctx, name, req); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -438,7 +437,7 @@ func (w *Worker) setTarget(ctx context.Context, name string, t api.TargetState) 
 	if err := w.leaderOnly(ctx); err != nil {
 		return err
 	}
-	return w.configs.putTargetState(ctx, name, t)
+	return w.configs.PutTargetState(ctx, name, t)
 }
 
 // PauseConnector answers PUT /connectors/{name}/pause.
@@ -465,7 +464,7 @@ func (w *Worker) ConnectorOffsets(ctx context.Context, name string) (api.Connect
 		return api.ConnectorOffsets{}, err
 	}
 	if !w.isSink(snap.Connectors[name]) {
-		offs := w.offsets.all(name)
+		offs := w.offsets.All(name)
 		sort.Slice(offs, func(i, j int) bool { return fmt.Sprint(offs[i].Partition) < fmt.Sprint(offs[j].Partition) })
 		return api.ConnectorOffsets{Offsets: offs}, nil
 	}
@@ -489,7 +488,7 @@ func (w *Worker) ConnectorOffsets(ctx context.Context, name string) (api.Connect
 }
 
 // checkStopped admits an offsets change: on the leader, for a stopped connector.
-func (w *Worker) checkStopped(ctx context.Context, name string) (ConfigSnapshot, error) {
+func (w *Worker) checkStopped(ctx context.Context, name string) (store.ConfigSnapshot, error) {
 	snap, err := w.snapshotOf(name)
 	if err != nil {
 		return snap, err
@@ -518,10 +517,10 @@ func (w *Worker) AlterOffsets(ctx context.Context, name string, offsets api.Conn
 				return "", api.Errorf(api.ErrBadRequest, "Every offset needs a partition")
 			}
 		}
-		if err := w.offsets.put(ctx, name, offsets.Offsets); err != nil {
+		if err := w.offsets.Put(ctx, name, offsets.Offsets); err != nil {
 			return "", err
 		}
-		if err := w.offsets.readToEnd(ctx); err != nil {
+		if err := w.offsets.ReadToEnd(ctx); err != nil {
 			return "", err
 		}
 		return "The offsets for this connector have been altered successfully", nil
@@ -609,14 +608,14 @@ func (w *Worker) ResetOffsets(ctx context.Context, name string) (string, error) 
 	}
 	if !w.isSink(snap.Connectors[name]) {
 		var resets []api.ConnectorOffset
-		for _, o := range w.offsets.all(name) {
+		for _, o := range w.offsets.All(name) {
 			resets = append(resets, api.ConnectorOffset{Partition: o.Partition})
 		}
 		if len(resets) > 0 {
-			if err := w.offsets.put(ctx, name, resets); err != nil {
+			if err := w.offsets.Put(ctx, name, resets); err != nil {
 				return "", err
 			}
-			if err := w.offsets.readToEnd(ctx); err != nil {
+			if err := w.offsets.ReadToEnd(ctx); err != nil {
 				return "", err
 			}
 		}
@@ -647,7 +646,7 @@ func (w *Worker) ConnectorTopics(_ context.Context, name string) ([]string, erro
 	if _, err := w.snapshotOf(name); err != nil {
 		return nil, err
 	}
-	return w.statuses.topics(name), nil
+	return w.statuses.Topics(name), nil
 }
 
 // ResetConnectorTopics answers PUT /connectors/{name}/topics/reset.
@@ -655,7 +654,7 @@ func (w *Worker) ResetConnectorTopics(ctx context.Context, name string) error {
 	if _, err := w.snapshotOf(name); err != nil {
 		return err
 	}
-	w.statuses.resetTopics(ctx, name)
+	w.statuses.ResetTopics(ctx, name)
 	return nil
 }
 

@@ -16,17 +16,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/sessionkey"
-
-	"github.com/sluicehq/sluice/worker/kafkaclient"
-
-	"github.com/sluicehq/sluice/internal/retry"
-
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/internal/retry"
+	"github.com/sluicehq/sluice/worker/api"
 	"github.com/sluicehq/sluice/worker/cluster"
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 )
 
 // membership is the worker's place in the group: what the leader assigned it, and who leads.
@@ -121,7 +117,7 @@ func (h *groupHandler) Lead(ctx context.Context, generation int32, members []clu
 	snap := w.configs.Snapshot()
 	if snap.Offset < maxOffset {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_ = w.configs.log.readToEnd(rctx)
+		_ = w.configs.Log.ReadToEnd(rctx)
 		cancel()
 		snap = w.configs.Snapshot()
 	}
@@ -175,7 +171,7 @@ func (h *groupHandler) Assigned(ctx context.Context, a cluster.Assignment) {
 	behind := ""
 	if a.Error == cluster.ConfigMismatch || w.configs.Snapshot().Offset < a.ConfigOffset {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := w.configs.log.readToEnd(rctx)
+		err := w.configs.Log.ReadToEnd(rctx)
 		cancel()
 		if off := w.configs.Snapshot().Offset; err != nil || off < a.ConfigOffset {
 			behind = fmt.Sprintf("config topic read to offset %d, the leader has %d", off, a.ConfigOffset)
@@ -290,20 +286,20 @@ func (w *Worker) PutTaskConfigs(ctx context.Context, name string, configs []map[
 	if err := w.leaderOnly(ctx); err != nil {
 		return err
 	}
-	if err := sessionkey.Verify(sig, w.configs.sessionKeysList()...); err != nil {
+	if err := sessionkey.Verify(sig, w.configs.SessionKeysList()...); err != nil {
 		return err
 	}
 	if _, err := w.snapshotOf(name); err != nil {
 		return err
 	}
-	return w.configs.putTaskConfigs(ctx, name, configs)
+	return w.configs.PutTaskConfigs(ctx, name, configs)
 }
 
 // writeTaskConfigs has the leader write task configurations: itself, or over its REST API.
 func (w *Worker) writeTaskConfigs(ctx context.Context, name string, configs []map[string]string) error {
 	m := w.cluster.snapshot()
 	if m.leader() {
-		return w.configs.putTaskConfigs(ctx, name, configs)
+		return w.configs.PutTaskConfigs(ctx, name, configs)
 	}
 	if !m.known || m.leaderURL == "" {
 		return api.Errorf(api.ErrRebalance, "no leader to write the task configurations of %s", name)
@@ -311,7 +307,7 @@ func (w *Worker) writeTaskConfigs(ctx context.Context, name string, configs []ma
 	if configs == nil {
 		configs = []map[string]string{}
 	}
-	key, _ := w.configs.sessionKeys()
+	key, _ := w.configs.SessionKeys()
 	if len(key.Key) == 0 {
 		return api.Errorf(api.ErrRebalance, "no session key yet to sign the task configurations of %s for the leader", name)
 	}
@@ -447,7 +443,7 @@ func (w *Worker) rotateSessionKey(ctx context.Context) {
 	if !w.cluster.snapshot().leader() {
 		return
 	}
-	cur, _ := w.configs.sessionKeys()
+	cur, _ := w.configs.SessionKeys()
 	if len(cur.Key) > 0 && time.Since(cur.Created) < w.cfg.KeyTTL {
 		return
 	}
@@ -456,7 +452,7 @@ func (w *Worker) rotateSessionKey(ctx context.Context) {
 		w.log.Error("making a session key failed", "err", err)
 		return
 	}
-	if err := w.configs.putSessionKey(ctx, sessionkey.Key{Key: key, Created: time.Now()}); err != nil {
+	if err := w.configs.PutSessionKey(ctx, sessionkey.Key{Key: key, Created: time.Now()}); err != nil {
 		w.log.Warn("writing a new session key failed; will retry", "err", err)
 	}
 }

@@ -8,15 +8,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/kafkaclient"
-
-	"github.com/sluicehq/sluice/internal/retry"
-
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/retry"
+	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+	"github.com/sluicehq/sluice/worker/store"
 	"github.com/sluicehq/sluice/worker/transform"
 )
 
@@ -327,7 +325,7 @@ func (w *Worker) stopTasks(ids []api.TaskID, forget bool) {
 			// Report it only while the task's status is still this worker's: once another
 			// worker runs the task, its status is the true one, and this worker's generation,
 			// newer by now, would overwrite it.
-			if cur, ok := w.statuses.task(r.id); !ok || cur.WorkerID == w.id {
+			if cur, ok := w.statuses.Task(r.id); !ok || cur.WorkerID == w.id {
 				w.writeTaskStatus(r.id, api.StateUnassigned, "abandoned: the task did not stop within task.shutdown.graceful.timeout.ms", 0)
 			}
 			go func(r *taskRun) {
@@ -359,7 +357,7 @@ func (w *Worker) restartTask(id api.TaskID) {
 
 // restartFromRequest carries out a restart request read from the config topic for what runs
 // on this worker.
-func (w *Worker) restartFromRequest(name string, req restartRequest) {
+func (w *Worker) restartFromRequest(name string, req store.RestartRequest) {
 	w.mu.Lock()
 	c := w.connectors[name]
 	restartConn := c != nil && (!req.OnlyFailed || c.state == api.StateFailed)

@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/kafkaclient"
-
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/worker/kafkaclient"
 )
 
 // WorkerConfig is a worker's settings, with Kafka Connect's names. It is declared once; the

@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -26,6 +24,7 @@ import (
 	"github.com/sluicehq/sluice/connect"
 	"github.com/sluicehq/sluice/internal/simulate"
 	"github.com/sluicehq/sluice/worker"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // devOptions are the flags of `sluice dev`.

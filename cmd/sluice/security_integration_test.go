@@ -19,15 +19,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/sessionkey"
-
-	"github.com/sluicehq/sluice/worker/api"
-
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sluicehq/sluice/connect/connecttest"
-
 	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 )
 
 // The security suite (issue 17): an attacker on the network replays each attack against real

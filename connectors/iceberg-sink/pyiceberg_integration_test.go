@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // envPyIceberg names a Python that has pyiceberg; scripts/testenv installs it from PyPI.

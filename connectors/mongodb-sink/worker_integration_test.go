@@ -9,11 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // sinkConfig is a mongodb-sink connector writing topic to collection frames of db, one

@@ -6,12 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/api"
-
-	mqttsource "github.com/sluicehq/sluice/connectors/mqtt-source"
-
 	"github.com/sluicehq/sluice/connect/connecttest"
+	mqttsource "github.com/sluicehq/sluice/connectors/mqtt-source"
 	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // TestOrphanedSessionsAreEnded: after tasks.max is lowered, the client id prefix changes, or

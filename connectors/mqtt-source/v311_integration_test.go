@@ -6,12 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sluicehq/sluice/connect/connecttest"
 	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // endSession ends a 3.1.1 persistent session on the test broker when the test ends (3.1.1

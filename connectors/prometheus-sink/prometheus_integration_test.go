@@ -10,12 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/connect/connecttest"
 	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // promResult is one series of a Prometheus instant query.

@@ -11,14 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
 
 	_ "github.com/sluicehq/sluice/connectors/all"
 	"github.com/sluicehq/sluice/internal/sluicetest"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // The console in a real browser (Debian's Chromium, headless, driven by chromedp) against real

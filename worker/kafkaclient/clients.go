@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/retry"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/sluicehq/sluice/internal/retry"
 )
 
 // Factory builds Kafka clients with the worker's settings: bootstrap servers, the
@@ -129,7 +129,7 @@ type TopicSpec struct {
 	Partitions  int
 	Replication int
 	Compact     bool
-	// exactPartitions refuses an existing topic with another partition count.
+	// ExactPartitions refuses an existing topic with another partition count.
 	ExactPartitions bool
 	Configs         map[string]string
 }

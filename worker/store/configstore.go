@@ -1,4 +1,4 @@
-package worker
+package store
 
 import (
 	"context"
@@ -11,16 +11,14 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/sluicehq/sluice/worker/sessionkey"
-
-	"github.com/sluicehq/sluice/worker/kafkaclient"
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/worker/api"
-
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/sluicehq/sluice/worker/kafkaclient"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 )
 
-// configStore keeps connector configurations, task configurations and target states in the
+// Configs keeps connector configurations, task configurations and target states in the
 // config topic, with Kafka Connect's keys and values:
 //
 //	connector-<name>     {"properties":{...}}            a tombstone deletes the connector
@@ -29,10 +27,10 @@ import (
 //	commit-<name>        {"tasks":N}                     applies the buffered task configs
 //	restart-connector-<name> {"include-tasks":b, "only-failed":b}
 //	session-key          {"key":..., "algorithm":..., "creation-timestamp":...} (see sessionkey.go)
-type configStore struct {
-	log     *kafkaLog
+type Configs struct {
+	Log     *Log
 	logger  *slog.Logger
-	onEvent func(configEvent)
+	onEvent func(ConfigEvent)
 
 	mu       sync.Mutex
 	state    ConfigSnapshot
@@ -68,35 +66,35 @@ func (s ConfigSnapshot) TargetState(name string) api.TargetState {
 	return api.TargetStarted
 }
 
-// configEvent tells the worker what changed in the config topic.
-type configEvent struct {
-	kind      string // connector, target, tasks, deleted, restart
-	connector string
-	restart   *restartRequest
-	// reshapes says the set of connectors or tasks to assign changed (a connector added or
+// ConfigEvent tells the worker what changed in the config topic.
+type ConfigEvent struct {
+	Kind      string // connector, target, tasks, deleted, restart
+	Connector string
+	Restart   *RestartRequest
+	// Reshapes says the set of connectors or tasks to assign changed (a connector added or
 	// deleted, a different number of tasks): every worker sees it and rejoins the group.
-	reshapes bool
+	Reshapes bool
 }
 
-type restartRequest struct {
+type RestartRequest struct {
 	IncludeTasks bool `json:"include-tasks"`
 	OnlyFailed   bool `json:"only-failed"`
 }
 
-func newConfigStore(clients *kafkaclient.Factory, topic string, logger *slog.Logger, onEvent func(configEvent)) (*configStore, error) {
-	s := &configStore{logger: logger, onEvent: onEvent, deferred: map[string]map[int]map[string]string{}}
+func NewConfigs(clients *kafkaclient.Factory, topic string, logger *slog.Logger, onEvent func(ConfigEvent)) (*Configs, error) {
+	s := &Configs{logger: logger, onEvent: onEvent, deferred: map[string]map[int]map[string]string{}}
 	s.state = ConfigSnapshot{Offset: -1, Connectors: map[string]map[string]string{}, TargetStates: map[string]api.TargetState{},
 		TaskConfigs: map[api.TaskID]map[string]string{}, TaskCounts: map[string]int{}}
-	l, err := newKafkaLog(topic, clients, logger, s.apply)
+	l, err := NewLog(topic, clients, logger, s.apply)
 	if err != nil {
 		return nil, err
 	}
-	s.log = l
+	s.Log = l
 	return s, nil
 }
 
 // Snapshot returns a copy of the current state.
-func (s *configStore) Snapshot() ConfigSnapshot {
+func (s *Configs) Snapshot() ConfigSnapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := ConfigSnapshot{Offset: s.state.Offset, Connectors: map[string]map[string]string{}, TargetStates: maps.Clone(s.state.TargetStates),
@@ -123,9 +121,9 @@ type commitValue struct {
 	Tasks int `json:"tasks"`
 }
 
-func (s *configStore) apply(m *kafka.Message) {
+func (s *Configs) apply(m *kafka.Message) {
 	key := string(m.Key)
-	var ev *configEvent
+	var ev *ConfigEvent
 	s.mu.Lock()
 	s.state.Offset = int64(m.TopicPartition.Offset)
 	switch {
@@ -141,7 +139,7 @@ func (s *configStore) apply(m *kafka.Message) {
 			}
 			delete(s.state.TaskCounts, name)
 			delete(s.deferred, name)
-			ev = &configEvent{kind: "deleted", connector: name, reshapes: true}
+			ev = &ConfigEvent{Kind: "deleted", Connector: name, Reshapes: true}
 			break
 		}
 		var v propertiesValue
@@ -151,7 +149,7 @@ func (s *configStore) apply(m *kafka.Message) {
 		}
 		_, existed := s.state.Connectors[name]
 		s.state.Connectors[name] = v.Properties
-		ev = &configEvent{kind: "connector", connector: name, reshapes: !existed}
+		ev = &ConfigEvent{Kind: "connector", Connector: name, Reshapes: !existed}
 	case strings.HasPrefix(key, "target-state-"):
 		name := strings.TrimPrefix(key, "target-state-")
 		if m.Value == nil {
@@ -168,7 +166,7 @@ func (s *configStore) apply(m *kafka.Message) {
 			st = v.State
 		}
 		s.state.TargetStates[name] = api.TargetState(st)
-		ev = &configEvent{kind: "target", connector: name}
+		ev = &ConfigEvent{Kind: "target", Connector: name}
 	case strings.HasPrefix(key, "task-"):
 		name, n, ok := splitTaskKey(strings.TrimPrefix(key, "task-"))
 		if !ok || m.Value == nil {
@@ -206,15 +204,15 @@ func (s *configStore) apply(m *kafka.Message) {
 		}
 		s.state.TaskCounts[name] = v.Tasks
 		delete(s.deferred, name)
-		ev = &configEvent{kind: "tasks", connector: name, reshapes: !hadTasks || prevCount != v.Tasks}
+		ev = &ConfigEvent{Kind: "tasks", Connector: name, Reshapes: !hadTasks || prevCount != v.Tasks}
 	case key == sessionkey.Record:
 		if k, ok := sessionkey.Parse(m.Value); ok {
 			s.prevKey, s.key = s.key, k
 		}
 	case strings.HasPrefix(key, "restart-connector-"):
-		var v restartRequest
+		var v RestartRequest
 		if json.Unmarshal(m.Value, &v) == nil {
-			ev = &configEvent{kind: "restart", connector: strings.TrimPrefix(key, "restart-connector-"), restart: &v}
+			ev = &ConfigEvent{Kind: "restart", Connector: strings.TrimPrefix(key, "restart-connector-"), Restart: &v}
 		}
 	}
 	s.mu.Unlock()
@@ -233,85 +231,85 @@ func splitTaskKey(s string) (string, int, bool) {
 	return s[:i], n, err == nil
 }
 
-func (s *configStore) putConnector(ctx context.Context, name string, props map[string]string) error {
+func (s *Configs) PutConnector(ctx context.Context, name string, props map[string]string) error {
 	v, _ := json.Marshal(propertiesValue{props})
-	if err := s.log.send(ctx, []byte("connector-"+name), v); err != nil {
+	if err := s.Log.send(ctx, []byte("connector-"+name), v); err != nil {
 		return err
 	}
-	return s.log.readToEnd(ctx)
+	return s.Log.ReadToEnd(ctx)
 }
 
-func (s *configStore) putTargetState(ctx context.Context, name string, st api.TargetState) error {
+func (s *Configs) PutTargetState(ctx context.Context, name string, st api.TargetState) error {
 	legacy := st
 	if st == api.TargetStopped {
 		legacy = api.TargetPaused // what workers that know no STOPPED state read
 	}
 	v, _ := json.Marshal(targetStateValue{State: string(legacy), StateV2: string(st)})
-	if err := s.log.send(ctx, []byte("target-state-"+name), v); err != nil {
+	if err := s.Log.send(ctx, []byte("target-state-"+name), v); err != nil {
 		return err
 	}
-	return s.log.readToEnd(ctx)
+	return s.Log.ReadToEnd(ctx)
 }
 
-func (s *configStore) deleteConnector(ctx context.Context, name string) error {
-	if err := s.log.send(ctx, []byte("connector-"+name), nil); err != nil {
+func (s *Configs) DeleteConnector(ctx context.Context, name string) error {
+	if err := s.Log.send(ctx, []byte("connector-"+name), nil); err != nil {
 		return err
 	}
-	if err := s.log.send(ctx, []byte("target-state-"+name), nil); err != nil {
+	if err := s.Log.send(ctx, []byte("target-state-"+name), nil); err != nil {
 		return err
 	}
-	return s.log.readToEnd(ctx)
+	return s.Log.ReadToEnd(ctx)
 }
 
-// putTaskConfigs writes a connector's task configurations as Kafka Connect's leader does: read
+// PutTaskConfigs writes a connector's task configurations as Kafka Connect's leader does: read
 // to the end, write every task record, read to the end, write the commit record, read to the
 // end.
-func (s *configStore) putTaskConfigs(ctx context.Context, name string, configs []map[string]string) error {
-	if err := s.log.readToEnd(ctx); err != nil {
+func (s *Configs) PutTaskConfigs(ctx context.Context, name string, configs []map[string]string) error {
+	if err := s.Log.ReadToEnd(ctx); err != nil {
 		return err
 	}
 	for i, c := range configs {
 		v, _ := json.Marshal(propertiesValue{c})
-		if err := s.log.send(ctx, []byte(fmt.Sprintf("task-%s-%d", name, i)), v); err != nil {
+		if err := s.Log.send(ctx, []byte(fmt.Sprintf("task-%s-%d", name, i)), v); err != nil {
 			return err
 		}
 	}
-	if err := s.log.readToEnd(ctx); err != nil {
+	if err := s.Log.ReadToEnd(ctx); err != nil {
 		return err
 	}
 	v, _ := json.Marshal(commitValue{len(configs)})
-	if err := s.log.send(ctx, []byte("commit-"+name), v); err != nil {
+	if err := s.Log.send(ctx, []byte("commit-"+name), v); err != nil {
 		return err
 	}
-	return s.log.readToEnd(ctx)
+	return s.Log.ReadToEnd(ctx)
 }
 
-func (s *configStore) putRestartRequest(ctx context.Context, name string, r restartRequest) error {
+func (s *Configs) PutRestartRequest(ctx context.Context, name string, r RestartRequest) error {
 	v, _ := json.Marshal(r)
-	if err := s.log.send(ctx, []byte("restart-connector-"+name), v); err != nil {
+	if err := s.Log.send(ctx, []byte("restart-connector-"+name), v); err != nil {
 		return err
 	}
-	return s.log.readToEnd(ctx)
+	return s.Log.ReadToEnd(ctx)
 }
 
-// sessionKeys returns the current session key and the one before it (zero when none).
-func (s *configStore) sessionKeys() (cur, prev sessionkey.Key) {
+// SessionKeys returns the current session key and the one before it (zero when none).
+func (s *Configs) SessionKeys() (cur, prev sessionkey.Key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.key, s.prevKey
 }
 
-// putSessionKey writes a new session key.
-func (s *configStore) putSessionKey(ctx context.Context, k sessionkey.Key) error {
+// PutSessionKey writes a new session key.
+func (s *Configs) PutSessionKey(ctx context.Context, k sessionkey.Key) error {
 	v, _ := json.Marshal(sessionkey.Value{Key: base64.StdEncoding.EncodeToString(k.Key), Algorithm: sessionkey.Algorithm, Created: k.Created.UnixMilli()})
-	if err := s.log.send(ctx, []byte(sessionkey.Record), v); err != nil {
+	if err := s.Log.send(ctx, []byte(sessionkey.Record), v); err != nil {
 		return err
 	}
-	return s.log.readToEnd(ctx)
+	return s.Log.ReadToEnd(ctx)
 }
 
-// sessionKeysList is sessionKeys as a list, for verifySignature.
-func (s *configStore) sessionKeysList() []sessionkey.Key {
-	cur, prev := s.sessionKeys()
+// SessionKeysList is sessionKeys as a list, for verifySignature.
+func (s *Configs) SessionKeysList() []sessionkey.Key {
+	cur, prev := s.SessionKeys()
 	return []sessionkey.Key{cur, prev}
 }

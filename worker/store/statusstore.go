@@ -1,4 +1,4 @@
-package worker
+package store
 
 import (
 	"context"
@@ -10,25 +10,23 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/kafkaclient"
-
-	"github.com/sluicehq/sluice/worker/api"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/kafkaclient"
 )
 
-// statusStore keeps connector and task statuses in the status topic, with Kafka Connect's keys
+// Statuses keeps connector and task statuses in the status topic, with Kafka Connect's keys
 // (status-connector-<name>, status-task-<name>-<n>) and values. A status is shown once the
 // worker has read it back from the topic, so every worker shows the same.
-type statusStore struct {
-	log    *kafkaLog
+type Statuses struct {
+	Log    *Log
 	logger *slog.Logger
 
 	mu         sync.Mutex
-	connectors map[string]statusValue
-	tasks      map[api.TaskID]statusValue
+	connectors map[string]Status
+	tasks      map[api.TaskID]Status
 	// activeTopics holds the topics each connector used (KIP-558), from records keyed
 	// status-topic-<topic>:connector-<name>.
 	activeTopics map[string]map[string]bool
@@ -43,7 +41,7 @@ type topicStatusValue struct {
 	} `json:"topic"`
 }
 
-type statusValue struct {
+type Status struct {
 	State      api.State `json:"state"`
 	Trace      *string   `json:"trace"`
 	WorkerID   string    `json:"worker_id"`
@@ -54,23 +52,23 @@ type statusValue struct {
 	Endpoints []connect.Endpoint `json:"endpoints,omitempty"`
 }
 
-func newStatusStore(clients *kafkaclient.Factory, topic string, logger *slog.Logger) (*statusStore, error) {
-	s := &statusStore{logger: logger, connectors: map[string]statusValue{}, tasks: map[api.TaskID]statusValue{}, activeTopics: map[string]map[string]bool{}}
-	l, err := newKafkaLog(topic, clients, logger, s.apply)
+func NewStatuses(clients *kafkaclient.Factory, topic string, logger *slog.Logger) (*Statuses, error) {
+	s := &Statuses{logger: logger, connectors: map[string]Status{}, tasks: map[api.TaskID]Status{}, activeTopics: map[string]map[string]bool{}}
+	l, err := NewLog(topic, clients, logger, s.apply)
 	if err != nil {
 		return nil, err
 	}
-	s.log = l
+	s.Log = l
 	return s, nil
 }
 
-func (s *statusStore) apply(m *kafka.Message) {
+func (s *Statuses) apply(m *kafka.Message) {
 	key := string(m.Key)
 	if strings.HasPrefix(key, "status-topic-") {
 		s.applyTopic(key, m.Value)
 		return
 	}
-	var v statusValue
+	var v Status
 	if m.Value != nil {
 		if err := json.Unmarshal(m.Value, &v); err != nil {
 			s.logger.Error("ignoring malformed status record", "key", key, "err", err)
@@ -110,44 +108,44 @@ func (s *statusStore) apply(m *kafka.Message) {
 // replaces says whether a status read from the topic replaces the one held: a worker's own
 // later write always does; another worker's only with a generation at least as new, so a
 // zombie of an older generation cannot overwrite the current owner's status.
-func replaces(old, next statusValue) bool {
+func replaces(old, next Status) bool {
 	return old.WorkerID == next.WorkerID || next.Generation >= old.Generation
 }
 
-func (s *statusStore) connector(name string) (statusValue, bool) {
+func (s *Statuses) Connector(name string) (Status, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.connectors[name]
 	return v, ok
 }
 
-func (s *statusStore) task(id api.TaskID) (statusValue, bool) {
+func (s *Statuses) Task(id api.TaskID) (Status, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.tasks[id]
 	return v, ok
 }
 
-func (s *statusStore) putConnector(name string, v statusValue) {
+func (s *Statuses) PutConnector(name string, v Status) {
 	s.put("status-connector-"+name, v)
 }
 
-func (s *statusStore) putTask(id api.TaskID, v statusValue) {
+func (s *Statuses) PutTask(id api.TaskID, v Status) {
 	s.put(fmt.Sprintf("status-task-%s-%d", id.Connector, id.Task), v)
 }
 
-func (s *statusStore) put(key string, v statusValue) {
+func (s *Statuses) put(key string, v Status) {
 	b, _ := json.Marshal(v)
-	s.log.sendAsync([]byte(key), b, func(err error) {
+	s.Log.sendAsync([]byte(key), b, func(err error) {
 		if err != nil {
 			s.logger.Warn("status not written", "key", key, "err", err)
 		}
 	})
 }
 
-// deleteConnector removes a connector's statuses with tombstones.
-func (s *statusStore) deleteConnector(ctx context.Context, name string, tasks int) {
-	s.log.sendAsync([]byte("status-connector-"+name), nil, func(error) {})
+// DeleteConnector removes a connector's statuses with tombstones.
+func (s *Statuses) DeleteConnector(ctx context.Context, name string, tasks int) {
+	s.Log.sendAsync([]byte("status-connector-"+name), nil, func(error) {})
 	s.mu.Lock()
 	for id := range s.tasks {
 		if id.Connector == name && id.Task >= tasks {
@@ -156,12 +154,12 @@ func (s *statusStore) deleteConnector(ctx context.Context, name string, tasks in
 	}
 	s.mu.Unlock()
 	for i := 0; i < tasks; i++ {
-		s.log.sendAsync([]byte(fmt.Sprintf("status-task-%s-%d", name, i)), nil, func(error) {})
+		s.Log.sendAsync([]byte(fmt.Sprintf("status-task-%s-%d", name, i)), nil, func(error) {})
 	}
-	_ = s.log.readToEnd(ctx)
+	_ = s.Log.ReadToEnd(ctx)
 }
 
-func (s *statusStore) applyTopic(key string, value []byte) {
+func (s *Statuses) applyTopic(key string, value []byte) {
 	topic, conn, ok := strings.Cut(strings.TrimPrefix(key, "status-topic-"), ":connector-")
 	if !ok {
 		return
@@ -178,8 +176,8 @@ func (s *statusStore) applyTopic(key string, value []byte) {
 	s.activeTopics[conn][topic] = true
 }
 
-// topics returns the topics a connector used, sorted.
-func (s *statusStore) topics(connector string) []string {
+// Topics returns the topics a connector used, sorted.
+func (s *Statuses) Topics(connector string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(s.activeTopics[connector]))
@@ -190,8 +188,8 @@ func (s *statusStore) topics(connector string) []string {
 	return out
 }
 
-// topicUsed records that a task used a topic, once per topic and connector.
-func (s *statusStore) topicUsed(id api.TaskID, topic string) {
+// TopicUsed records that a task used a topic, once per topic and connector.
+func (s *Statuses) TopicUsed(id api.TaskID, topic string) {
 	s.mu.Lock()
 	known := s.activeTopics[id.Connector][topic]
 	s.mu.Unlock()
@@ -201,13 +199,13 @@ func (s *statusStore) topicUsed(id api.TaskID, topic string) {
 	var v topicStatusValue
 	v.Topic.Name, v.Topic.Connector, v.Topic.Task, v.Topic.DiscoverTimestamp = topic, id.Connector, id.Task, time.Now().UnixMilli()
 	b, _ := json.Marshal(v)
-	s.log.sendAsync([]byte("status-topic-"+topic+":connector-"+id.Connector), b, func(error) {})
+	s.Log.sendAsync([]byte("status-topic-"+topic+":connector-"+id.Connector), b, func(error) {})
 }
 
-// resetTopics forgets the topics a connector used.
-func (s *statusStore) resetTopics(ctx context.Context, connector string) {
-	for _, t := range s.topics(connector) {
-		s.log.sendAsync([]byte("status-topic-"+t+":connector-"+connector), nil, func(error) {})
+// ResetTopics forgets the topics a connector used.
+func (s *Statuses) ResetTopics(ctx context.Context, connector string) {
+	for _, t := range s.Topics(connector) {
+		s.Log.sendAsync([]byte("status-topic-"+t+":connector-"+connector), nil, func(error) {})
 	}
-	_ = s.log.readToEnd(ctx)
+	_ = s.Log.ReadToEnd(ctx)
 }

@@ -1,4 +1,4 @@
-package worker
+package store
 
 import (
 	"context"
@@ -7,18 +7,17 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/sluicehq/sluice/worker/kafkaclient"
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/worker/api"
-
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/sluicehq/sluice/worker/kafkaclient"
 )
 
-// offsetStore keeps source connectors' offsets in the offsets topic with Kafka Connect's
+// Offsets keeps source connectors' offsets in the offsets topic with Kafka Connect's
 // format: the key is the JSON array ["<connector>", {<source partition>}], the value the JSON
 // source offset, and a tombstone resets a partition.
-type offsetStore struct {
-	log    *kafkaLog
+type Offsets struct {
+	Log    *Log
 	logger *slog.Logger
 
 	mu      sync.Mutex
@@ -30,13 +29,13 @@ type sourceOffset struct {
 	offset    map[string]any
 }
 
-func newOffsetStore(clients *kafkaclient.Factory, topic string, logger *slog.Logger) (*offsetStore, error) {
-	s := &offsetStore{logger: logger, offsets: map[string]map[string]sourceOffset{}}
-	l, err := newKafkaLog(topic, clients, logger, s.apply)
+func NewOffsets(clients *kafkaclient.Factory, topic string, logger *slog.Logger) (*Offsets, error) {
+	s := &Offsets{logger: logger, offsets: map[string]map[string]sourceOffset{}}
+	l, err := NewLog(topic, clients, logger, s.apply)
 	if err != nil {
 		return nil, err
 	}
-	s.log = l
+	s.Log = l
 	return s, nil
 }
 
@@ -49,7 +48,7 @@ func offsetKey(connector string, partition map[string]any) ([]byte, string, erro
 	return k, string(p), err
 }
 
-func (s *offsetStore) apply(m *kafka.Message) {
+func (s *Offsets) apply(m *kafka.Message) {
 	var key []json.RawMessage
 	if err := json.Unmarshal(m.Key, &key); err != nil || len(key) != 2 {
 		s.logger.Warn("ignoring offset record with a key that is not [connector, partition]", "key", string(m.Key))
@@ -79,8 +78,8 @@ func (s *offsetStore) apply(m *kafka.Message) {
 	s.offsets[connector][canon] = sourceOffset{partition, offset}
 }
 
-// get returns the stored offset of a source partition, or nil.
-func (s *offsetStore) get(connector string, partition map[string]any) (map[string]any, error) {
+// Get returns the stored offset of a source partition, or nil.
+func (s *Offsets) Get(connector string, partition map[string]any) (map[string]any, error) {
 	_, canon, err := offsetKey(connector, partition)
 	if err != nil {
 		return nil, err
@@ -90,8 +89,8 @@ func (s *offsetStore) get(connector string, partition map[string]any) (map[strin
 	return s.offsets[connector][canon].offset, nil
 }
 
-// all returns every stored offset of a connector.
-func (s *offsetStore) all(connector string) []api.ConnectorOffset {
+// All returns every stored offset of a connector.
+func (s *Offsets) All(connector string) []api.ConnectorOffset {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]api.ConnectorOffset, 0, len(s.offsets[connector]))
@@ -101,9 +100,9 @@ func (s *offsetStore) all(connector string) []api.ConnectorOffset {
 	return out
 }
 
-// put writes offsets (a nil offset resets its partition) and waits until Kafka has them all.
+// Put writes offsets (a nil offset resets its partition) and waits until Kafka has them all.
 // They become visible to get once the store has read them back.
-func (s *offsetStore) put(ctx context.Context, connector string, offsets []api.ConnectorOffset) error {
+func (s *Offsets) Put(ctx context.Context, connector string, offsets []api.ConnectorOffset) error {
 	errs := make(chan error, len(offsets))
 	for _, o := range offsets {
 		key, _, err := offsetKey(connector, o.Partition)
@@ -116,7 +115,7 @@ func (s *offsetStore) put(ctx context.Context, connector string, offsets []api.C
 				return fmt.Errorf("source offset %v is not JSON: %w", o.Offset, err)
 			}
 		}
-		s.log.sendAsync(key, value, func(err error) { errs <- err })
+		s.Log.sendAsync(key, value, func(err error) { errs <- err })
 	}
 	for range offsets {
 		select {
@@ -131,6 +130,6 @@ func (s *offsetStore) put(ctx context.Context, connector string, offsets []api.C
 	return nil
 }
 
-// readToEnd makes the offsets written before the call visible to get; a source task's start
+// ReadToEnd makes the offsets written before the call visible to get; a source task's start
 // calls it, so a task restarted on the same worker resumes from its latest offsets.
-func (s *offsetStore) readToEnd(ctx context.Context) error { return s.log.readToEnd(ctx) }
+func (s *Offsets) ReadToEnd(ctx context.Context) error { return s.Log.ReadToEnd(ctx) }

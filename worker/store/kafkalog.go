@@ -1,4 +1,8 @@
-package worker
+// Package store holds the worker's state in Kafka's compacted topics, as Kafka Connect's backing
+// stores do: connector and task configurations, target states, restart requests and session
+// keys (the config topic), source offsets (the offsets topic), and connector, task and topic
+// statuses (the status topic). Every worker reads each topic from its beginning into memory.
+package store
 
 import (
 	"context"
@@ -8,17 +12,16 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/worker/kafkaclient"
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/internal/retry"
-
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/sluicehq/sluice/worker/kafkaclient"
 )
 
-// kafkaLog is a compacted topic read from its beginning into memory and written to, like
+// Log is a compacted topic read from its beginning into memory and written to, like
 // Kafka Connect's KafkaBasedLog: every worker applies every record, in order, through apply.
-type kafkaLog struct {
-	topic    string
+type Log struct {
+	Topic    string
 	log      *slog.Logger
 	consumer *kafka.Consumer
 	producer *kafka.Producer
@@ -36,7 +39,7 @@ type kafkaLog struct {
 	done chan struct{}
 }
 
-func newKafkaLog(topic string, clients *kafkaclient.Factory, log *slog.Logger, apply func(*kafka.Message)) (*kafkaLog, error) {
+func NewLog(topic string, clients *kafkaclient.Factory, log *slog.Logger, apply func(*kafka.Message)) (*Log, error) {
 	c, err := clients.Consumer(map[string]string{
 		"group.id":             "sluice-internal-reader", // never joined or committed: partitions are assigned
 		"enable.auto.commit":   "false",
@@ -55,52 +58,52 @@ func newKafkaLog(topic string, clients *kafkaclient.Factory, log *slog.Logger, a
 		c.Close()
 		return nil, fmt.Errorf("producer for %s: %w", topic, err)
 	}
-	return &kafkaLog{
-		topic: topic, log: log, consumer: c, producer: p, apply: apply,
+	return &Log{
+		Topic: topic, log: log, consumer: c, producer: p, apply: apply,
 		changed: make(chan struct{}), positions: map[int32]int64{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}, nil
 }
 
-// start assigns every partition from the beginning and reads to the end.
-func (l *kafkaLog) start(ctx context.Context) error {
+// Start assigns every partition from the beginning and reads to the end.
+func (l *Log) Start(ctx context.Context) error {
 	// The topic may have just been created: wait until this client's metadata shows it.
 	var tm kafka.TopicMetadata
 	wait := retry.Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
 	for deadline := time.Now().Add(kafkaclient.TopicVisibleTimeout); ; {
-		md, err := l.consumer.GetMetadata(&l.topic, false, 10000)
+		md, err := l.consumer.GetMetadata(&l.Topic, false, 10000)
 		if err != nil {
-			return fmt.Errorf("metadata of %s: %w", l.topic, err)
+			return fmt.Errorf("metadata of %s: %w", l.Topic, err)
 		}
-		if tm = md.Topics[l.topic]; len(tm.Partitions) > 0 {
+		if tm = md.Topics[l.Topic]; len(tm.Partitions) > 0 {
 			break
 		}
 		if time.Now().After(deadline) || retry.Sleep(ctx, wait.Wait()) != nil {
-			return fmt.Errorf("topic %s has no partitions", l.topic)
+			return fmt.Errorf("topic %s has no partitions", l.Topic)
 		}
 	}
 	var tps []kafka.TopicPartition
 	for _, p := range tm.Partitions {
-		tps = append(tps, kafka.TopicPartition{Topic: &l.topic, Partition: p.ID, Offset: kafka.OffsetBeginning})
+		tps = append(tps, kafka.TopicPartition{Topic: &l.Topic, Partition: p.ID, Offset: kafka.OffsetBeginning})
 		l.positions[p.ID] = 0
 	}
 	if err := l.consumer.Assign(tps); err != nil {
-		return fmt.Errorf("assign %s: %w", l.topic, err)
+		return fmt.Errorf("assign %s: %w", l.Topic, err)
 	}
 	go l.read()
 	go l.drainProducerEvents()
-	return l.readToEnd(ctx)
+	return l.ReadToEnd(ctx)
 }
 
-func (l *kafkaLog) drainProducerEvents() {
+func (l *Log) drainProducerEvents() {
 	for e := range l.producer.Events() {
 		if err, ok := e.(kafka.Error); ok {
-			l.log.Debug("producer event", "topic", l.topic, "err", err)
+			l.log.Debug("producer event", "topic", l.Topic, "err", err)
 		}
 	}
 }
 
-func (l *kafkaLog) read() {
+func (l *Log) read() {
 	defer close(l.done)
 	for {
 		select {
@@ -117,15 +120,15 @@ func (l *kafkaLog) read() {
 		case kafka.Error:
 			if e.IsFatal() {
 				l.mu.Lock()
-				l.err = fmt.Errorf("reading %s: %w", l.topic, e)
+				l.err = fmt.Errorf("reading %s: %w", l.Topic, e)
 				l.mu.Unlock()
 			}
-			l.log.Warn("reading internal topic", "topic", l.topic, "err", e)
+			l.log.Warn("reading internal topic", "topic", l.Topic, "err", e)
 		}
 	}
 }
 
-func (l *kafkaLog) advance(partition int32, next int64) {
+func (l *Log) advance(partition int32, next int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if next > l.positions[partition] {
@@ -135,8 +138,8 @@ func (l *kafkaLog) advance(partition int32, next int64) {
 	}
 }
 
-// readToEnd waits until every record written to the topic before the call has been applied.
-func (l *kafkaLog) readToEnd(ctx context.Context) error {
+// ReadToEnd waits until every record written to the topic before the call has been applied.
+func (l *Log) ReadToEnd(ctx context.Context) error {
 	l.mu.Lock()
 	parts := make([]int32, 0, len(l.positions))
 	for p := range l.positions {
@@ -148,7 +151,7 @@ func (l *kafkaLog) readToEnd(ctx context.Context) error {
 		// A topic just created may not have a leader yet, and a broker may be moving
 		// leadership: retry until the request's deadline.
 		for {
-			_, high, err := l.consumer.QueryWatermarkOffsets(l.topic, p, kafkaclient.TimeoutMs(ctx, 10*time.Second))
+			_, high, err := l.consumer.QueryWatermarkOffsets(l.Topic, p, kafkaclient.TimeoutMs(ctx, 10*time.Second))
 			if err == nil {
 				ends[p] = high
 				break
@@ -157,7 +160,7 @@ func (l *kafkaLog) readToEnd(ctx context.Context) error {
 			l.endsWhy = fmt.Errorf("end offset of partition %d: %w", p, err)
 			l.mu.Unlock()
 			if retry.Sleep(ctx, 200*time.Millisecond) != nil {
-				return fmt.Errorf("end offsets of %s: %w", l.topic, err)
+				return fmt.Errorf("end offsets of %s: %w", l.Topic, err)
 			}
 		}
 	}
@@ -184,13 +187,13 @@ func (l *kafkaLog) readToEnd(ctx context.Context) error {
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return fmt.Errorf("reading %s to the end: %w", l.topic, ctx.Err())
+			return fmt.Errorf("reading %s to the end: %w", l.Topic, ctx.Err())
 		}
 	}
 }
 
-// progress says how far readToEnd has come, for a worker's start-up report.
-func (l *kafkaLog) progress() string {
+// Progress says how far readToEnd has come, for a worker's start-up report.
+func (l *Log) Progress() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.endsWhy != nil {
@@ -209,47 +212,47 @@ func (l *kafkaLog) progress() string {
 }
 
 // send writes a record and waits until Kafka acknowledged it. A nil value is a tombstone.
-func (l *kafkaLog) send(ctx context.Context, key, value []byte) error {
+func (l *Log) send(ctx context.Context, key, value []byte) error {
 	delivered := make(chan kafka.Event, 1)
 	err := l.producer.Produce(&kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &l.topic, Partition: kafka.PartitionAny},
+		TopicPartition: kafka.TopicPartition{Topic: &l.Topic, Partition: kafka.PartitionAny},
 		Key:            key, Value: value,
 	}, delivered)
 	if err != nil {
-		return fmt.Errorf("write to %s: %w", l.topic, err)
+		return fmt.Errorf("write to %s: %w", l.Topic, err)
 	}
 	select {
 	case e := <-delivered:
 		if m, ok := e.(*kafka.Message); ok && m.TopicPartition.Error != nil {
-			return fmt.Errorf("write to %s: %w", l.topic, m.TopicPartition.Error)
+			return fmt.Errorf("write to %s: %w", l.Topic, m.TopicPartition.Error)
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("write to %s: %w", l.topic, ctx.Err())
+		return fmt.Errorf("write to %s: %w", l.Topic, ctx.Err())
 	}
 }
 
 // sendAsync writes a record and calls done (from another goroutine) with the result.
-func (l *kafkaLog) sendAsync(key, value []byte, done func(error)) {
+func (l *Log) sendAsync(key, value []byte, done func(error)) {
 	ch := make(chan kafka.Event, 1)
 	if err := l.producer.Produce(&kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &l.topic, Partition: kafka.PartitionAny},
+		TopicPartition: kafka.TopicPartition{Topic: &l.Topic, Partition: kafka.PartitionAny},
 		Key:            key, Value: value,
 	}, ch); err != nil {
-		done(fmt.Errorf("write to %s: %w", l.topic, err))
+		done(fmt.Errorf("write to %s: %w", l.Topic, err))
 		return
 	}
 	go func() {
 		e := <-ch
 		if m, ok := e.(*kafka.Message); ok && m.TopicPartition.Error != nil {
-			done(fmt.Errorf("write to %s: %w", l.topic, m.TopicPartition.Error))
+			done(fmt.Errorf("write to %s: %w", l.Topic, m.TopicPartition.Error))
 			return
 		}
 		done(nil)
 	}()
 }
 
-func (l *kafkaLog) close() {
+func (l *Log) Close() {
 	close(l.stop)
 	select {
 	case <-l.done:
@@ -258,6 +261,6 @@ func (l *kafkaLog) close() {
 	l.producer.Flush(5000)
 	l.producer.Close()
 	if err := l.consumer.Close(); err != nil && !errors.Is(err, kafka.NewError(kafka.ErrState, "", false)) {
-		l.log.Debug("closing consumer", "topic", l.topic, "err", err)
+		l.log.Debug("closing consumer", "topic", l.Topic, "err", err)
 	}
 }

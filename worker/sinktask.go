@@ -20,7 +20,7 @@ import (
 // convert and transform under the error policy, put batches, and commit the offsets PreCommit
 // says are safe, on the flush interval, when asked, on revocation and at the end.
 type sinkLoop struct {
-	w        *Worker
+	host     Host
 	setup    *taskSetup
 	common   *SinkCommonConfig
 	task     connect.SinkTask
@@ -149,7 +149,7 @@ func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
 	}
 	err := l.loop(ctx)
 	// Stop: commit what was put, close the partitions, stop the task, leave the group.
-	final, cancel := context.WithTimeout(context.Background(), l.w.cfg.OffsetFlushTimeout)
+	final, cancel := context.WithTimeout(context.Background(), l.host.FlushTimeout)
 	if err == nil {
 		l.commit(final, nil, false)
 	}
@@ -212,7 +212,7 @@ func (l *sinkLoop) serve(ctx context.Context) error {
 }
 
 func (l *sinkLoop) loop(ctx context.Context) error {
-	flushEvery := l.w.cfg.OffsetFlushInterval
+	flushEvery := l.host.FlushInterval
 	nextCommit := time.Now().Add(flushEvery)
 	var batch []connect.Record
 	var raws []*kgo.Record
@@ -426,7 +426,7 @@ func (l *sinkLoop) commit(ctx context.Context, only []connect.TopicPartition, re
 		return
 	}
 	// Bounded: a commit waits out a group join, and the loop must not hang on one.
-	cctx, cancel := context.WithTimeout(ctx, l.w.cfg.OffsetFlushTimeout)
+	cctx, cancel := context.WithTimeout(ctx, l.host.FlushTimeout)
 	defer cancel()
 	if err := l.consumer.commit(cctx, list); err != nil {
 		l.setup.metrics.commitFailed.Inc()
@@ -458,7 +458,7 @@ func (l *sinkLoop) handleGroupEvent(ev *groupEvent) {
 	if ev.assigned {
 		for _, tp := range ev.tps {
 			l.assigned[tp] = true
-			l.w.statuses.TopicUsed(l.setup.id, tp.Topic)
+			l.host.Topics.TopicUsed(l.setup.id, tp.Topic)
 		}
 		if l.aware != nil && !l.taskStopped {
 			if err := safely("open", func() error { return l.aware.Open(l.ctx, ev.tps) }); err != nil {

@@ -26,7 +26,7 @@ import (
 // partition's offset once Kafka acknowledged every record before it; flush offsets on the
 // interval and at the end.
 type sourceLoop struct {
-	w        *Worker
+	host     Host
 	setup    *taskSetup
 	task     connect.SourceTask
 	producer *kafka.Producer
@@ -58,7 +58,7 @@ type sourceContext struct {
 }
 
 func (c *sourceContext) Offset(_ context.Context, partition map[string]any) (map[string]any, error) {
-	return c.loop.w.offsets.Get(c.id.Connector, partition)
+	return c.loop.host.Offsets.Get(c.id.Connector, partition)
 }
 
 func (c *sourceContext) Report(ctx context.Context, rec connect.Record, reason error) error {
@@ -68,7 +68,7 @@ func (c *sourceContext) Report(ctx context.Context, rec connect.Record, reason e
 func (l *sourceLoop) run(ctx context.Context, tc *sourceContext) error {
 	go l.deliveries()
 	defer l.producer.Close()
-	if err := l.w.offsets.ReadToEnd(ctx); err != nil {
+	if err := l.host.Offsets.ReadToEnd(ctx); err != nil {
 		return fmt.Errorf("reading stored offsets: %w", err)
 	}
 	if err := safely("start", func() error { return l.task.Start(ctx, l.setup.task, tc) }); err != nil {
@@ -86,7 +86,7 @@ func (l *sourceLoop) run(ctx context.Context, tc *sourceContext) error {
 		l.poll(pollCtx, batches)
 	}()
 
-	flush := time.NewTicker(l.w.cfg.OffsetFlushInterval)
+	flush := time.NewTicker(l.host.FlushInterval)
 	defer flush.Stop()
 	var err error
 loop:
@@ -118,8 +118,8 @@ loop:
 	stopPolling()
 	<-polling
 	// Stop: let Kafka acknowledge what was sent, store the offsets, stop the task.
-	l.awaitDeliveries(l.w.cfg.OffsetFlushTimeout)
-	final, cancel := context.WithTimeout(context.Background(), l.w.cfg.OffsetFlushTimeout)
+	l.awaitDeliveries(l.host.FlushTimeout)
+	final, cancel := context.WithTimeout(context.Background(), l.host.FlushTimeout)
 	l.commitOffsets(final)
 	cancel()
 	if serr := safely("stop", l.task.Stop); serr != nil && err == nil {
@@ -275,7 +275,7 @@ func (l *sourceLoop) ensureTopic(ctx context.Context, t *topicRoute) error {
 	if err := l.topics.ensure(ctx, *t.name); err != nil {
 		return err
 	}
-	l.w.statuses.TopicUsed(l.setup.id, *t.name)
+	l.host.Topics.TopicUsed(l.setup.id, *t.name)
 	t.used = true
 	t.checked = time.Time{} // the topic may just have been created: look its partitions up now
 	return nil
@@ -420,7 +420,7 @@ func (l *sourceLoop) delivered(m *kafka.Message) {
 			return
 		}
 		// Kafka refuses this record whatever happens: a bad record for the error policy.
-		ctx, cancel := context.WithTimeout(context.Background(), l.w.cfg.OffsetFlushTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), l.host.FlushTimeout)
 		defer cancel()
 		if perr := l.policy.failed(ctx, stageProducer, entry.record, nil, cause); perr != nil {
 			l.fail(perr)
@@ -492,7 +492,7 @@ func (l *sourceLoop) commitOffsets(ctx context.Context) {
 	if len(offsets) == 0 {
 		return
 	}
-	if err := l.w.offsets.Put(ctx, l.setup.id.Connector, offsets); err != nil {
+	if err := l.host.Offsets.Put(ctx, l.setup.id.Connector, offsets); err != nil {
 		l.setup.metrics.commitFailed.Inc()
 		l.pending.restore(offsets)
 		l.setup.log.Warn("storing source offsets failed; will retry", "err", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -15,6 +14,31 @@ import (
 	"github.com/sluicehq/sluice/worker/convert"
 	"github.com/sluicehq/sluice/worker/transform"
 )
+
+// Host is what a task loop needs of the worker that runs it: where source offsets are kept,
+// where the topics a connector uses are recorded, and how often and how long offsets are
+// flushed. The loops see nothing else of the worker.
+type Host struct {
+	Offsets       OffsetStore
+	Topics        TopicRecorder
+	FlushInterval time.Duration // offset.flush.interval.ms
+	FlushTimeout  time.Duration // offset.flush.timeout.ms
+}
+
+// OffsetStore keeps source offsets (the worker's offsets topic).
+type OffsetStore interface {
+	// Get returns the stored offset of a source partition, nil when there is none.
+	Get(connector string, partition map[string]any) (map[string]any, error)
+	// Put stores offsets and returns once Kafka has them.
+	Put(ctx context.Context, connector string, offsets []api.ConnectorOffset) error
+	// ReadToEnd returns once everything written to the store before the call can be read.
+	ReadToEnd(ctx context.Context) error
+}
+
+// TopicRecorder records the topics a connector uses (GET /connectors/{name}/topics).
+type TopicRecorder interface {
+	TopicUsed(id api.TaskID, topic string)
+}
 
 // taskSetup is what a task loop needs besides the task: its connector's settings resolved,
 // converters, transformations and error policy.
@@ -53,37 +77,6 @@ func converterFor(which string, connector, worker map[string]string) (convert.Co
 		return nil, &connect.FieldError{Key: which, Message: err.Error()}
 	}
 	return c, nil
-}
-
-// taskRun is one run of a task on this worker: the goroutine, how to stop it, and its state.
-type taskRun struct {
-	id      api.TaskID
-	config  map[string]string // raw task settings, to notice changes
-	cancel  context.CancelFunc
-	done    chan struct{}
-	paused  *pauseGate
-	started time.Time
-
-	connCfg  map[string]string // raw connector settings, to notice changes
-	secrets  []string
-	instance any  // the connect.SourceTask or SinkTask
-	stopping bool // guarded by the worker's mutex
-
-	mu    sync.Mutex
-	state api.State
-	err   error
-}
-
-func (r *taskRun) setState(s api.State, err error) {
-	r.mu.Lock()
-	r.state, r.err = s, err
-	r.mu.Unlock()
-}
-
-func (r *taskRun) State() (api.State, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.state, r.err
 }
 
 // pauseGate lets the worker pause and resume a task loop.
@@ -151,15 +144,3 @@ func (c *taskContext) Logger() *slog.Logger { return c.log }
 func (c *taskContext) SetStatusNote(note string) {
 	c.setup.running(scrub(note, c.setup.secrets))
 }
-
-func cloneConfig(m map[string]string) map[string]string { return maps.Clone(m) }
-
-func splitComma(s string) []string {
-	parts := strings.Split(s, ",")
-	for i := range parts {
-		parts[i] = strings.TrimSpace(parts[i])
-	}
-	return parts
-}
-
-func cutPrefix(s, prefix string) (string, bool) { return strings.CutPrefix(s, prefix) }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -95,7 +96,7 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 	overrides := func(prefix string) map[string]string {
 		out := map[string]string{}
 		for k, v := range connRes.config {
-			if rest, ok := cutPrefix(k, prefix); ok {
+			if rest, ok := strings.CutPrefix(k, prefix); ok {
 				out[rest] = v
 			}
 		}
@@ -152,7 +153,7 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		}
 		task := p.New().(connect.SourceConnector).NewTask()
 		run.instance = task
-		loop := &sourceLoop{w: w, setup: setup, task: w.endpointSource(run, task), producer: producer, policy: pol, gate: run.paused, pending: newSubmitted(), topics: tc,
+		loop := &sourceLoop{host: w.taskHost(), setup: setup, task: w.endpointSource(run, task), producer: producer, policy: pol, gate: run.paused, pending: newSubmitted(), topics: tc,
 			maxMessageBytes: maxMessageBytes(w.cfg.Client.Producer, producerOverrides)}
 		// The worker partitions and matches acknowledgements by order only with the idempotent
 		// producer and librdkafka's partitioner left alone (see sourceRouter).
@@ -199,12 +200,17 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		}
 		task := p.New().(connect.SinkConnector).NewTask()
 		run.instance = task
-		loop := &sinkLoop{w: w, setup: setup, common: &common, task: w.endpointSink(run, task), consumer: consumer, policy: pol, gate: run.paused,
+		loop := &sinkLoop{host: w.taskHost(), setup: setup, common: &common, task: w.endpointSink(run, task), consumer: consumer, policy: pol, gate: run.paused,
 			pendingSeeks: map[connect.TopicPartition]int64{}, openSeeks: map[connect.TopicPartition]int64{}, laterSeeks: map[connect.TopicPartition]int64{}}
 		loop.aware, _ = task.(connect.PartitionAware)
 		return loop.run(ctx, &sinkContext{taskContext: tctx, loop: loop})
 	}
 	return fmt.Errorf("plugin %s has unknown type %q", p.Name, p.Type)
+}
+
+// taskHost is what the task loops see of the worker.
+func (w *Worker) taskHost() Host {
+	return Host{Offsets: w.offsets, Topics: w.statuses, FlushInterval: w.cfg.OffsetFlushInterval, FlushTimeout: w.cfg.OffsetFlushTimeout}
 }
 
 // maxMessageBytes is the largest message the producer takes: librdkafka's message.max.bytes
@@ -399,3 +405,42 @@ func splitList(s string) []string {
 }
 
 var _ = maps.Clone[map[string]string]
+
+func splitComma(s string) []string {
+	parts := strings.Split(s, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
+
+// taskRun is one run of a task on this worker: the goroutine, how to stop it, and its state.
+type taskRun struct {
+	id      api.TaskID
+	config  map[string]string // raw task settings, to notice changes
+	cancel  context.CancelFunc
+	done    chan struct{}
+	paused  *pauseGate
+	started time.Time
+
+	connCfg  map[string]string // raw connector settings, to notice changes
+	secrets  []string
+	instance any  // the connect.SourceTask or SinkTask
+	stopping bool // guarded by the worker's mutex
+
+	mu    sync.Mutex
+	state api.State
+	err   error
+}
+
+func (r *taskRun) setState(s api.State, err error) {
+	r.mu.Lock()
+	r.state, r.err = s, err
+	r.mu.Unlock()
+}
+
+func (r *taskRun) State() (api.State, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state, r.err
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/internal/retry"
 )
 
@@ -76,7 +77,7 @@ func (p *errorPolicy) failed(ctx context.Context, stage string, rec *connect.Rec
 	} else if rec != nil && rec.Topic != "" {
 		where = fmt.Sprintf(" (record for topic %s)", rec.Topic)
 	}
-	msg := scrub(fmt.Sprintf("%s failed%s: %v", stageName(stage), where, cause), p.secrets)
+	msg := redact.Scrub(fmt.Sprintf("%s failed%s: %v", stageName(stage), where, cause), p.secrets)
 	if p.cfg.ErrorsTolerance != "all" {
 		return fmt.Errorf("%w: %s", errToleranceExceeded, msg)
 	}
@@ -144,8 +145,8 @@ func (p *errorPolicy) deadLetter(stage string, rec *connect.Record, raw *kafka.M
 	h("stage", stage)
 	h("class.name", p.cfg.Class)
 	h("exception.class.name", fmt.Sprintf("%T", errors.Unwrap(cause)))
-	h("exception.message", scrub(cause.Error(), p.secrets))
-	h("exception.stacktrace", scrub(fmt.Sprintf("%+v", cause), p.secrets))
+	h("exception.message", redact.Scrub(cause.Error(), p.secrets))
+	h("exception.stacktrace", redact.Scrub(fmt.Sprintf("%+v", cause), p.secrets))
 	fitDeadLetter(m, p.maxBytes)
 	return m
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/redact"
 )
 
 func TestConfigProvidersResolveOnlyWhatTheWorkerAllows(t *testing.T) {
@@ -133,7 +135,7 @@ func TestScrubHidesSecretsInEveryForm(t *testing.T) {
 		{"a short secret quoted", "ab", `password "ab" rejected`, `password "[hidden]" rejected`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := scrub(tt.message, []string{tt.secret}); got != tt.want {
+			if got := redact.Scrub(tt.message, []string{tt.secret}); got != tt.want {
 				t.Errorf("scrub(%q) = %q, want %q", tt.message, got, tt.want)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/redact"
 )
 
 // scrubHandler hides a connector's secrets in what it logs: the message and every attribute
@@ -28,7 +29,7 @@ func scrubbedLogger(log *slog.Logger, secrets []string) *slog.Logger {
 func (h scrubHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
 
 func (h scrubHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, scrub(r.Message, h.secrets), r.PC)
+	out := slog.NewRecord(r.Time, r.Level, redact.Scrub(r.Message, h.secrets), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(h.attr(a))
 		return true
@@ -52,7 +53,7 @@ func (h scrubHandler) attr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return slog.String(a.Key, scrub(v.String(), h.secrets))
+		return slog.String(a.Key, redact.Scrub(v.String(), h.secrets))
 	case slog.KindGroup:
 		group := v.Group()
 		out := make([]any, len(group))
@@ -70,7 +71,7 @@ func (h scrubHandler) attr(a slog.Attr) slog.Attr {
 		default:
 			text = fmt.Sprint(x)
 		}
-		if s := scrub(text, h.secrets); s != text {
+		if s := redact.Scrub(text, h.secrets); s != text {
 			return slog.String(a.Key, s)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/redact"
 )
 
 func TestScrubbedLoggerHidesSecretsEverywhere(t *testing.T) {
@@ -28,7 +30,7 @@ func TestScrubbedLoggerHidesSecretsEverywhere(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			tt.log(scrubbedLogger(slog.New(slog.NewTextHandler(&buf, nil)), []string{secret}))
-			if out := buf.String(); strings.Contains(out, secret) || !strings.Contains(out, hidden) {
+			if out := buf.String(); strings.Contains(out, secret) || !strings.Contains(out, redact.Hidden) {
 				t.Errorf("logged %q", out)
 			}
 		})

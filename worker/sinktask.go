@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/internal/retry"
 )
 
@@ -267,7 +268,7 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 			batch, raws = nil, nil
 		case connect.IsRetriable(err):
 			// Keep the batch, stop fetching, and hand the same records to Put again.
-			msg := scrub(err.Error(), l.setup.secrets)
+			msg := redact.Scrub(err.Error(), l.setup.secrets)
 			l.setup.log.Warn("put failed; retrying the same batch", "records", len(batch), "err", msg)
 			l.setup.metrics.putRetries.Inc()
 			if !retrying {
@@ -413,7 +414,7 @@ func (l *sinkLoop) commit(ctx context.Context, only []connect.TopicPartition, re
 	err := safely("preCommit", func() (e error) { safe, e = l.task.PreCommit(ctx, offsets); return })
 	if err != nil {
 		l.setup.metrics.commitFailed.Inc()
-		l.setup.log.Warn("flushing before the offset commit failed; offsets not committed", "err", scrub(err.Error(), l.setup.secrets))
+		l.setup.log.Warn("flushing before the offset commit failed; offsets not committed", "err", redact.Scrub(err.Error(), l.setup.secrets))
 		return
 	}
 	list := connect.Offsets{}

@@ -18,6 +18,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/worker/api"
 )
@@ -185,7 +186,7 @@ func (l *sourceLoop) poll(ctx context.Context, out chan<- *polled) {
 				return
 			}
 			if connect.IsRetriable(err) {
-				msg := scrub(err.Error(), l.setup.secrets)
+				msg := redact.Scrub(err.Error(), l.setup.secrets)
 				l.setup.log.Warn("poll failed; retrying", "err", msg)
 				l.setup.metrics.pollRetries.Inc()
 				if !retrying {
@@ -482,7 +483,7 @@ func (l *sourceLoop) acked(entry *submittedRecord) {
 	case errors.As(err, &p):
 		l.fail(err)
 	case err != nil:
-		l.setup.log.Warn("acknowledging upstream failed", "err", scrub(err.Error(), l.setup.secrets))
+		l.setup.log.Warn("acknowledging upstream failed", "err", redact.Scrub(err.Error(), l.setup.secrets))
 	}
 }
 
@@ -502,7 +503,7 @@ func (l *sourceLoop) commitOffsets(ctx context.Context) {
 	l.setup.metrics.lastCommit.SetToCurrentTime()
 	if c, ok := l.task.(connect.SourceCommitter); ok {
 		if err := safely("commit", func() error { return c.Commit(ctx) }); err != nil {
-			l.setup.log.Warn("task commit failed", "err", scrub(err.Error(), l.setup.secrets))
+			l.setup.log.Warn("task commit failed", "err", redact.Scrub(err.Error(), l.setup.secrets))
 		}
 	}
 }
@@ -683,3 +684,18 @@ func scalarText(v any) (string, bool) {
 	}
 	return "", false
 }
+
+// maxMessageBytes is the largest message the producer takes: librdkafka's message.max.bytes
+// (the key and value together), from a connector's overrides, else the worker's producer
+// settings, else librdkafka's default.
+func maxMessageBytes(worker, overrides map[string]string) int {
+	for _, m := range []map[string]string{overrides, worker} {
+		if n, err := strconv.Atoi(strings.TrimSpace(m["message.max.bytes"])); err == nil && n > 0 {
+			return n
+		}
+	}
+	return defaultMessageMaxBytes
+}
+
+// defaultMessageMaxBytes is librdkafka's default message.max.bytes.
+const defaultMessageMaxBytes = 1000000

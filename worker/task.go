@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/worker/api"
 	"github.com/sluicehq/sluice/worker/convert"
 	"github.com/sluicehq/sluice/worker/transform"
@@ -142,5 +143,5 @@ func (c *taskContext) Logger() *slog.Logger { return c.log }
 
 // SetStatusNote writes the note into the RUNNING status, scrubbed of the task's secrets.
 func (c *taskContext) SetStatusNote(note string) {
-	c.setup.running(scrub(note, c.setup.secrets))
+	c.setup.running(redact.Scrub(note, c.setup.secrets))
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/worker/api"
 	"github.com/sluicehq/sluice/worker/convert"
 	"github.com/sluicehq/sluice/worker/transform"
@@ -38,11 +39,11 @@ func (w *Worker) validateConnector(ctx context.Context, config map[string]string
 				msgs = []string{placeholderInvalid(config[k], k)}
 			}
 			for _, m := range msgs {
-				byKey[k] = append(byKey[k], scrub(m, res.secrets))
+				byKey[k] = append(byKey[k], redact.Scrub(m, res.secrets))
 			}
 		}
 		for _, o := range other {
-			byKey["connector.class"] = append(byKey["connector.class"], scrub(o.Error(), res.secrets))
+			byKey["connector.class"] = append(byKey["connector.class"], redact.Scrub(o.Error(), res.secrets))
 		}
 	}
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/worker/api"
 	"github.com/sluicehq/sluice/worker/cluster"
@@ -453,8 +454,8 @@ func (w *Worker) startConnector(ctx context.Context, name string, raw map[string
 		return c
 	}
 	fail := func(err error) *connectorRun {
-		w.setConnectorState(c, api.StateFailed, scrub(err.Error(), c.secrets))
-		w.log.Error("connector failed", "connector", name, "err", scrub(err.Error(), c.secrets))
+		w.setConnectorState(c, api.StateFailed, redact.Scrub(err.Error(), c.secrets))
+		w.log.Error("connector failed", "connector", name, "err", redact.Scrub(err.Error(), c.secrets))
 		return c
 	}
 	p, ok := w.registry.Lookup(raw["connector.class"])
@@ -494,7 +495,7 @@ func (w *Worker) updateTaskConfigs(ctx context.Context, c *connectorRun, snap st
 	}
 	var cfgs []connect.Config
 	if err := safely("taskConfigs", func() (e error) { cfgs, e = c.conn.TaskConfigs(maxTasks); return }); err != nil {
-		w.setConnectorState(c, api.StateFailed, scrub(fmt.Sprintf("generating task configurations: %v", err), c.secrets))
+		w.setConnectorState(c, api.StateFailed, redact.Scrub(fmt.Sprintf("generating task configurations: %v", err), c.secrets))
 		return
 	}
 	if len(cfgs) > maxTasks {
@@ -507,7 +508,7 @@ func (w *Worker) updateTaskConfigs(ctx context.Context, c *connectorRun, snap st
 	reverseResolve(c.raw, c.res, out)
 	for i, tc := range out {
 		for k, v := range tc {
-			if scrub(v, c.secrets) != v {
+			if redact.Scrub(v, c.secrets) != v {
 				w.setConnectorState(c, api.StateFailed, fmt.Sprintf("task %d's setting %s holds a resolved secret; the connector must pass placeholders through unchanged", i, k))
 				return
 			}
@@ -538,7 +539,7 @@ func (w *Worker) stopConnector(name string, keepStatus bool) {
 	}
 	if c.conn != nil {
 		if err := safely("connector stop", c.conn.Stop); err != nil {
-			w.log.Warn("stopping connector failed", "connector", name, "err", scrub(err.Error(), c.secrets))
+			w.log.Warn("stopping connector failed", "connector", name, "err", redact.Scrub(err.Error(), c.secrets))
 		}
 	}
 	_ = keepStatus
@@ -565,7 +566,7 @@ func (w *Worker) connectorDeleted(c *connectorRun) {
 	defer cancel()
 	log := w.levels.Logger("sluice.connector." + c.name)
 	if err := safely("connector deleted", func() error { return d.Deleted(ctx, connect.Config(res.config), log) }); err != nil {
-		w.log.Warn("cleaning up after the deleted connector failed", "connector", c.name, "err", scrub(err.Error(), res.secrets))
+		w.log.Warn("cleaning up after the deleted connector failed", "connector", c.name, "err", redact.Scrub(err.Error(), res.secrets))
 	}
 }
 
@@ -635,7 +636,7 @@ func (c *connectorContext) RaiseError(err error) {
 	r := c.w.connectors[c.name]
 	c.w.mu.Unlock()
 	if r != nil {
-		c.w.setConnectorState(r, api.StateFailed, scrub(err.Error(), r.secrets))
+		c.w.setConnectorState(r, api.StateFailed, redact.Scrub(err.Error(), r.secrets))
 	}
 }
 

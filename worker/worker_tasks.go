@@ -12,6 +12,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/worker/api"
 	"github.com/sluicehq/sluice/worker/kafkaclient"
@@ -213,21 +214,6 @@ func (w *Worker) taskHost() Host {
 	return Host{Offsets: w.offsets, Topics: w.statuses, FlushInterval: w.cfg.OffsetFlushInterval, FlushTimeout: w.cfg.OffsetFlushTimeout}
 }
 
-// maxMessageBytes is the largest message the producer takes: librdkafka's message.max.bytes
-// (the key and value together), from a connector's overrides, else the worker's producer
-// settings, else librdkafka's default.
-func maxMessageBytes(worker, overrides map[string]string) int {
-	for _, m := range []map[string]string{overrides, worker} {
-		if n, err := strconv.Atoi(strings.TrimSpace(m["message.max.bytes"])); err == nil && n > 0 {
-			return n
-		}
-	}
-	return defaultMessageMaxBytes
-}
-
-// defaultMessageMaxBytes is librdkafka's default message.max.bytes.
-const defaultMessageMaxBytes = 1000000
-
 func drainEvents(p *kafka.Producer) {
 	for range p.Events() {
 	}
@@ -241,11 +227,11 @@ func (w *Worker) taskEnded(run *taskRun, err error) {
 	w.mu.Unlock()
 	if err == nil || stopping {
 		if err != nil {
-			w.log.Warn("task ended with an error while stopping", "task", run.id.String(), "err", scrub(err.Error(), run.secrets))
+			w.log.Warn("task ended with an error while stopping", "task", run.id.String(), "err", redact.Scrub(err.Error(), run.secrets))
 		}
 		return
 	}
-	trace := scrub(err.Error(), run.secrets)
+	trace := redact.Scrub(err.Error(), run.secrets)
 	run.setState(api.StateFailed, err)
 	w.log.Error("task failed", "task", run.id.String(), "err", trace)
 	w.mu.Lock()

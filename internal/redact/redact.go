@@ -1,4 +1,5 @@
-package worker
+// Package redact hides secret values in text: messages, traces and logs the worker shows.
+package redact
 
 import (
 	"encoding/json"
@@ -9,25 +10,25 @@ import (
 	"unicode/utf8"
 )
 
-// scrub replaces every secret value in s with the redaction marker: as it is, as Go and JSON
+// Scrub replaces every secret value in s with the redaction marker: as it is, as Go and JSON
 // quote it, and line by line for a secret of several lines (a whole file). A secret shorter
 // than minScrubbed is replaced only where it stands alone (not inside a longer word), so that
 // a password "ab" does not blank out every "ab" of a message.
-func scrub(s string, secrets []string) string {
+func Scrub(s string, secrets []string) string {
 	for _, sec := range secrets {
 		for _, form := range secretForms(sec) {
 			if len(form) >= minScrubbed {
-				s = strings.ReplaceAll(s, form, hidden)
+				s = strings.ReplaceAll(s, form, Hidden)
 			} else {
-				s = replaceWord(s, form, hidden)
+				s = replaceWord(s, form, Hidden)
 			}
 		}
 	}
 	return s
 }
 
-// hidden stands for a secret in a message.
-const hidden = "[hidden]"
+// Hidden stands for a secret in a message.
+const Hidden = "[hidden]"
 
 // minScrubbed is the length from which a secret is scrubbed wherever it appears.
 const minScrubbed = 4

@@ -13,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/worker/api"
 	"github.com/sluicehq/sluice/worker/convert"
+	"github.com/sluicehq/sluice/worker/task"
 	"github.com/sluicehq/sluice/worker/transform"
 )
 
@@ -51,9 +52,9 @@ func (w *Worker) validateConnector(ctx context.Context, config map[string]string
 	}
 	cfg := res.config
 	if p.Type == connect.SinkType {
-		add(sinkCommonSpec.Validate(cfg))
+		add(task.SinkCommonSpec.Validate(cfg))
 	} else {
-		add(sourceCommonSpec.Validate(cfg))
+		add(task.SourceCommonSpec.Validate(cfg))
 	}
 	add(p.Spec().Validate(cfg))
 	for k, msgs := range overrideErrors(w.cfg.OverridePolicy, config) {
@@ -67,7 +68,7 @@ func (w *Worker) validateConnector(ctx context.Context, config map[string]string
 	}
 	for _, which := range []string{"key.converter", "value.converter"} {
 		if cfg[which] != "" {
-			if _, err := converterFor(which, cfg, nil); err != nil {
+			if _, err := task.ConverterFor(which, cfg, nil); err != nil {
 				add(err)
 			}
 		}
@@ -93,7 +94,7 @@ func placeholderInvalid(raw, key string) string {
 
 // configInfos renders a validation as Kafka Connect's ConfigInfos.
 func configInfos(p connect.Plugin, config map[string]string, byKey map[string][]string) api.ConfigInfos {
-	spec := connectorSpec(p)
+	spec := task.ConnectorSpec(p)
 	out := api.ConfigInfos{Name: p.Name, Groups: []string{}, Configs: []api.ConfigInfo{}}
 	seenGroup := map[string]bool{}
 	count := 0

@@ -27,6 +27,7 @@ import (
 	"github.com/sluicehq/sluice/worker/cluster"
 	"github.com/sluicehq/sluice/worker/kafkaclient"
 	"github.com/sluicehq/sluice/worker/store"
+	"github.com/sluicehq/sluice/worker/task"
 )
 
 // Options are what a worker needs besides its settings.
@@ -53,7 +54,7 @@ type Worker struct {
 	log      *slog.Logger
 	levels   *LogLevels
 	registry *connect.Registry
-	metrics  *metrics
+	metrics  *task.Metrics
 	clients  *kafkaclient.Factory
 	admin    *kafka.AdminClient
 	configs  *store.Configs
@@ -127,7 +128,7 @@ func NewWorker(cfg *WorkerConfig, opts Options) (*Worker, error) {
 		cfg: cfg, opts: opts, registry: opts.Registry, levels: opts.Levels, startedAt: time.Now(),
 		id:  net.JoinHostPort(host, strconv.Itoa(port)),
 		url: fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(host, strconv.Itoa(port))),
-		log: opts.Levels.Logger("sluice.worker"), metrics: newMetrics(),
+		log: opts.Levels.Logger("sluice.worker"), metrics: task.NewMetrics(),
 		connectors: map[string]*connectorRun{}, tasks: map[api.TaskID]*taskRun{}, restarts: map[api.TaskID]*restartInfo{},
 		topics: map[string]map[string]bool{},
 		kick:   make(chan struct{}, 1), joined: make(chan struct{}), startedCh: make(chan struct{}), stop: make(chan struct{}), loopDone: make(chan struct{}),
@@ -186,7 +187,7 @@ func (w *Worker) ID() string { return w.id }
 func (w *Worker) URL() string { return w.url }
 
 // Metrics returns the worker's Prometheus registry.
-func (w *Worker) Metrics() *prometheus.Registry { return w.metrics.registry }
+func (w *Worker) Metrics() *prometheus.Registry { return w.metrics.Registry }
 
 // Start connects to Kafka, makes sure the internal topics exist, reads them, and starts
 // running connectors.
@@ -409,7 +410,7 @@ func (w *Worker) reconcile() {
 		ri := w.restarts[id]
 		w.mu.Unlock()
 		if t != nil {
-			t.paused.set(target == api.TargetPaused)
+			t.paused.Set(target == api.TargetPaused)
 			if st, _ := t.State(); st == api.StatePaused || st == api.StateRunning {
 				if target == api.TargetPaused && st != api.StatePaused {
 					t.setState(api.StatePaused, nil)
@@ -474,8 +475,8 @@ func (w *Worker) startConnector(ctx context.Context, name string, raw map[string
 	// ones, which its task configurations must not carry.
 	hide := append(slices.Clone(c.secrets), literalSecrets(p.Spec(), res.config)...)
 	cc := &connectorContext{w: w, name: name, log: scrubbedLogger(w.levels.Logger("sluice.connector."+name), hide)}
-	if err := safely("connector start", func() error { return c.conn.Start(ctx, connect.Config(res.config), cc) }); err != nil {
-		_ = safely("connector stop", c.conn.Stop)
+	if err := task.Safely("connector start", func() error { return c.conn.Start(ctx, connect.Config(res.config), cc) }); err != nil {
+		_ = task.Safely("connector stop", c.conn.Stop)
 		c.conn = nil
 		return fail(fmt.Errorf("starting connector %s: %w", name, err))
 	}
@@ -494,7 +495,7 @@ func (w *Worker) updateTaskConfigs(ctx context.Context, c *connectorRun, snap st
 		maxTasks = 1
 	}
 	var cfgs []connect.Config
-	if err := safely("taskConfigs", func() (e error) { cfgs, e = c.conn.TaskConfigs(maxTasks); return }); err != nil {
+	if err := task.Safely("taskConfigs", func() (e error) { cfgs, e = c.conn.TaskConfigs(maxTasks); return }); err != nil {
 		w.setConnectorState(c, api.StateFailed, redact.Scrub(fmt.Sprintf("generating task configurations: %v", err), c.secrets))
 		return
 	}
@@ -538,7 +539,7 @@ func (w *Worker) stopConnector(name string, keepStatus bool) {
 		return
 	}
 	if c.conn != nil {
-		if err := safely("connector stop", c.conn.Stop); err != nil {
+		if err := task.Safely("connector stop", c.conn.Stop); err != nil {
 			w.log.Warn("stopping connector failed", "connector", name, "err", redact.Scrub(err.Error(), c.secrets))
 		}
 	}
@@ -565,7 +566,7 @@ func (w *Worker) connectorDeleted(c *connectorRun) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := w.levels.Logger("sluice.connector." + c.name)
-	if err := safely("connector deleted", func() error { return d.Deleted(ctx, connect.Config(res.config), log) }); err != nil {
+	if err := task.Safely("connector deleted", func() error { return d.Deleted(ctx, connect.Config(res.config), log) }); err != nil {
 		w.log.Warn("cleaning up after the deleted connector failed", "connector", c.name, "err", redact.Scrub(err.Error(), res.secrets))
 	}
 }
@@ -601,7 +602,7 @@ func (w *Worker) writeTaskStatus(id api.TaskID, st api.State, trace string, rest
 	if trace != "" {
 		tr = &trace
 	}
-	w.metrics.setTaskState(id, st)
+	w.metrics.SetTaskState(id, st)
 	w.statuses.PutTask(id, store.Status{State: st, Trace: tr, WorkerID: w.id, Generation: w.generation.Load(), Restarts: restarts,
 		Endpoints: w.endpoints.of(id)})
 }

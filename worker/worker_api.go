@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/worker/api"
 	"github.com/sluicehq/sluice/worker/convert"
 	"github.com/sluicehq/sluice/worker/store"
+	"github.com/sluicehq/sluice/worker/task"
 	"github.com/sluicehq/sluice/worker/transform"
 )
 
@@ -93,7 +94,7 @@ func (w *Worker) Connectors(context.Context) ([]string, error) {
 
 func (w *Worker) redacted(cfg map[string]string) map[string]string {
 	if p, ok := w.registry.Lookup(cfg["connector.class"]); ok {
-		return connectorSpec(p).Redact(cfg)
+		return task.ConnectorSpec(p).Redact(cfg)
 	}
 	return maps.Clone(cfg)
 }
@@ -216,7 +217,7 @@ func (w *Worker) keepHiddenSecrets(next, prev map[string]string) error {
 	if !ok {
 		return nil // validation says what is wrong
 	}
-	spec := connectorSpec(p)
+	spec := task.ConnectorSpec(p)
 	for _, k := range spec.Keys() {
 		if k.Endpoint && next[k.Name] != prev[k.Name] {
 			sort.Strings(kept)
@@ -265,7 +266,7 @@ func (w *Worker) PatchConnectorConfig(ctx context.Context, name string, patch ma
 	// A stored secret the patch leaves alone is kept as a client that sends the redaction
 	// marker keeps it: not across a change of the connector's endpoint.
 	if p, ok := w.registry.Lookup(config["connector.class"]); ok {
-		spec := connectorSpec(p)
+		spec := task.ConnectorSpec(p)
 		for k, v := range config {
 			if key, ok := spec.Key(k); ok && key.Secret && v != "" && !connect.HasPlaceholder(v) {
 				if _, patched := patch[k]; !patched {
@@ -690,7 +691,7 @@ func (w *Worker) PluginConfig(_ context.Context, plugin string) ([]api.ConfigKey
 		return nil, api.Errorf(api.ErrNotFound, "Unknown plugin %s", plugin)
 	}
 	out := []api.ConfigKeyInfo{}
-	for _, k := range connectorSpec(p).Keys() {
+	for _, k := range task.ConnectorSpec(p).Keys() {
 		out = append(out, keyInfo(k))
 	}
 	return out, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/worker/api"
 	"github.com/sluicehq/sluice/worker/kafkaclient"
 	"github.com/sluicehq/sluice/worker/store"
+	"github.com/sluicehq/sluice/worker/task"
 	"github.com/sluicehq/sluice/worker/transform"
 )
 
@@ -27,7 +28,7 @@ func (r *taskRun) connectorConfig() map[string]string { return r.connCfg }
 func (w *Worker) startTask(id api.TaskID, taskCfg, connCfg map[string]string, target api.TargetState) {
 	ctx, cancel := context.WithCancel(context.Background())
 	run := &taskRun{id: id, config: taskCfg, connCfg: connCfg, cancel: cancel, done: make(chan struct{}),
-		paused: newPauseGate(target == api.TargetPaused), started: time.Now(), state: api.StateRunning}
+		paused: task.NewPauseGate(target == api.TargetPaused), started: time.Now(), state: api.StateRunning}
 	if target == api.TargetPaused {
 		run.state = api.StatePaused
 	}
@@ -70,21 +71,21 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 	}
 	run.secrets = append(append(connRes.secrets, taskRes.secrets...), literalSecrets(p.Spec(), taskRes.config)...)
 	log = scrubbedLogger(log, run.secrets)
-	setup := &taskSetup{id: id, connector: connRes.config, task: taskRes.config, secrets: run.secrets, log: log, metrics: w.metrics.task(id)}
-	setup.running = func(note string) {
+	setup := &task.Setup{ID: id, Connector: connRes.config, Task: taskRes.config, Secrets: run.secrets, Log: log, Metrics: w.metrics.Task(id)}
+	setup.Running = func(note string) {
 		if st, _ := run.State(); st == api.StateRunning {
 			w.writeTaskStatus(id, st, note, w.restartCount(id))
 		}
 	}
 	workerConv := w.cfg.converterSettings()
-	if setup.keyConv, err = converterFor("key.converter", connRes.config, workerConv); err != nil {
+	if setup.KeyConv, err = task.ConverterFor("key.converter", connRes.config, workerConv); err != nil {
 		return err
 	}
-	if setup.valueConv, err = converterFor("value.converter", connRes.config, workerConv); err != nil {
+	if setup.ValueConv, err = task.ConverterFor("value.converter", connRes.config, workerConv); err != nil {
 		return err
 	}
 	if len(splitList(connRes.config["transforms"])) > 0 {
-		if setup.chain, err = transform.NewChain(connRes.config); err != nil {
+		if setup.Chain, err = transform.NewChain(connRes.config); err != nil {
 			return err
 		}
 	}
@@ -103,12 +104,12 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		}
 		return out
 	}
-	tctx := taskContext{id: id, log: log, setup: setup}
+	tctx := task.TaskContext{ID: id, Log: log, Setup: setup}
 
 	var dlq *kafka.Producer
-	newPolicy := func(common *CommonConfig) (*errorPolicy, error) {
-		pol := &errorPolicy{cfg: common, connector: id.Connector, task: id.Task, log: log, metrics: setup.metrics, secrets: run.secrets,
-			maxBytes: maxMessageBytes(w.cfg.Client.Producer, overrides("producer.override."))}
+	newPolicy := func(common *task.CommonConfig) (*task.ErrorPolicy, error) {
+		pol := &task.ErrorPolicy{Cfg: common, Connector: id.Connector, Task: id.Task, Log: log, Metrics: setup.Metrics, Secrets: run.secrets,
+			MaxBytes: task.MaxMessageBytes(w.cfg.Client.Producer, overrides("producer.override."))}
 		if common.DLQTopic != "" {
 			if err := kafkaclient.EnsureTopic(ctx, w.admin, kafkaclient.TopicSpec{Name: common.DLQTopic, Partitions: 1, Replication: common.DLQReplication}); err != nil {
 				return nil, fmt.Errorf("dead-letter topic: %w", err)
@@ -117,7 +118,7 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 				return nil, fmt.Errorf("dead-letter producer: %w", err)
 			}
 			go drainEvents(dlq)
-			pol.dlq = dlq
+			pol.Dlq = dlq
 		}
 		return pol, nil
 	}
@@ -130,11 +131,11 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 
 	switch p.Type {
 	case connect.SourceType:
-		var common SourceCommonConfig
-		if err := sourceCommonSpec.Decode(connRes.config, &common); err != nil {
+		var common task.SourceCommonConfig
+		if err := task.SourceCommonSpec.Decode(connRes.config, &common); err != nil {
 			return err
 		}
-		setup.common = &common.CommonConfig
+		setup.Common = &common.CommonConfig
 		pol, err := newPolicy(&common.CommonConfig)
 		if err != nil {
 			return err
@@ -147,15 +148,15 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		if err != nil {
 			return fmt.Errorf("producer: %w", err)
 		}
-		tc, err := newTopicCreator(w.admin, w.cfg.TopicCreationEnable, connRes.config, common.TopicCreationGroups)
+		tc, err := task.NewTopicCreator(w.admin, w.cfg.TopicCreationEnable, connRes.config, common.TopicCreationGroups)
 		if err != nil {
 			producer.Close()
 			return err
 		}
-		task := p.New().(connect.SourceConnector).NewTask()
-		run.instance = task
-		loop := &sourceLoop{host: w.taskHost(), setup: setup, task: w.endpointSource(run, task), producer: producer, policy: pol, gate: run.paused, pending: newSubmitted(), topics: tc,
-			maxMessageBytes: maxMessageBytes(w.cfg.Client.Producer, producerOverrides)}
+		instance := p.New().(connect.SourceConnector).NewTask()
+		run.instance = instance
+		loop := &task.SourceLoop{Host: w.taskHost(), Setup: setup, Task: w.endpointSource(run, instance), Producer: producer, Policy: pol, Gate: run.paused, Pending: task.NewSubmitted(), Topics: tc,
+			MaxMessageBytes: task.MaxMessageBytes(w.cfg.Client.Producer, producerOverrides)}
 		// The worker partitions and matches acknowledgements by order only with the idempotent
 		// producer and librdkafka's partitioner left alone (see sourceRouter).
 		byOrder := true
@@ -165,15 +166,15 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		_, workerPartitioner := w.cfg.Client.Producer["partitioner"]
 		_, connectorPartitioner := producerOverrides["partitioner"]
 		byOrder = byOrder && !workerPartitioner && !connectorPartitioner
-		loop.router = newSourceRouter(producer, byOrder)
-		loop.acker, _ = task.(connect.SourceAcker)
-		return loop.run(ctx, &sourceContext{taskContext: tctx, loop: loop})
+		loop.Router = task.NewSourceRouter(producer, byOrder)
+		loop.Acker, _ = instance.(connect.SourceAcker)
+		return loop.Run(ctx, &task.SourceContext{TaskContext: tctx, Loop: loop})
 	case connect.SinkType:
-		var common SinkCommonConfig
-		if err := sinkCommonSpec.Decode(connRes.config, &common); err != nil {
+		var common task.SinkCommonConfig
+		if err := task.SinkCommonSpec.Decode(connRes.config, &common); err != nil {
 			return err
 		}
-		setup.common = &common.CommonConfig
+		setup.Common = &common.CommonConfig
 		pol, err := newPolicy(&common.CommonConfig)
 		if err != nil {
 			return err
@@ -191,27 +192,26 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 		pollInterval := kafkaclient.UnlessSet(map[string]string{"max.poll.interval.ms": "300000"}, w.cfg.Client.Consumer, overrides("consumer.override."))
 		// The sink consumer is franz-go's (sinkconsumer.go): the worker's consumer.* settings
 		// and the connector's consumer.override.* are librdkafka's names, translated.
-		consumer, unused, err := newSinkConsumer(w.cfg.BootstrapServers, w.clients.ClientID(),
+		consumer, unused, err := task.NewSinkConsumer(w.cfg.BootstrapServers, w.clients.ClientID(),
 			w.cfg.Client.Common, pollInterval, w.cfg.Client.Consumer, settings, overrides("consumer.override."))
 		if err != nil {
 			return fmt.Errorf("consumer: %w", err)
 		}
 		if len(unused) > 0 {
-			setup.log.Warn("consumer settings the sink consumer (franz-go) does not use", "settings", unused)
+			setup.Log.Warn("consumer settings the sink consumer (franz-go) does not use", "settings", unused)
 		}
-		task := p.New().(connect.SinkConnector).NewTask()
-		run.instance = task
-		loop := &sinkLoop{host: w.taskHost(), setup: setup, common: &common, task: w.endpointSink(run, task), consumer: consumer, policy: pol, gate: run.paused,
-			pendingSeeks: map[connect.TopicPartition]int64{}, openSeeks: map[connect.TopicPartition]int64{}, laterSeeks: map[connect.TopicPartition]int64{}}
-		loop.aware, _ = task.(connect.PartitionAware)
-		return loop.run(ctx, &sinkContext{taskContext: tctx, loop: loop})
+		instance := p.New().(connect.SinkConnector).NewTask()
+		run.instance = instance
+		loop := &task.SinkLoop{Host: w.taskHost(), Setup: setup, Common: &common, Task: w.endpointSink(run, instance), Consumer: consumer, Policy: pol, Gate: run.paused}
+		loop.Aware, _ = instance.(connect.PartitionAware)
+		return loop.Run(ctx, &task.SinkContext{TaskContext: tctx, Loop: loop})
 	}
 	return fmt.Errorf("plugin %s has unknown type %q", p.Name, p.Type)
 }
 
 // taskHost is what the task loops see of the worker.
-func (w *Worker) taskHost() Host {
-	return Host{Offsets: w.offsets, Topics: w.statuses, FlushInterval: w.cfg.OffsetFlushInterval, FlushTimeout: w.cfg.OffsetFlushTimeout}
+func (w *Worker) taskHost() task.Host {
+	return task.Host{Offsets: w.offsets, Topics: w.statuses, FlushInterval: w.cfg.OffsetFlushInterval, FlushTimeout: w.cfg.OffsetFlushTimeout}
 }
 
 func drainEvents(p *kafka.Producer) {
@@ -250,7 +250,7 @@ func (w *Worker) taskEnded(run *taskRun, err error) {
 		ri.due = time.Now().Add(ri.boff.Wait())
 		ri.count++
 		delete(w.tasks, run.id) // reconcile starts it again once due
-		w.metrics.taskRestarts.WithLabelValues(run.id.Connector, strconv.Itoa(run.id.Task)).Inc()
+		w.metrics.TaskRestarts.WithLabelValues(run.id.Connector, strconv.Itoa(run.id.Task)).Inc()
 	}
 	count := ri.count
 	w.mu.Unlock()
@@ -262,8 +262,8 @@ func (w *Worker) taskEnded(run *taskRun, err error) {
 }
 
 func autoRestartSettings(cfg map[string]string) (bool, int, time.Duration) {
-	var c CommonConfig
-	spec := connect.SpecOf(CommonConfig{})
+	var c task.CommonConfig
+	spec := connect.SpecOf(task.CommonConfig{})
 	if err := spec.Decode(pick(cfg, spec), &c); err != nil {
 		return false, 0, time.Minute
 	}
@@ -333,7 +333,7 @@ func (w *Worker) stopTasks(ids []api.TaskID, forget bool) {
 	}
 	if forget {
 		for _, r := range runs {
-			w.metrics.forgetTask(r.id)
+			w.metrics.ForgetTask(r.id)
 		}
 	}
 }
@@ -406,7 +406,7 @@ type taskRun struct {
 	config  map[string]string // raw task settings, to notice changes
 	cancel  context.CancelFunc
 	done    chan struct{}
-	paused  *pauseGate
+	paused  *task.PauseGate
 	started time.Time
 
 	connCfg  map[string]string // raw connector settings, to notice changes

@@ -1,4 +1,4 @@
-package worker
+package task
 
 import (
 	"strconv"
@@ -9,9 +9,9 @@ import (
 	"github.com/sluicehq/sluice/worker/api"
 )
 
-// metrics are the worker's Prometheus metrics, labelled by connector and task.
-type metrics struct {
-	registry      *prometheus.Registry
+// Metrics are the worker's Prometheus metrics, labelled by connector and task.
+type Metrics struct {
+	Registry      *prometheus.Registry
 	sourcePolled  *prometheus.CounterVec
 	sourceWritten *prometheus.CounterVec
 	sinkRead      *prometheus.CounterVec
@@ -22,16 +22,16 @@ type metrics struct {
 	commits       *prometheus.CounterVec
 	lastCommit    *prometheus.GaugeVec
 	taskState     *prometheus.GaugeVec
-	taskRestarts  *prometheus.CounterVec
+	TaskRestarts  *prometheus.CounterVec
 	sinkLag       *prometheus.GaugeVec
 	putRetries    *prometheus.CounterVec
 	pollRetries   *prometheus.CounterVec
 }
 
-func newMetrics() *metrics {
+func NewMetrics() *Metrics {
 	tl := []string{"connector", "task"}
-	m := &metrics{
-		registry:      prometheus.NewRegistry(),
+	m := &Metrics{
+		Registry:      prometheus.NewRegistry(),
 		sourcePolled:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_source_records_polled_total", Help: "Records source tasks returned from poll."}, tl),
 		sourceWritten: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_source_records_written_total", Help: "Source records Kafka acknowledged."}, tl),
 		sinkRead:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_records_read_total", Help: "Records sink tasks read from Kafka."}, tl),
@@ -43,19 +43,19 @@ func newMetrics() *metrics {
 		commits:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_offset_commits_total", Help: "Offset commits by result."}, append(tl, "result")),
 		lastCommit:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_offset_commit_last_success_timestamp_seconds", Help: "When offsets were last committed; time() minus it is the commit age."}, tl),
 		taskState:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_task_state", Help: "1 for the state each task is in."}, append(tl, "state")),
-		taskRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_task_restarts_total", Help: "Automatic restarts of failed tasks."}, tl),
+		TaskRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_task_restarts_total", Help: "Automatic restarts of failed tasks."}, tl),
 		sinkLag:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_sink_records_lag", Help: "Records in a sink task's partitions not yet handed to put, as of the last fetch (updated every offset flush)."}, tl),
 		putRetries:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_put_retries_total", Help: "Puts that failed with a retriable error and were retried with the same records."}, tl),
 		pollRetries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_source_poll_retries_total", Help: "Polls that failed with a retriable error and were retried."}, tl),
 	}
-	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.sourcePolled, m.sourceWritten, m.sinkRead, m.sinkPut, m.errors, m.deadLettered, m.batchSeconds, m.commits,
-		m.lastCommit, m.taskState, m.taskRestarts, m.sinkLag, m.putRetries, m.pollRetries)
+		m.lastCommit, m.taskState, m.TaskRestarts, m.sinkLag, m.putRetries, m.pollRetries)
 	return m
 }
 
-// taskMetrics are the metrics of one task, with its labels applied once.
-type taskMetrics struct {
+// TaskMetrics are the metrics of one task, with its labels applied once.
+type TaskMetrics struct {
 	polled, written, read, put, deadLettered prometheus.Counter
 	errors                                   *prometheus.CounterVec
 	poll, putTime                            prometheus.Observer
@@ -65,9 +65,9 @@ type taskMetrics struct {
 	putRetries, pollRetries                  prometheus.Counter
 }
 
-func (m *metrics) task(id api.TaskID) *taskMetrics {
+func (m *Metrics) Task(id api.TaskID) *TaskMetrics {
 	l := prometheus.Labels{"connector": id.Connector, "task": strconv.Itoa(id.Task)}
-	return &taskMetrics{
+	return &TaskMetrics{
 		polled:       m.sourcePolled.With(l),
 		written:      m.sourceWritten.With(l),
 		read:         m.sinkRead.With(l),
@@ -87,7 +87,7 @@ func (m *metrics) task(id api.TaskID) *taskMetrics {
 
 var allStates = []api.State{api.StateUnassigned, api.StateRunning, api.StatePaused, api.StateFailed, api.StateRestarting}
 
-func (m *metrics) setTaskState(id api.TaskID, st api.State) {
+func (m *Metrics) SetTaskState(id api.TaskID, st api.State) {
 	for _, s := range allStates {
 		v := 0.0
 		if s == st {
@@ -97,7 +97,7 @@ func (m *metrics) setTaskState(id api.TaskID, st api.State) {
 	}
 }
 
-func (m *metrics) forgetTask(id api.TaskID) {
+func (m *Metrics) ForgetTask(id api.TaskID) {
 	m.taskState.DeletePartialMatch(prometheus.Labels{"connector": id.Connector, "task": strconv.Itoa(id.Task)})
 	m.sinkLag.DeletePartialMatch(prometheus.Labels{"connector": id.Connector, "task": strconv.Itoa(id.Task)})
 }

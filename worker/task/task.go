@@ -1,4 +1,9 @@
-package worker
+// Package task runs one connector task: the source loop (poll, transform, convert, produce,
+// store offsets once Kafka acknowledged), the sink loop (consume with franz-go, convert,
+// transform, put, commit what PreCommit allows), the error policy with retries and the
+// dead-letter queue, topic creation for sources, and the tasks' metrics. A loop sees the
+// worker only through Host.
+package task
 
 import (
 	"context"
@@ -41,28 +46,28 @@ type TopicRecorder interface {
 	TopicUsed(id api.TaskID, topic string)
 }
 
-// taskSetup is what a task loop needs besides the task: its connector's settings resolved,
+// Setup is what a task loop needs besides the task: its connector's settings resolved,
 // converters, transformations and error policy.
-type taskSetup struct {
-	id        api.TaskID
-	common    *CommonConfig
-	connector map[string]string // resolved connector settings
-	task      map[string]string // resolved task settings
-	secrets   []string
-	keyConv   convert.Converter
-	valueConv convert.Converter
-	chain     *transform.Chain
-	log       *slog.Logger
-	metrics   *taskMetrics
-	// running writes the task's RUNNING status with a note (empty for none) unless the task is
+type Setup struct {
+	ID        api.TaskID
+	Common    *CommonConfig
+	Connector map[string]string // resolved connector settings
+	Task      map[string]string // resolved task settings
+	Secrets   []string
+	KeyConv   convert.Converter
+	ValueConv convert.Converter
+	Chain     *transform.Chain
+	Log       *slog.Logger
+	Metrics   *TaskMetrics
+	// Running writes the task's RUNNING status with a note (empty for none) unless the task is
 	// in another state (paused, stopping). The loops call it once Start succeeded (only then is
 	// a task RUNNING, as in Kafka Connect) and to say why a running task waits.
-	running func(note string)
+	Running func(note string)
 }
 
-// converterFor builds the key or value converter: the connector's setting, else the worker's,
+// ConverterFor builds the key or value converter: the connector's setting, else the worker's,
 // with its settings by prefix from the same place.
-func converterFor(which string, connector, worker map[string]string) (convert.Converter, error) {
+func ConverterFor(which string, connector, worker map[string]string) (convert.Converter, error) {
 	class, src := connector[which], connector
 	if class == "" {
 		class, src = worker[which], worker
@@ -80,18 +85,18 @@ func converterFor(which string, connector, worker map[string]string) (convert.Co
 	return c, nil
 }
 
-// pauseGate lets the worker pause and resume a task loop.
-type pauseGate struct {
+// PauseGate lets the worker pause and resume a task loop.
+type PauseGate struct {
 	mu      sync.Mutex
 	paused  bool
 	changed chan struct{}
 }
 
-func newPauseGate(paused bool) *pauseGate {
-	return &pauseGate{paused: paused, changed: make(chan struct{})}
+func NewPauseGate(paused bool) *PauseGate {
+	return &PauseGate{paused: paused, changed: make(chan struct{})}
 }
 
-func (g *pauseGate) set(paused bool) {
+func (g *PauseGate) Set(paused bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.paused != paused {
@@ -102,15 +107,15 @@ func (g *pauseGate) set(paused bool) {
 }
 
 // state returns whether the gate is closed and a channel closed when that changes.
-func (g *pauseGate) state() (bool, <-chan struct{}) {
+func (g *PauseGate) state() (bool, <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.paused, g.changed
 }
 
-// safely calls f, turning a panic into an error with its stack, so a panicking connector fails
+// Safely calls f, turning a panic into an error with its stack, so a panicking connector fails
 // its task and not the worker.
-func safely(what string, f func() error) (err error) {
+func Safely(what string, f func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = &panicError{what: what, value: p, stack: debug.Stack()}
@@ -130,18 +135,18 @@ func (e *panicError) Error() string {
 	return fmt.Sprintf("%s panicked: %v\n%s", e.what, e.value, e.stack)
 }
 
-// taskContext is the part of the SDK's task contexts every task has.
-type taskContext struct {
-	id    api.TaskID
-	log   *slog.Logger
-	setup *taskSetup
+// TaskContext is the part of the SDK's task contexts every task has.
+type TaskContext struct {
+	ID    api.TaskID
+	Log   *slog.Logger
+	Setup *Setup
 }
 
-func (c *taskContext) Connector() string    { return c.id.Connector }
-func (c *taskContext) TaskID() int          { return c.id.Task }
-func (c *taskContext) Logger() *slog.Logger { return c.log }
+func (c *TaskContext) Connector() string    { return c.ID.Connector }
+func (c *TaskContext) TaskID() int          { return c.ID.Task }
+func (c *TaskContext) Logger() *slog.Logger { return c.Log }
 
 // SetStatusNote writes the note into the RUNNING status, scrubbed of the task's secrets.
-func (c *taskContext) SetStatusNote(note string) {
-	c.setup.running(redact.Scrub(note, c.setup.secrets))
+func (c *TaskContext) SetStatusNote(note string) {
+	c.Setup.Running(redact.Scrub(note, c.Setup.Secrets))
 }

@@ -1,4 +1,4 @@
-package worker
+package task
 
 import (
 	"time"
@@ -68,14 +68,14 @@ type SourceCommonConfig struct {
 }
 
 var (
-	sinkCommonSpec   = connect.SpecOf(SinkCommonConfig{})
-	sourceCommonSpec = connect.SpecOf(SourceCommonConfig{})
+	SinkCommonSpec   = connect.SpecOf(SinkCommonConfig{})
+	SourceCommonSpec = connect.SpecOf(SourceCommonConfig{})
 )
 
-// connectorSpec is the full declaration of a plugin's settings: the common ones, then its own.
-func connectorSpec(p connect.Plugin) *connect.Spec {
+// ConnectorSpec is the full declaration of a plugin's settings: the common ones, then its own.
+func ConnectorSpec(p connect.Plugin) *connect.Spec {
 	if p.Type == connect.SinkType {
-		return sinkCommonSpec.Merge(p.Spec())
+		return SinkCommonSpec.Merge(p.Spec())
 	}
-	return sourceCommonSpec.Merge(p.Spec())
+	return SourceCommonSpec.Merge(p.Spec())
 }

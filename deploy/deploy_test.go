@@ -114,7 +114,7 @@ func TestComposeRefersOnlyToFilesThatExist(t *testing.T) {
 }
 
 // stackAddresses maps the compose stack's service addresses to the test services'.
-func stackAddresses(t *testing.T) map[string]string {
+func stackAddresses(_ *testing.T) map[string]string {
 	out := map[string]string{}
 	if v := os.Getenv("SLUICE_TEST_MQTT"); v != "" {
 		out["tcp://mosquitto:1883"] = v

@@ -585,7 +585,7 @@ func (f *fakeWorker) SetLoggerLevel(ctx context.Context, name, level string) ([]
 
 func ptr[T any](v T) *T { return &v }
 
-func (f *fakeWorker) PutTaskConfigs(ctx context.Context, name string, configs []map[string]string, _ sessionkey.Signature) error {
+func (f *fakeWorker) PutTaskConfigs(ctx context.Context, name string, _ []map[string]string, _ sessionkey.Signature) error {
 	if err := f.enter(ctx, "PutTaskConfigs", name); err != nil {
 		return err
 	}

@@ -104,7 +104,7 @@ func median(v []float64) float64 {
 }
 
 // sourceRound runs datagen -> Kafka with 100-byte string values in one task.
-func sourceRound(t *testing.T, c *sluicetest.Cluster, w *sluicetest.Worker, n, round int) float64 {
+func sourceRound(t *testing.T, _ *sluicetest.Cluster, w *sluicetest.Worker, n, round int) float64 {
 	name := fmt.Sprintf("bench-gen-%d", round)
 	sluicetest.Call(t, "POST", w.URL+"/connectors", map[string]any{"name": name, "config": map[string]string{
 		"connector.class": "datagen", "kafka.topic": sluicetest.UniqueName("bench-src"), "max.records": fmt.Sprint(n), "format": "string",

@@ -50,7 +50,7 @@ type probeTask struct {
 // promises there are none.
 var callsAfterStop sync.Map
 
-func (p *probeTask) called(method string) {
+func (p *probeTask) called(_ string) {
 	if p.stopped.Load() {
 		n, _ := callsAfterStop.LoadOrStore(p.tc.Connector(), new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)

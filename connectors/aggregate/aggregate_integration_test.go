@@ -182,7 +182,9 @@ func simulate(parts [][]genFrame, groupField string) (map[string]expectedWindow,
 		for k, a := range wins {
 			dev, startS, _ := strings.Cut(k, "|")
 			var start int64
-			fmt.Sscan(startS, &start)
+			if _, err := fmt.Sscan(startS, &start); err != nil {
+				panic(fmt.Sprintf("window key %q this function made: %v", k, err))
+			}
 			if start+windowMs > maxT-outOfOrder {
 				continue // never closed
 			}

@@ -40,7 +40,9 @@ func TestThroughput(t *testing.T) {
 	}
 	n := 200_000
 	if v := os.Getenv("SLUICE_BENCH_RECORDS"); v != "" {
-		fmt.Sscan(v, &n)
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			t.Fatalf("SLUICE_BENCH_RECORDS=%q: %v", v, err)
+		}
 	}
 	pad := strings.Repeat("x", 800)
 	msgs := make([]*kafka.Message, n)

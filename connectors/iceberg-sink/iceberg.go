@@ -64,7 +64,7 @@ func CheckCatalog(ctx context.Context, conf Config) error {
 	if err != nil {
 		return fmt.Errorf("iceberg-sink: opening the %s catalog: %w", conf.CatalogType, err)
 	}
-	defer closeCatalog(cat)
+	defer func() { _ = closeCatalog(cat) }() // the check only read from it
 	if _, err := cat.ListNamespaces(ctx, nil); err != nil {
 		return fmt.Errorf("iceberg-sink: listing the catalog's namespaces: %w", err)
 	}

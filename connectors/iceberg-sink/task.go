@@ -1043,12 +1043,6 @@ func (t *Task) discard(ts *tableState) {
 	}
 }
 
-func (t *Task) discardAll() {
-	for _, ts := range t.tables {
-		t.discard(ts)
-	}
-}
-
 // Stop stops the commit ticker and closes the catalog. Records still buffered were not
 // committed to Kafka either, so they are delivered again.
 func (t *Task) Stop() error {

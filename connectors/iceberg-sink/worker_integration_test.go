@@ -127,9 +127,9 @@ func seqCounts(t testing.TB, tbl *table.Table) map[int64]int {
 }
 
 // dataFiles counts the Parquet files in the warehouse, committed or not.
-func (l lake) dataFiles(t testing.TB) int {
+func (l lake) dataFiles(_ testing.TB) int {
 	n := 0
-	_ = filepath.Walk(strings.TrimPrefix(l.warehouse, "file://"), func(p string, info os.FileInfo, err error) error {
+	_ = filepath.Walk(strings.TrimPrefix(l.warehouse, "file://"), func(p string, _ os.FileInfo, err error) error {
 		if err == nil && strings.HasSuffix(p, ".parquet") {
 			n++
 		}
@@ -230,7 +230,7 @@ func TestKilledWorkersLeaveEveryRecordInTheTableOnce(t *testing.T) {
 
 	p = c.StartProcess(settings)
 	const total = first + second + third
-	tb = l.awaitEachOnce(t, tbl, total)
+	l.awaitEachOnce(t, tbl, total)
 	sluicetest.WaitState(t, p.URL, name, api.StateRunning, 1)
 }
 

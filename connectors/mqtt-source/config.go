@@ -13,14 +13,6 @@ import (
 	"github.com/sluicehq/sluice/connect"
 )
 
-// Settings groups, in the order the docs show them.
-const (
-	groupConnection = "Connection"
-	groupSecurity   = "Security"
-	groupSubscribe  = "Subscription"
-	groupRecords    = "Records"
-)
-
 // Key, timestamp and payload choices.
 const (
 	KeyTopic = "topic"

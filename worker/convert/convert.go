@@ -344,7 +344,7 @@ func newString(settings map[string]string, side string) (stringConverter, error)
 
 // FromKafka returns the data as a string with Connect's optional string schema; invalid
 // UTF-8 becomes U+FFFD, as Java's decoder does.
-func (c stringConverter) FromKafka(topic string, data []byte) (any, *connect.Schema, error) {
+func (c stringConverter) FromKafka(_ string, data []byte) (any, *connect.Schema, error) {
 	if data == nil {
 		return nil, nil, nil
 	}
@@ -362,7 +362,7 @@ var (
 // ToKafka writes a string or []byte as is. Where Connect calls toString, this writes numbers
 // and booleans as their JSON text, time.Time as RFC 3339, and maps and slices as JSON, which
 // is more useful than Java's toString.
-func (c stringConverter) ToKafka(topic string, value any, schema *connect.Schema) ([]byte, error) {
+func (c stringConverter) ToKafka(topic string, value any, _ *connect.Schema) ([]byte, error) {
 	switch v := value.(type) {
 	case nil:
 		return nil, nil
@@ -394,7 +394,7 @@ func (c stringConverter) ToKafka(topic string, value any, schema *connect.Schema
 type byteArrayConverter struct{ side string }
 
 // FromKafka returns the data as is, with Connect's optional bytes schema.
-func (c byteArrayConverter) FromKafka(topic string, data []byte) (any, *connect.Schema, error) {
+func (c byteArrayConverter) FromKafka(_ string, data []byte) (any, *connect.Schema, error) {
 	if data == nil {
 		return nil, nil, nil
 	}

@@ -715,7 +715,7 @@ func appendWithSchema(b []byte, s *connect.Schema, v any, path string, numeric b
 		}
 		a, ok := v.([]any)
 		if !ok {
-			g, ok := generic(v)
+			g, _ := generic(v)
 			if a, ok = g.([]any); !ok {
 				return b, badValue(path, v, "%T is not an array", v)
 			}

@@ -272,7 +272,7 @@ func partitionMap(tps []connect.TopicPartition) map[string][]int32 {
 // poll returns up to max records, waiting up to wait for the first, and lets the group
 // rebalance meanwhile: handle runs each group event in this goroutine. Errors of single
 // partitions are logged through warn; only a closed client is an error.
-func (c *SinkConsumer) poll(ctx context.Context, wait time.Duration, max int, handle func(*groupEvent), warn func(string, ...any)) ([]*kgo.Record, error) {
+func (c *SinkConsumer) poll(ctx context.Context, wait time.Duration, max int, handle func(context.Context, *groupEvent), warn func(string, ...any)) ([]*kgo.Record, error) {
 	c.cl.AllowRebalance()
 	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -281,7 +281,7 @@ func (c *SinkConsumer) poll(ctx context.Context, wait time.Duration, max int, ha
 	for {
 		select {
 		case ev := <-c.events:
-			handle(ev)
+			handle(ctx, ev)
 			close(ev.done)
 		case f := <-got:
 			if f.IsClientClosed() {
@@ -304,14 +304,14 @@ func (c *SinkConsumer) poll(ctx context.Context, wait time.Duration, max int, ha
 
 // serveOnly lets the group rebalance for up to wait without reading records, handling the
 // events as poll does (the loop has a batch's worth in hand already).
-func (c *SinkConsumer) serveOnly(ctx context.Context, wait time.Duration, handle func(*groupEvent)) error {
+func (c *SinkConsumer) serveOnly(ctx context.Context, wait time.Duration, handle func(context.Context, *groupEvent)) error {
 	c.cl.AllowRebalance()
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
 		case ev := <-c.events:
-			handle(ev)
+			handle(ctx, ev)
 			close(ev.done)
 		case <-t.C:
 			return nil

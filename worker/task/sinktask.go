@@ -29,7 +29,6 @@ type SinkLoop struct {
 	Policy   *ErrorPolicy
 	Gate     *PauseGate
 	Aware    connect.PartitionAware
-	ctx      context.Context
 
 	// Touched only by the loop goroutine (group events are handled inside poll).
 	assigned map[connect.TopicPartition]bool
@@ -133,7 +132,6 @@ func (l *SinkLoop) rawOf(rec connect.Record) (*kgo.Record, bool) {
 }
 
 func (l *SinkLoop) Run(ctx context.Context, tc *SinkContext) error {
-	l.ctx = ctx
 	l.assigned = map[connect.TopicPartition]bool{}
 	l.current = connect.Offsets{}
 	l.batchNext = connect.Offsets{}
@@ -147,7 +145,7 @@ func (l *SinkLoop) Run(ctx context.Context, tc *SinkContext) error {
 	}
 	l.Setup.Running("")
 	if err := l.subscribe(); err != nil {
-		l.stopTask()
+		_ = l.stopTask() // the subscription's error is the one to report
 		l.Consumer.close()
 		return err
 	}
@@ -458,14 +456,14 @@ func (l *SinkLoop) updateLag() {
 }
 
 // handleGroupEvent runs inside poll when the group assigns, revokes or loses partitions.
-func (l *SinkLoop) handleGroupEvent(ev *groupEvent) {
+func (l *SinkLoop) handleGroupEvent(ctx context.Context, ev *groupEvent) {
 	if ev.assigned {
 		for _, tp := range ev.tps {
 			l.assigned[tp] = true
 			l.Host.Topics.TopicUsed(l.Setup.ID, tp.Topic)
 		}
 		if l.Aware != nil && !l.taskStopped {
-			if err := Safely("open", func() error { return l.Aware.Open(l.ctx, ev.tps) }); err != nil {
+			if err := Safely("open", func() error { return l.Aware.Open(ctx, ev.tps) }); err != nil {
 				l.openErr = fmt.Errorf("open partitions: %w", err)
 			}
 		}
@@ -486,10 +484,10 @@ func (l *SinkLoop) handleGroupEvent(ev *groupEvent) {
 	}
 	if !l.taskStopped {
 		if !ev.lost {
-			l.commit(l.ctx, ev.tps, false)
+			l.commit(ctx, ev.tps, false)
 		}
 		if l.Aware != nil {
-			_ = Safely("close", func() error { return l.Aware.Close(l.ctx, ev.tps) })
+			_ = Safely("close", func() error { return l.Aware.Close(ctx, ev.tps) })
 		}
 	}
 	l.mu.Lock()

@@ -144,7 +144,7 @@ func describe(s *connect.Schema) string {
 
 // convert reads a timestamp (time.Time, a Unix number in unix.precision, or a string in
 // format) and writes it as the target type.
-func (t *timestampConverter) convert(v any, s *connect.Schema, field string) (any, error) {
+func (t *timestampConverter) convert(v any, _ *connect.Schema, field string) (any, error) {
 	if v == nil {
 		return nil, nil
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/sluicehq/sluice/connect"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/worker/api"
-	"github.com/sluicehq/sluice/worker/convert"
 	"github.com/sluicehq/sluice/worker/task"
 	"github.com/sluicehq/sluice/worker/transform"
 )
@@ -207,5 +206,3 @@ func (w *Worker) pluginNames() []string {
 	}
 	return out
 }
-
-var _ = convert.New

@@ -273,7 +273,7 @@ func (w *Worker) Stop() {
 	names := slices.Collect(maps.Keys(w.connectors))
 	w.mu.Unlock()
 	for _, n := range names {
-		w.stopConnector(n, false)
+		w.stopConnector(n)
 	}
 	// Leave the group only now: the work moves to other workers once it has stopped here.
 	if w.leave != nil {
@@ -359,7 +359,7 @@ func (w *Worker) reconcile() {
 	w.stopTasks(stopTasks, true)
 	for _, name := range stopConns {
 		_, exists := snap.Connectors[name]
-		w.stopConnector(name, exists)
+		w.stopConnector(name)
 		if !exists {
 			w.forgetConnector(ctx, name, snap)
 		}
@@ -530,7 +530,7 @@ func (w *Worker) updateTaskConfigs(ctx context.Context, c *connectorRun, snap st
 	}
 }
 
-func (w *Worker) stopConnector(name string, keepStatus bool) {
+func (w *Worker) stopConnector(name string) {
 	w.mu.Lock()
 	c := w.connectors[name]
 	delete(w.connectors, name)
@@ -543,7 +543,6 @@ func (w *Worker) stopConnector(name string, keepStatus bool) {
 			w.log.Warn("stopping connector failed", "connector", name, "err", redact.Scrub(err.Error(), c.secrets))
 		}
 	}
-	_ = keepStatus
 	// Deleted, rather than moved or restarted: its config is gone. A rebalance may revoke it
 	// before reconcile sees the deletion, so this asks the config store, not the caller.
 	if _, ok := w.configs.Snapshot().Connectors[name]; !ok {
@@ -656,5 +655,3 @@ func isDone(ch <-chan struct{}) bool {
 		return false
 	}
 }
-
-var _ = strings.TrimSpace

@@ -12,6 +12,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/num"
 	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/worker/api"
 	"github.com/sluicehq/sluice/worker/convert"
@@ -584,21 +585,14 @@ func (w *Worker) watermarks(topic string, partition int32) (int64, int64, error)
 	return c.QueryWatermarkOffsets(topic, partition, 10000)
 }
 
+// asInt reads a Kafka partition or offset of an offsets request: a JSON number, or a string
+// of digits.
 func asInt(v any) (int64, bool) {
-	switch n := v.(type) {
-	case float64:
-		return int64(n), n == float64(int64(n))
-	case int64:
-		return n, true
-	case int:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case string:
-		i, err := strconv.ParseInt(n, 10, 64)
+	if s, ok := v.(string); ok {
+		i, err := strconv.ParseInt(s, 10, 64)
 		return i, err == nil
 	}
-	return 0, false
+	return num.Integral(v)
 }
 
 // ResetOffsets answers DELETE /connectors/{name}/offsets.

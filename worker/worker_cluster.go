@@ -165,7 +165,7 @@ func (h *groupHandler) Assigned(ctx context.Context, a cluster.Assignment) {
 	}
 	w.stopTasks(stopTasks, true)
 	for _, c := range a.Revoked.Connectors {
-		w.stopConnector(c, true)
+		w.stopConnector(c)
 	}
 
 	behind := ""
@@ -230,7 +230,7 @@ func (h *groupHandler) Lost(reason error) {
 	w.mu.Unlock()
 	w.stopTasks(ids, true)
 	for _, n := range names {
-		w.stopConnector(n, true)
+		w.stopConnector(n)
 	}
 }
 

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -366,7 +365,7 @@ func (w *Worker) restartFromRequest(name string, req store.RestartRequest) {
 	}
 	w.mu.Unlock()
 	if restartConn {
-		w.stopConnector(name, true)
+		w.stopConnector(name)
 	}
 	for _, id := range ids {
 		w.writeTaskStatus(id, api.StateRestarting, "", 0)
@@ -389,8 +388,6 @@ func splitList(s string) []string {
 	}
 	return out
 }
-
-var _ = maps.Clone[map[string]string]
 
 func splitComma(s string) []string {
 	parts := strings.Split(s, ",")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/num"
 )
 
 // Kafka Connect's logical types: schema names that give a primitive type a meaning.
@@ -566,7 +567,7 @@ func parseDecimal(v any, scale int, path string) (*big.Int, error) {
 	case *big.Int:
 		s = x.String()
 	default:
-		n, ok := asInt64(v)
+		n, ok := num.Integral(v)
 		if !ok {
 			return nil, badValue(path, v, "not a decimal")
 		}
@@ -655,7 +656,7 @@ func appendWithSchema(b []byte, s *connect.Schema, v any, path string, numeric b
 			}
 		} else {
 			var ok bool
-			if n, ok = asInt64(v); !ok {
+			if n, ok = num.Integral(v); !ok {
 				return b, badValue(path, v, "%T is not an integer", v)
 			}
 		}
@@ -815,43 +816,6 @@ func floorDiv(a, b int64) int64 {
 }
 
 // asInt64 accepts every Go integer type and floats with an integral value.
-func asInt64(v any) (int64, bool) {
-	switch x := v.(type) {
-	case int64:
-		return x, true
-	case int:
-		return int64(x), true
-	case int32:
-		return int64(x), true
-	case int16:
-		return int64(x), true
-	case int8:
-		return int64(x), true
-	case uint:
-		return int64(x), uint64(x) <= math.MaxInt64
-	case uint64:
-		return int64(x), x <= math.MaxInt64
-	case uint32:
-		return int64(x), true
-	case uint16:
-		return int64(x), true
-	case uint8:
-		return int64(x), true
-	case float64:
-		if x == math.Trunc(x) && x >= -(1<<63) && x < 1<<63 {
-			return int64(x), true
-		}
-	case float32:
-		f := float64(x)
-		if f == math.Trunc(f) && f >= -(1<<63) && f < 1<<63 {
-			return int64(f), true
-		}
-	case json.Number:
-		n, err := x.Int64()
-		return n, err == nil
-	}
-	return 0, false
-}
 
 func asFloat64(v any) (float64, bool) {
 	switch x := v.(type) {
@@ -863,7 +827,7 @@ func asFloat64(v any) (float64, bool) {
 		f, err := x.Float64()
 		return f, err == nil
 	}
-	if n, ok := asInt64(v); ok {
+	if n, ok := num.Integral(v); ok {
 		return float64(n), true
 	}
 	if x, ok := v.(uint64); ok {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/num"
 )
 
 // --- Filter ---
@@ -175,7 +176,7 @@ func castValue(v any, to connect.SchemaType, field string) (any, error) {
 			n = x.UnixMilli()
 		default:
 			var ok bool
-			if n, ok = asInt(v); !ok {
+			if n, ok = num.Int(v); !ok {
 				return nil, bad("not a number")
 			}
 		}
@@ -200,7 +201,7 @@ func castValue(v any, to connect.SchemaType, field string) (any, error) {
 		case time.Time:
 			f = float64(x.UnixMilli())
 		default:
-			n, ok := asInt(v)
+			n, ok := num.Int(v)
 			if !ok {
 				return nil, bad("not a number")
 			}
@@ -227,7 +228,7 @@ func castValue(v any, to connect.SchemaType, field string) (any, error) {
 		case float64, float32:
 			return toFloat(x) != 0, nil
 		}
-		if n, ok := asInt(v); ok {
+		if n, ok := num.Int(v); ok {
 			return n != 0, nil
 		}
 		return nil, bad("not a boolean")
@@ -609,7 +610,7 @@ func (t *maskField) mask(field string, v any, fs *connect.Schema) (any, error) {
 		case []any:
 			return []any{}, nil
 		default:
-			if _, ok := asInt(x); ok {
+			if _, ok := num.Int(x); ok {
 				return int64(0), nil
 			}
 		}
@@ -640,7 +641,7 @@ func (t *maskField) mask(field string, v any, fs *connect.Schema) (any, error) {
 		}
 		return f, nil
 	default:
-		if _, ok := asInt(x); ok {
+		if _, ok := num.Int(x); ok {
 			n, err := strconv.ParseInt(repl, 10, 64)
 			if err != nil {
 				return nil, bad("an integer")

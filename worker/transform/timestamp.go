@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/num"
 )
 
 // timestampConverter converts a timestamp field (or the whole key or value) between a
@@ -172,7 +173,7 @@ func (t *timestampConverter) convert(v any, _ *connect.Schema, field string) (an
 		}
 		ts = time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3)
 	default:
-		n, ok := asInt(v)
+		n, ok := num.Int(v)
 		if !ok {
 			return nil, connect.BadField(field, v, "TimestampConverter needs a time, a Unix number or a string, not %T", v)
 		}

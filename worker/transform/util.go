@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/connect"
+	"github.com/sluicehq/sluice/internal/num"
 )
 
 // Kafka Connect's logical types, as the convert package reads and writes them.
@@ -151,7 +152,7 @@ func scalarString(v any) (string, bool) {
 	case float32:
 		return formatFloat(float64(x), 32), true
 	}
-	if n, ok := asInt(v); ok {
+	if n, ok := num.Int(v); ok {
 		return strconv.FormatInt(n, 10), true
 	}
 	return "", false
@@ -175,31 +176,6 @@ func formatFloat(f float64, bits int) string {
 }
 
 // asInt accepts the Go integer types (not floats).
-func asInt(v any) (int64, bool) {
-	switch x := v.(type) {
-	case int64:
-		return x, true
-	case int:
-		return int64(x), true
-	case int32:
-		return int64(x), true
-	case int16:
-		return int64(x), true
-	case int8:
-		return int64(x), true
-	case uint8:
-		return int64(x), true
-	case uint16:
-		return int64(x), true
-	case uint32:
-		return int64(x), true
-	case uint:
-		return int64(x), uint64(x) <= math.MaxInt64
-	case uint64:
-		return int64(x), x <= math.MaxInt64
-	}
-	return 0, false
-}
 
 // toText is a value as a string for Cast: JSON for maps and slices, base64 for bytes.
 func toText(v any) (string, error) {

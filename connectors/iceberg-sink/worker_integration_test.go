@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,6 +62,36 @@ func loadTable(t testing.TB, driver, dsn string, dialect sqlcat.SupportedDialect
 		return nil
 	}
 	return tbl
+}
+
+// holdCatalogWrites takes SQLite's write lock on the lake's catalog (BEGIN IMMEDIATE) until
+// the returned function is called: readers go on, a commit waits (and, past the worker's busy
+// timeout, fails and is retried).
+func (l lake) holdCatalogWrites(t *testing.T) (release func()) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(l.dir, "catalog.db")+"?_pragma=busy_timeout(30000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(t.Context(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatalf("taking the catalog's write lock: %v", err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+				t.Errorf("releasing the catalog's write lock: %v", err)
+			}
+			_ = conn.Close()
+			_ = db.Close()
+		})
+	}
+	t.Cleanup(release)
+	return release
 }
 
 // committed is the row count of the table's current snapshot, -1 before the first.
@@ -200,22 +231,24 @@ func TestKilledWorkersLeaveEveryRecordInTheTableOnce(t *testing.T) {
 		return n == first, fmt.Sprint(n)
 	})
 	p.Term()
-	hold := t.TempDir()
-	t.Setenv("SLUICE_ICEBERG_TEST_HOLD_COMMIT", hold)
+	// Catalog writes wait while the test holds SQLite's write lock: the restarted worker
+	// writes its data files and then waits at the commit, where the test kills it.
+	release := l.holdCatalogWrites(t)
+	filesAtHold := l.dataFiles(t)
 	p = c.StartProcess(settings)
 	sluicetest.Produce(t, c.Bootstrap, topic, frames(first, second, nil)...)
-	sluicetest.Eventually(t, 60*time.Second, "data files written and held before their commit", func() (bool, string) {
-		_, err := os.Stat(filepath.Join(hold, "holding"))
-		return err == nil, fmt.Sprint(err)
+	sluicetest.Eventually(t, 60*time.Second, "data files written while the catalog refuses the commit", func() (bool, string) {
+		n := l.dataFiles(t)
+		return n > filesAtHold, fmt.Sprint(n)
 	})
 	p.Kill()
+	release()
 	tb := l.load(t, tbl)
 	if files, done := l.dataFiles(t), committedFiles(t, tb); files <= done {
 		t.Fatalf("killed with %d data files in the warehouse, %d committed: the kill was not between write and commit", files, done)
 	}
 	t.Logf("first kill: %d rows committed; %d data files in the warehouse, %d committed", committed(tb), l.dataFiles(t), committedFiles(t, tb))
 
-	t.Setenv("SLUICE_ICEBERG_TEST_HOLD_COMMIT", "")
 	p = c.StartProcess(settings)
 	sluicetest.Produce(t, c.Bootstrap, topic, frames(first+second, third, nil)...)
 	// Kill right after a commit: wait for a new snapshot, then kill at once.

@@ -78,10 +78,11 @@ type SourceTask interface {
 // SourceAcker is implemented by source tasks that must acknowledge each record upstream once
 // Kafka has it (MQTT's QoS 1 and 2, for example). Acknowledged is called for each record at
 // most once, as soon as Kafka acknowledged it (or the error policy dead-lettered or skipped
-// it); records of different Kafka partitions may be acknowledged out of Poll order. It is
-// called from another goroutine than Poll and must not block for long.
+// it), with the record as Poll returned it, AckHandle included; records of different Kafka
+// partitions may be acknowledged out of Poll order. It is called from another goroutine than
+// Poll and must not block for long. An error fails the task.
 type SourceAcker interface {
-	Acknowledged(ctx context.Context, records []Record) error
+	Acknowledged(ctx context.Context, rec Record) error
 }
 
 // SourceCommitter is implemented by source tasks that want to know when the runtime has stored

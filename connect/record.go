@@ -42,6 +42,11 @@ type Record struct {
 	SourcePartition map[string]any
 	SourceOffset    map[string]any
 
+	// AckHandle is the source task's own: what it needs to acknowledge the record upstream
+	// (an MQTT delivery, say). The runtime never reads it, keeps no offset for it, and hands
+	// the record back with it to SourceAcker.Acknowledged.
+	AckHandle any
+
 	// KafkaPartition and KafkaOffset say where a sink record was read from. Source records
 	// leave them unset and are partitioned as Kafka's Java producer does: by the murmur2 hash
 	// of the key, and without a key, one partition for 16 KB of records, then another.

@@ -200,7 +200,7 @@ type probeSourceTask struct {
 	failures int
 }
 
-func (p *probeSourceTask) Acknowledged(context.Context, []connect.Record) error {
+func (p *probeSourceTask) Acknowledged(context.Context, connect.Record) error {
 	if p.cfg.Mode == "panic-ack" {
 		panic("acknowledging went wrong")
 	}

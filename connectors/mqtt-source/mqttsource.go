@@ -9,8 +9,8 @@
 // acknowledged its record (Acknowledged), or the error policy dealt with it, so a task that
 // dies loses nothing the broker accepted; the broker sends what was not acknowledged again
 // (at least once). MQTT has no offsets: records carry no source partition, so the runtime
-// stores nothing for them, and each record's SourceOffset only carries its message's delivery
-// handle back to Acknowledged.
+// stores nothing for them; each record's AckHandle carries its message's delivery back to
+// Acknowledged.
 //
 // With more than one task, each subscribes through a shared subscription
 // ($share/<group>/<filter>) and the broker splits the messages between them, wherever they

@@ -476,7 +476,7 @@ func (l *SourceLoop) acked(entry *submittedRecord) {
 	// The task's code runs here on the delivery goroutine: a panic fails the task, not the
 	// worker, as for every other call into a connector.
 	err := Safely("acknowledged", func() error {
-		return l.Acker.Acknowledged(context.Background(), []connect.Record{*entry.record})
+		return l.Acker.Acknowledged(context.Background(), *entry.record)
 	})
 	var p *panicError
 	switch {

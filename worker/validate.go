@@ -77,9 +77,7 @@ func (w *Worker) validateConnector(ctx context.Context, config map[string]string
 			add(err)
 		}
 	}
-	if v, ok := p.New().(interface {
-		Validate(ctx context.Context, cfg connect.Config) error
-	}); ok && len(byKey) == 0 {
+	if v, ok := p.New().(connect.Validator); ok && len(byKey) == 0 {
 		add(v.Validate(ctx, connect.Config(cfg)))
 	}
 	return p, byKey, nil

@@ -31,17 +31,15 @@ func init() {
 
 // Connector checks the configuration and plans the tasks: up to tasks.max with aligned
 // partitioning, one with global partitioning.
-type Connector struct{ connect.Base }
+type Connector struct{ connect.TypedBase[Config] }
 
-// Start fails on an invalid configuration, so that it shows on the connector.
+// Start fails on an invalid configuration, kafka.<property> settings included, so that it
+// shows on the connector.
 func (c *Connector) Start(ctx context.Context, cfg connect.Config, cc connect.ConnectorContext) error {
-	if _, err := connect.Decode[Config](cfg); err != nil {
-		return fmt.Errorf("aggregate: invalid configuration: %w", err)
-	}
 	if err := connect.CheckClientSettings(cfg, "kafka."); err != nil {
-		return fmt.Errorf("aggregate: invalid configuration: %w", err)
+		return fmt.Errorf("invalid configuration: %w", err)
 	}
-	return c.Base.Start(ctx, cfg, cc)
+	return c.TypedBase.Start(ctx, cfg, cc)
 }
 
 // Validate refuses kafka.<property> settings that would run a program or load code on the
@@ -52,11 +50,7 @@ func (*Connector) Validate(_ context.Context, cfg connect.Config) error {
 
 // TaskConfigs gives every task the connector's configuration; global partitioning has one.
 func (c *Connector) TaskConfigs(maxTasks int) ([]connect.Config, error) {
-	cfg, err := connect.Decode[Config](c.Config)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Partitioning == PartitionGlobal {
+	if c.Typed.Partitioning == PartitionGlobal {
 		maxTasks = 1
 	}
 	return c.Base.TaskConfigs(maxTasks)

@@ -19,8 +19,8 @@ type CommonConfig struct {
 	Predicates      []string `config:"predicates" group:"Predicates" doc:"Aliases of the predicates transformations may use."`
 	ConfigReload    string   `config:"config.action.reload" default:"restart" enum:"none,restart" group:"Common" doc:"Accepted for compatibility."`
 
-	ErrorsRetryTimeout  time.Duration `config:"errors.retry.timeout" default:"0" group:"Error Handling" doc:"How long, in milliseconds, a failed conversion or transformation is retried; 0 no retries, -1 forever." min:"-1"`
-	ErrorsRetryDelayMax time.Duration `config:"errors.retry.delay.max.ms" default:"60000" min:"1" group:"Error Handling" doc:"Longest wait between retries; waits start at 300 ms and double."`
+	ErrorsRetryTimeout  time.Duration `config:"errors.retry.timeout" default:"0" group:"Error Handling" doc:"How long, in milliseconds, a failed conversion or transformation is retried; 0 no retries, -1 forever." min:"-1ms"`
+	ErrorsRetryDelayMax time.Duration `config:"errors.retry.delay.max.ms" default:"60000" min:"1ms" group:"Error Handling" doc:"Longest wait between retries; waits start at 300 ms and double."`
 	ErrorsTolerance     string        `config:"errors.tolerance" default:"none" enum:"none,all" group:"Error Handling" doc:"none fails the task at the first bad record; all skips bad records (to the dead-letter topic when one is set)."`
 	ErrorsLogEnable     bool          `config:"errors.log.enable" default:"false" group:"Error Handling" doc:"Log each error and bad record."`
 	ErrorsLogMessages   bool          `config:"errors.log.include.messages" default:"false" group:"Error Handling" doc:"Include the record's topic, partition, offset and key in the error log (never values)."`
@@ -29,7 +29,7 @@ type CommonConfig struct {
 	DLQContextHeaders   bool          `config:"errors.deadletterqueue.context.headers.enable" default:"false" group:"Error Handling" doc:"Add __connect.errors.* headers saying where the record came from and what went wrong."`
 
 	AutoRestart            bool          `config:"auto.restart.enable" default:"false" group:"Restarts" doc:"Restart failed tasks automatically with capped exponential backoff (Kafka Connect never does)."`
-	AutoRestartBackoffMax  time.Duration `config:"auto.restart.backoff.max.ms" default:"60000" min:"1" group:"Restarts" doc:"Longest wait before an automatic restart; waits start at 1 s and double."`
+	AutoRestartBackoffMax  time.Duration `config:"auto.restart.backoff.max.ms" default:"60000" min:"1ms" group:"Restarts" doc:"Longest wait before an automatic restart; waits start at 1 s and double."`
 	AutoRestartMaxAttempts int           `config:"auto.restart.max.attempts" default:"0" min:"0" group:"Restarts" doc:"Automatic restarts of a task before it stays FAILED; 0 means no limit."`
 }
 

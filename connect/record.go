@@ -38,7 +38,9 @@ type Record struct {
 	// acknowledged its record and every earlier record of the same partition. A record with a
 	// partition but no offset is ordered like the others and moves the stored offset nowhere,
 	// so a task may give the offset only to the last record of each partition in a batch.
-	// Records without a partition are not tracked.
+	// Records without a partition are not tracked. A task may hand the same partition map with
+	// every record of that partition (the runtime recognises it and skips encoding it again),
+	// but must not change a map once it was handed over: make a new one instead.
 	SourcePartition map[string]any
 	SourceOffset    map[string]any
 

@@ -1,3 +1,6 @@
+// Package api holds the shapes of Kafka Connect's REST API that the worker answers with
+// (ConnectorInfo, ConnectorStatus, ConfigInfos, ...), Sluice's additions (the cluster view,
+// health), and the error kinds that the rest package turns into status codes.
 package api
 
 import (

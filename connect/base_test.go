@@ -31,3 +31,17 @@ func TestTypedBaseDecodesOnceAndHandsTasksTheSettings(t *testing.T) {
 		t.Error("a task's configuration shares its map with the connector's")
 	}
 }
+
+func TestFieldProblemsPutEachMessageOnItsKey(t *testing.T) {
+	var p FieldProblems
+	if p.Err() != nil {
+		t.Fatal("no problems should be nil")
+	}
+	p.Addf("a", "Invalid value %d", 3)
+	p.Add(nil)
+	p.Add(&FieldError{Key: "b", Message: "bad"})
+	byKey, other := FieldErrors(p.Err())
+	if len(other) != 0 || len(byKey) != 2 || byKey["a"][0] != "Invalid value 3" || byKey["b"][0] != "bad" {
+		t.Errorf("FieldErrors = %v, %v", byKey, other)
+	}
+}

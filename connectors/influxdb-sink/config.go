@@ -1,8 +1,6 @@
 package influxdbsink
 
 import (
-	"errors"
-	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -109,52 +107,49 @@ func (Config) Example() connect.Config {
 
 // Validate checks the rules that tie settings together.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, msg string, args ...any) {
-		errs = append(errs, &connect.FieldError{Key: key, Message: fmt.Sprintf(msg, args...)})
-	}
+	var errs connect.FieldProblems
 	if c.URL != "" && !connect.HasPlaceholder(c.URL) {
 		if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("influxdb.url", "Invalid value %q: must be an http:// or https:// URL with a host", c.URL)
+			errs.Addf("influxdb.url", "Invalid value %q: must be an http:// or https:// URL with a host", c.URL)
 		}
 	}
 	switch {
 	case c.Bucket == "" && c.Database == "":
-		bad("influxdb.bucket", "Missing value: set influxdb.bucket (InfluxDB 2.x and 3.x) or influxdb.database (InfluxDB 1.x)")
+		errs.Addf("influxdb.bucket", "Missing value: set influxdb.bucket (InfluxDB 2.x and 3.x) or influxdb.database (InfluxDB 1.x)")
 	case c.Bucket != "" && c.Database != "":
-		bad("influxdb.database", "Invalid value %q: set influxdb.bucket or influxdb.database, not both", c.Database)
+		errs.Addf("influxdb.database", "Invalid value %q: set influxdb.bucket or influxdb.database, not both", c.Database)
 	}
 	if c.Token != "" && (c.Username != "" || c.Password != "") {
-		bad("influxdb.token", "Invalid value: a token, or influxdb.username and influxdb.password, not both")
+		errs.Addf("influxdb.token", "Invalid value: a token, or influxdb.username and influxdb.password, not both")
 	}
 	if c.Password != "" && c.Username == "" {
-		bad("influxdb.username", "Missing value: influxdb.password needs a user")
+		errs.Addf("influxdb.username", "Missing value: influxdb.password needs a user")
 	}
 	if c.Measurement == "" && c.MeasurementField == "" {
-		bad("measurement.name", "Missing value: a point needs a measurement (measurement.name or measurement.field)")
+		errs.Addf("measurement.name", "Missing value: a point needs a measurement (measurement.name or measurement.field)")
 	}
 	if c.Separator == "" {
-		bad("fields.flatten.separator", "Invalid value \"\": flattening needs a separator")
+		errs.Addf("fields.flatten.separator", "Invalid value \"\": flattening needs a separator")
 	}
 	special := map[string]string{c.TimeField: "time.field", c.MeasurementField: "measurement.field"}
 	delete(special, "")
 	for _, tag := range c.Tags {
 		if key, ok := special[tag]; ok {
-			bad("tags", "Invalid value %q: it is the %s", tag, key)
+			errs.Addf("tags", "Invalid value %q: it is the %s", tag, key)
 		}
 		if slices.Contains(c.Fields, tag) {
-			bad("fields", "Invalid value %q: it is also a tag", tag)
+			errs.Addf("fields", "Invalid value %q: it is also a tag", tag)
 		}
 	}
 	for _, f := range c.Fields {
 		if key, ok := special[f]; ok {
-			bad("fields", "Invalid value %q: it is the %s", f, key)
+			errs.Addf("fields", "Invalid value %q: it is the %s", f, key)
 		}
 	}
 	if dup := firstDuplicate(c.Tags); dup != "" {
-		bad("tags", "Invalid value %q: %q is listed twice", strings.Join(c.Tags, ","), dup)
+		errs.Addf("tags", "Invalid value %q: %q is listed twice", strings.Join(c.Tags, ","), dup)
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 func firstDuplicate(list []string) string {

@@ -118,24 +118,24 @@ func (Config) Example() connect.Config {
 
 // Validate checks the rules across settings.
 func (c Config) Validate() error {
-	var errs []error
+	var errs connect.FieldProblems
 	if err := checkURI(c.URI); err != nil {
-		errs = append(errs, err)
+		errs.Add(err)
 	}
 	if _, err := parseCollectionMap(c.CollectionMap); err != nil {
-		errs = append(errs, err)
+		errs.Add(err)
 	}
 	if err := checkCollectionName("collection", c.Collection); err != nil {
-		errs = append(errs, err)
+		errs.Add(err)
 	}
 	if _, err := parseIndexes(c.Indexes); err != nil {
-		errs = append(errs, err)
+		errs.Add(err)
 	}
 	if c.IDStrategy == IDFields && len(c.IDFields) == 0 {
-		errs = append(errs, &connect.FieldError{Key: "id.fields", Message: "Missing value: id.strategy fields needs the fields the _id is made of"})
+		errs.Addf("id.fields", "Missing value: id.strategy fields needs the fields the _id is made of")
 	}
 	if c.IDStrategy != IDFields && len(c.IDFields) > 0 {
-		errs = append(errs, &connect.FieldError{Key: "id.fields", Message: fmt.Sprintf("Invalid value %q: id.fields is only used with id.strategy fields, not %s", strings.Join(c.IDFields, ","), c.IDStrategy)})
+		errs.Addf("id.fields", "Invalid value %q: id.fields is only used with id.strategy fields, not %s", strings.Join(c.IDFields, ","), c.IDStrategy)
 	}
 	for _, f := range append(append([]string(nil), c.IDFields...), c.DateFields...) {
 		if err := checkFieldPath(f); err != nil {
@@ -143,25 +143,25 @@ func (c Config) Validate() error {
 			if !containsString(c.IDFields, f) {
 				key = "date.fields"
 			}
-			errs = append(errs, &connect.FieldError{Key: key, Message: fmt.Sprintf("Invalid value %q: %v", f, err)})
+			errs.Addf(key, "Invalid value %q: %v", f, err)
 		}
 	}
 	if c.IDStrategy == IDObjectID && c.Model != ModelInsert {
-		errs = append(errs, &connect.FieldError{Key: "write.model", Message: fmt.Sprintf("Invalid value %q: with id.strategy objectid every write has a new _id, so only write.model insert makes sense", c.Model)})
+		errs.Addf("write.model", "Invalid value %q: with id.strategy objectid every write has a new _id, so only write.model insert makes sense", c.Model)
 	}
 	if c.TSTimeField != "" && c.Model != ModelInsert {
-		errs = append(errs, &connect.FieldError{Key: "write.model", Message: fmt.Sprintf("Invalid value %q: time-series collections (timeseries.time.field %q) take write.model insert", c.Model, c.TSTimeField)})
+		errs.Addf("write.model", "Invalid value %q: time-series collections (timeseries.time.field %q) take write.model insert", c.Model, c.TSTimeField)
 	}
 	if c.TSTimeField == "" && c.TSMetaField != "" {
-		errs = append(errs, &connect.FieldError{Key: "timeseries.meta.field", Message: fmt.Sprintf("Invalid value %q: set timeseries.time.field too", c.TSMetaField)})
+		errs.Addf("timeseries.meta.field", "Invalid value %q: set timeseries.time.field too", c.TSMetaField)
 	}
 	if c.TSTimeField != "" && c.TSTimeField == c.TSMetaField {
-		errs = append(errs, &connect.FieldError{Key: "timeseries.meta.field", Message: fmt.Sprintf("Invalid value %q: must differ from timeseries.time.field", c.TSMetaField)})
+		errs.Addf("timeseries.meta.field", "Invalid value %q: must differ from timeseries.time.field", c.TSMetaField)
 	}
 	if c.TSExpire%time.Second != 0 {
-		errs = append(errs, &connect.FieldError{Key: "timeseries.expire.after", Message: fmt.Sprintf("Invalid value %s: must be whole seconds", c.TSExpire)})
+		errs.Addf("timeseries.expire.after", "Invalid value %s: must be whole seconds", c.TSExpire)
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // fixedCollection reports the one collection every record goes to, when the configuration

@@ -181,62 +181,59 @@ func (Config) Example() connect.Config {
 // Validate checks the rules across settings and what a single setting's declaration cannot
 // say: URI and filter syntax, the mapping rules, and that the TLS files can be read.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, &connect.FieldError{Key: key, Message: fmt.Sprintf(format, args...)})
-	}
+	var errs connect.FieldProblems
 	for _, u := range c.ServerURIs {
 		if _, err := parseServerURI(u); err != nil {
-			bad("mqtt.server.uris", "%v", err)
+			errs.Addf("mqtt.server.uris", "%v", err)
 		}
 	}
 	if len(c.ServerURIs) == 0 {
-		bad("mqtt.server.uris", "Give at least one server URI, such as tcp://localhost:1883")
+		errs.Addf("mqtt.server.uris", "Give at least one server URI, such as tcp://localhost:1883")
 	}
 	for _, f := range c.Topics {
 		if err := checkFilter(f); err != nil {
-			bad("mqtt.topics", "Invalid topic filter %q: %v", f, err)
+			errs.Addf("mqtt.topics", "Invalid topic filter %q: %v", f, err)
 		}
 	}
 	if len(c.Topics) == 0 {
-		bad("mqtt.topics", "Give at least one topic filter, such as sensors/#")
+		errs.Addf("mqtt.topics", "Give at least one topic filter, such as sensors/#")
 	}
 	if _, err := parseMappings(c.Mappings); err != nil {
-		bad("kafka.topic.mappings", "%v", err)
+		errs.Addf("kafka.topic.mappings", "%v", err)
 	}
 	if c.Topic == "" && len(c.Mappings) == 0 {
-		bad("kafka.topic", "Give kafka.topic, kafka.topic.mappings or both: records need a Kafka topic")
+		errs.Addf("kafka.topic", "Give kafka.topic, kafka.topic.mappings or both: records need a Kafka topic")
 	}
 	if c.KeySource == KeyField && c.KeyField == "" {
-		bad("key.field", "key.source is field: name the payload field that holds the key")
+		errs.Addf("key.field", "key.source is field: name the payload field that holds the key")
 	}
 	if c.TimeSource == TimeField && c.TimeField == "" {
-		bad("timestamp.field", "timestamp.source is field: name the payload field that holds the event time")
+		errs.Addf("timestamp.field", "timestamp.source is field: name the payload field that holds the event time")
 	}
 	switch rt := c.RegistryTopic; {
 	case rt == "" && c.SessionCleanup:
-		bad("mqtt.session.registry.topic", "mqtt.session.cleanup is on: name the topic of the list of client ids, such as sluice/mqtt-source/{connector}/sessions")
+		errs.Addf("mqtt.session.registry.topic", "mqtt.session.cleanup is on: name the topic of the list of client ids, such as sluice/mqtt-source/{connector}/sessions")
 	case strings.ContainsAny(rt, "+#"):
-		bad("mqtt.session.registry.topic", "Invalid topic %q: a topic to publish to has no wildcards (+ or #)", rt)
+		errs.Addf("mqtt.session.registry.topic", "Invalid topic %q: a topic to publish to has no wildcards (+ or #)", rt)
 	case strings.HasPrefix(rt, "$"):
-		bad("mqtt.session.registry.topic", "Invalid topic %q: topics that start with $ are the broker's ($SYS)", rt)
+		errs.Addf("mqtt.session.registry.topic", "Invalid topic %q: topics that start with $ are the broker's ($SYS)", rt)
 	}
 	if c.BackoffMax < c.BackoffMin {
-		bad("mqtt.reconnect.backoff.max", "Invalid value %s: must be at least mqtt.reconnect.backoff.min (%s)", c.BackoffMax, c.BackoffMin)
+		errs.Addf("mqtt.reconnect.backoff.max", "Invalid value %s: must be at least mqtt.reconnect.backoff.min (%s)", c.BackoffMax, c.BackoffMin)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		key := "mqtt.tls.key"
 		if c.TLSCert == "" {
 			key = "mqtt.tls.cert"
 		}
-		bad(key, "mqtt.tls.cert and mqtt.tls.key go together: give both or neither")
+		errs.Addf(key, "mqtt.tls.cert and mqtt.tls.key go together: give both or neither")
 	}
 	if len(errs) == 0 {
 		if _, err := c.tlsConfig(""); err != nil {
-			errs = append(errs, err)
+			errs.Add(err)
 		}
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // clientID is the MQTT client id of a task: stable across restarts and moves, so the task

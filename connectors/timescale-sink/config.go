@@ -1,7 +1,6 @@
 package timescalesink
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -157,49 +156,46 @@ func (Config) Example() connect.Config {
 
 // Validate checks the rules that tie settings together.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, msg string, args ...any) {
-		errs = append(errs, &connect.FieldError{Key: key, Message: fmt.Sprintf(msg, args...)})
-	}
+	var errs connect.FieldProblems
 	if c.URL != "" && !connect.HasPlaceholder(c.URL) {
 		if _, err := parseURL(c.URL); err != nil {
-			bad("connection.url", "Invalid connection URL: %v", err)
+			errs.Addf("connection.url", "Invalid connection URL: %v", err)
 		}
 	}
 	if _, _, err := splitTable(c.Table); err != nil {
-		bad("table", "%v", err)
+		errs.Addf("table", "%v", err)
 	}
 	if _, _, err := splitTable(c.OffsetsTable); err != nil || strings.Contains(c.OffsetsTable, TopicToken) {
-		bad("offsets.table", "Invalid value %q: must be a table name, optionally schema-qualified, without %s", c.OffsetsTable, TopicToken)
+		errs.Addf("offsets.table", "Invalid value %q: must be a table name, optionally schema-qualified, without %s", c.OffsetsTable, TopicToken)
 	}
 	if strings.TrimSpace(c.TimeColumn) == "" {
-		bad("time.column", "Invalid value %q: must name a column", c.TimeColumn)
+		errs.Addf("time.column", "Invalid value %q: must name a column", c.TimeColumn)
 	}
 	if c.Mode == ModeUpsert && len(c.KeyColumns) == 0 {
-		bad("key.columns", "Missing key columns: insert.mode upsert needs key.columns to say which rows a record replaces")
+		errs.Addf("key.columns", "Missing key columns: insert.mode upsert needs key.columns to say which rows a record replaces")
 	}
 	if dup := firstDuplicate(c.KeyColumns); dup != "" {
-		bad("key.columns", "Invalid value %q: column %q is listed twice", strings.Join(c.KeyColumns, ","), dup)
+		errs.Addf("key.columns", "Invalid value %q: column %q is listed twice", strings.Join(c.KeyColumns, ","), dup)
 	}
 	if c.Separator == "" && c.Flatten {
-		bad("fields.flatten.separator", "Invalid value \"\": flattening needs a separator")
+		errs.Addf("fields.flatten.separator", "Invalid value \"\": flattening needs a separator")
 	}
 	if _, err := parseMapping(c.Mapping); err != nil {
-		bad("fields.mapping", "%v", err)
+		errs.Addf("fields.mapping", "%v", err)
 	}
 	if c.SpaceColumn != "" && c.SpaceColumn == c.TimeColumn {
-		bad("timescale.space.column", "Invalid value %q: it is the time column, which is already a dimension", c.SpaceColumn)
+		errs.Addf("timescale.space.column", "Invalid value %q: it is the time column, which is already a dimension", c.SpaceColumn)
 	}
 	if c.SpaceColumn != "" && c.Mode == ModeUpsert && !slices.Contains(c.KeyColumns, c.SpaceColumn) {
-		bad("timescale.space.column", "Invalid value %q: with insert.mode upsert it must be one of key.columns (%s), as TimescaleDB requires unique keys to contain every partitioning column", c.SpaceColumn, strings.Join(c.KeyColumns, ","))
+		errs.Addf("timescale.space.column", "Invalid value %q: with insert.mode upsert it must be one of key.columns (%s), as TimescaleDB requires unique keys to contain every partitioning column", c.SpaceColumn, strings.Join(c.KeyColumns, ","))
 	}
 	if c.CatchAll != "" && c.CatchAll == c.TimeColumn {
-		bad("fields.catchall.column", "Invalid value %q: it is the time column", c.CatchAll)
+		errs.Addf("fields.catchall.column", "Invalid value %q: it is the time column", c.CatchAll)
 	}
 	if c.CatchAll != "" && slices.Contains(c.KeyColumns, c.CatchAll) {
-		bad("fields.catchall.column", "Invalid value %q: it is one of key.columns", c.CatchAll)
+		errs.Addf("fields.catchall.column", "Invalid value %q: it is one of key.columns", c.CatchAll)
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // parseMapping reads fields.mapping: field:column pairs.

@@ -8,13 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
-
 	"github.com/sluicehq/sluice/connect"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/worker/api"
-	"github.com/sluicehq/sluice/worker/kafkaclient"
 	"github.com/sluicehq/sluice/worker/store"
 	"github.com/sluicehq/sluice/worker/task"
 	"github.com/sluicehq/sluice/worker/transform"
@@ -94,116 +91,17 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 	if err := pathError(p.Spec(), taskRes.config, w.cfg.FileAllowedPaths); err != nil {
 		return err
 	}
-	overrides := func(prefix string) map[string]string {
-		out := map[string]string{}
-		for k, v := range connRes.config {
-			if rest, ok := strings.CutPrefix(k, prefix); ok {
-				out[rest] = v
-			}
-		}
-		return out
-	}
-	tctx := task.TaskContext{ID: id, Log: log, Setup: setup}
-
-	var dlq *kafka.Producer
-	newPolicy := func(common *task.CommonConfig) (*task.ErrorPolicy, error) {
-		pol := &task.ErrorPolicy{Cfg: common, Connector: id.Connector, Task: id.Task, Log: log, Metrics: setup.Metrics, Secrets: run.secrets,
-			MaxBytes: task.MaxMessageBytes(w.cfg.Client.Producer, overrides("producer.override."))}
-		if common.DLQTopic != "" {
-			if err := kafkaclient.EnsureTopic(ctx, w.admin, kafkaclient.TopicSpec{Name: common.DLQTopic, Partitions: 1, Replication: common.DLQReplication}); err != nil {
-				return nil, fmt.Errorf("dead-letter topic: %w", err)
-			}
-			if dlq, err = w.clients.Producer(map[string]string{"enable.idempotence": "true", "acks": "all"}, overrides("producer.override.")); err != nil {
-				return nil, fmt.Errorf("dead-letter producer: %w", err)
-			}
-			go drainEvents(dlq)
-			pol.Dlq = dlq
-		}
-		return pol, nil
-	}
-	defer func() {
-		if dlq != nil {
-			dlq.Flush(5000)
-			dlq.Close()
-		}
-	}()
-
+	r := task.Run{Host: w.taskHost(), Setup: setup, Context: task.TaskContext{ID: id, Log: log, Setup: setup}, Gate: run.paused,
+		Kafka: task.Kafka{Clients: w.clients, Admin: w.admin, Bootstrap: w.cfg.BootstrapServers, Settings: w.cfg.Client, TopicCreation: w.cfg.TopicCreationEnable}}
 	switch p.Type {
 	case connect.SourceType:
-		var common task.SourceCommonConfig
-		if err := task.SourceCommonSpec.Decode(connRes.config, &common); err != nil {
-			return err
-		}
-		setup.Common = &common.CommonConfig
-		pol, err := newPolicy(&common.CommonConfig)
-		if err != nil {
-			return err
-		}
-		producerOverrides := overrides("producer.override.")
-		producer, err := w.clients.Producer(map[string]string{
-			"enable.idempotence": "true", "acks": "all", "linger.ms": "5",
-			"go.delivery.reports": "true", "go.delivery.report.fields": "none",
-		}, producerOverrides)
-		if err != nil {
-			return fmt.Errorf("producer: %w", err)
-		}
-		tc, err := task.NewTopicCreator(w.admin, w.cfg.TopicCreationEnable, connRes.config, common.TopicCreationGroups)
-		if err != nil {
-			producer.Close()
-			return err
-		}
 		instance := p.New().(connect.SourceConnector).NewTask()
-		run.instance = instance
-		loop := &task.SourceLoop{Host: w.taskHost(), Setup: setup, Task: w.endpointSource(run, instance), Producer: producer, Policy: pol, Gate: run.paused, Pending: task.NewSubmitted(), Topics: tc,
-			MaxMessageBytes: task.MaxMessageBytes(w.cfg.Client.Producer, producerOverrides)}
-		// The worker partitions and matches acknowledgements by order only with the idempotent
-		// producer and librdkafka's partitioner left alone (see sourceRouter).
-		byOrder := true
-		if v, ok := producerOverrides["enable.idempotence"]; ok {
-			byOrder = strings.EqualFold(strings.TrimSpace(v), "true")
-		}
-		_, workerPartitioner := w.cfg.Client.Producer["partitioner"]
-		_, connectorPartitioner := producerOverrides["partitioner"]
-		byOrder = byOrder && !workerPartitioner && !connectorPartitioner
-		loop.Router = task.NewSourceRouter(producer, byOrder)
-		loop.Acker, _ = instance.(connect.SourceAcker)
-		return loop.Run(ctx, &task.SourceContext{TaskContext: tctx, Loop: loop})
+		acker, _ := instance.(connect.SourceAcker)
+		return r.Source(ctx, w.endpointSource(run, instance), acker)
 	case connect.SinkType:
-		var common task.SinkCommonConfig
-		if err := task.SinkCommonSpec.Decode(connRes.config, &common); err != nil {
-			return err
-		}
-		setup.Common = &common.CommonConfig
-		pol, err := newPolicy(&common.CommonConfig)
-		if err != nil {
-			return err
-		}
-		settings := map[string]string{
-			"group.id": "connect-" + id.Connector, "auto.offset.reset": "earliest",
-			"partition.assignment.strategy": "cooperative-sticky",
-			// A killed worker's partitions move after 10 s, as Kafka Connect's worker session does,
-			// rather than the consumer default of 45 s.
-			"session.timeout.ms": "10000", "heartbeat.interval.ms": "3000",
-		}
-		// A rebalance waits this long for a task busy in Put: librdkafka's and Kafka Connect's
-		// max.poll.interval.ms (franz-go's own default is 60 s), unless the worker or the
-		// connector sets it.
-		pollInterval := kafkaclient.UnlessSet(map[string]string{"max.poll.interval.ms": "300000"}, w.cfg.Client.Consumer, overrides("consumer.override."))
-		// The sink consumer is franz-go's (sinkconsumer.go): the worker's consumer.* settings
-		// and the connector's consumer.override.* are librdkafka's names, translated.
-		consumer, unused, err := task.NewSinkConsumer(w.cfg.BootstrapServers, w.clients.ClientID(),
-			w.cfg.Client.Common, pollInterval, w.cfg.Client.Consumer, settings, overrides("consumer.override."))
-		if err != nil {
-			return fmt.Errorf("consumer: %w", err)
-		}
-		if len(unused) > 0 {
-			setup.Log.Warn("consumer settings the sink consumer (franz-go) does not use", "settings", unused)
-		}
 		instance := p.New().(connect.SinkConnector).NewTask()
-		run.instance = instance
-		loop := &task.SinkLoop{Host: w.taskHost(), Setup: setup, Common: &common, Task: w.endpointSink(run, instance), Consumer: consumer, Policy: pol, Gate: run.paused}
-		loop.Aware, _ = instance.(connect.PartitionAware)
-		return loop.Run(ctx, &task.SinkContext{TaskContext: tctx, Loop: loop})
+		aware, _ := instance.(connect.PartitionAware)
+		return r.Sink(ctx, w.endpointSink(run, instance), aware)
 	}
 	return fmt.Errorf("plugin %s has unknown type %q", p.Name, p.Type)
 }
@@ -211,11 +109,6 @@ func (w *Worker) runTask(ctx context.Context, run *taskRun, taskCfg, connCfg map
 // taskHost is what the task loops see of the worker.
 func (w *Worker) taskHost() task.Host {
 	return task.Host{Offsets: w.offsets, Topics: w.statuses, FlushInterval: w.cfg.OffsetFlushInterval, FlushTimeout: w.cfg.OffsetFlushTimeout}
-}
-
-func drainEvents(p *kafka.Producer) {
-	for range p.Events() {
-	}
 }
 
 // taskEnded records how a task run ended: FAILED with its trace, or (stopped on purpose) not
@@ -408,7 +301,6 @@ type taskRun struct {
 
 	connCfg  map[string]string // raw connector settings, to notice changes
 	secrets  []string
-	instance any  // the connect.SourceTask or SinkTask
 	stopping bool // guarded by the worker's mutex
 
 	mu    sync.Mutex

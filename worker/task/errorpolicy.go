@@ -29,31 +29,31 @@ const (
 // errToleranceExceeded is Kafka Connect's message for a bad record the policy does not allow.
 var errToleranceExceeded = errors.New("Tolerance exceeded in error handler")
 
-// ErrorPolicy applies a connector's errors.* settings to a failed operation on one record:
+// errorPolicy applies a connector's errors.* settings to a failed operation on one record:
 // retry it while it is retriable and errors.retry.timeout allows, then either fail the task
 // (errors.tolerance=none) or log it and send it to the dead-letter topic (all).
-type ErrorPolicy struct {
-	Cfg       *CommonConfig
-	Connector string
-	Task      int
-	Log       *slog.Logger
-	Dlq       *kafka.Producer // nil without a dead-letter topic
-	Metrics   *TaskMetrics
-	Secrets   []string
-	MaxBytes  int // the dead-letter producer's message.max.bytes: a dead-letter record must fit
+type errorPolicy struct {
+	cfg       *CommonConfig
+	connector string
+	task      int
+	log       *slog.Logger
+	dlq       *kafka.Producer // nil without a dead-letter topic
+	metrics   *TaskMetrics
+	secrets   []string
+	maxBytes  int // the dead-letter producer's message.max.bytes: a dead-letter record must fit
 }
 
 // retry runs op until it succeeds, fails with an error that is not retriable, or the retry
 // timeout passes, waiting 300 ms, doubling up to errors.retry.delay.max.ms, between tries.
-func (p *ErrorPolicy) retry(ctx context.Context, op func() error) error {
+func (p *errorPolicy) retry(ctx context.Context, op func() error) error {
 	err := op()
-	if err == nil || !connect.IsRetriable(err) || p.Cfg.ErrorsRetryTimeout == 0 {
+	if err == nil || !connect.IsRetriable(err) || p.cfg.ErrorsRetryTimeout == 0 {
 		return err
 	}
-	deadline := time.Now().Add(p.Cfg.ErrorsRetryTimeout)
+	deadline := time.Now().Add(p.cfg.ErrorsRetryTimeout)
 	delay := 300 * time.Millisecond
 	for {
-		if p.Cfg.ErrorsRetryTimeout > 0 && time.Now().Add(delay).After(deadline) {
+		if p.cfg.ErrorsRetryTimeout > 0 && time.Now().Add(delay).After(deadline) {
 			return err
 		}
 		if werr := retry.Sleep(ctx, retry.Jitter(delay)); werr != nil {
@@ -62,37 +62,37 @@ func (p *ErrorPolicy) retry(ctx context.Context, op func() error) error {
 		if err = op(); err == nil || !connect.IsRetriable(err) {
 			return err
 		}
-		delay = min(delay*2, p.Cfg.ErrorsRetryDelayMax)
+		delay = min(delay*2, p.cfg.ErrorsRetryDelayMax)
 	}
 }
 
 // failed deals with a record that could not be processed in stage. It returns nil when the
 // policy tolerates the error (the record is skipped, after it reached the dead-letter topic if
 // one is set), or the error that must fail the task.
-func (p *ErrorPolicy) failed(ctx context.Context, stage string, rec *connect.Record, raw *kafka.Message, cause error) error {
-	p.Metrics.errors.WithLabelValues(stage).Inc()
+func (p *errorPolicy) failed(ctx context.Context, stage string, rec *connect.Record, raw *kafka.Message, cause error) error {
+	p.metrics.errors.WithLabelValues(stage).Inc()
 	where := ""
 	if raw != nil {
 		where = fmt.Sprintf(" (topic %s, partition %d, offset %d)", *raw.TopicPartition.Topic, raw.TopicPartition.Partition, raw.TopicPartition.Offset)
 	} else if rec != nil && rec.Topic != "" {
 		where = fmt.Sprintf(" (record for topic %s)", rec.Topic)
 	}
-	msg := redact.Scrub(fmt.Sprintf("%s failed%s: %v", stageName(stage), where, cause), p.Secrets)
-	if p.Cfg.ErrorsTolerance != "all" {
+	msg := redact.Scrub(fmt.Sprintf("%s failed%s: %v", stageName(stage), where, cause), p.secrets)
+	if p.cfg.ErrorsTolerance != "all" {
 		return fmt.Errorf("%w: %s", errToleranceExceeded, msg)
 	}
-	if p.Cfg.ErrorsLogEnable {
+	if p.cfg.ErrorsLogEnable {
 		attrs := []any{"stage", stage, "err", msg} // the logger names the connector and task
-		p.Log.Warn("skipping a record the connector could not process", attrs...)
+		p.log.Warn("skipping a record the connector could not process", attrs...)
 	}
-	if p.Dlq == nil {
+	if p.dlq == nil {
 		return nil
 	}
 	m := p.deadLetter(stage, rec, raw, cause)
-	if err := produceSync(ctx, p.Dlq, m); err != nil {
-		return fmt.Errorf("writing a bad record to the dead-letter topic %s: %w (the record: %s)", p.Cfg.DLQTopic, err, msg)
+	if err := produceSync(ctx, p.dlq, m); err != nil {
+		return fmt.Errorf("writing a bad record to the dead-letter topic %s: %w (the record: %s)", p.cfg.DLQTopic, err, msg)
 	}
-	p.Metrics.deadLettered.Inc()
+	p.metrics.deadLettered.Inc()
 	return nil
 }
 
@@ -116,8 +116,8 @@ func stageName(stage string) string {
 
 // deadLetter builds the dead-letter record: the original bytes when the record came from
 // Kafka, else what the source task reported, with Kafka Connect's context headers when asked.
-func (p *ErrorPolicy) deadLetter(stage string, rec *connect.Record, raw *kafka.Message, cause error) *kafka.Message {
-	topic := p.Cfg.DLQTopic
+func (p *errorPolicy) deadLetter(stage string, rec *connect.Record, raw *kafka.Message, cause error) *kafka.Message {
+	topic := p.cfg.DLQTopic
 	m := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}}
 	if raw != nil {
 		m.Key, m.Value, m.Headers = raw.Key, raw.Value, append([]kafka.Header(nil), raw.Headers...)
@@ -127,7 +127,7 @@ func (p *ErrorPolicy) deadLetter(stage string, rec *connect.Record, raw *kafka.M
 			m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
 		}
 	}
-	if !p.Cfg.DLQContextHeaders {
+	if !p.cfg.DLQContextHeaders {
 		return m
 	}
 	h := func(k, v string) {
@@ -140,14 +140,14 @@ func (p *ErrorPolicy) deadLetter(stage string, rec *connect.Record, raw *kafka.M
 	} else if rec != nil {
 		h("topic", rec.Topic)
 	}
-	h("connector.name", p.Connector)
-	h("task.id", strconv.Itoa(p.Task))
+	h("connector.name", p.connector)
+	h("task.id", strconv.Itoa(p.task))
 	h("stage", stage)
-	h("class.name", p.Cfg.Class)
+	h("class.name", p.cfg.Class)
 	h("exception.class.name", fmt.Sprintf("%T", errors.Unwrap(cause)))
-	h("exception.message", redact.Scrub(cause.Error(), p.Secrets))
-	h("exception.stacktrace", redact.Scrub(fmt.Sprintf("%+v", cause), p.Secrets))
-	fitDeadLetter(m, p.MaxBytes)
+	h("exception.message", redact.Scrub(cause.Error(), p.secrets))
+	h("exception.stacktrace", redact.Scrub(fmt.Sprintf("%+v", cause), p.secrets))
+	fitDeadLetter(m, p.maxBytes)
 	return m
 }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/sluicehq/sluice/worker/kafkaclient"
 )
 
-// SinkConsumer is a sink task's consumer in the group connect-<name>: franz-go's kgo client,
+// sinkConsumer is a sink task's consumer in the group connect-<name>: franz-go's kgo client,
 // which fetches whole batches into Go memory without a cgo call per record (the measured
 // case, docs/performance.md: the sink loop on confluent-kafka-go read at most what its
 // per-record Poll allowed, and its prefetch queue held hundreds of megabytes outside the Go
@@ -29,7 +29,7 @@ import (
 // goroutine, but with BlockRebalanceOnPoll they can only start while the loop is inside poll,
 // and they hand their event to the loop there and wait for it: the loop's state is never
 // touched from two goroutines, as with librdkafka's callbacks inside Poll.
-type SinkConsumer struct {
+type sinkConsumer struct {
 	opts    []kgo.Opt
 	cl      *kgo.Client
 	events  chan *groupEvent
@@ -63,11 +63,11 @@ var securityTranslated = map[string]bool{
 	"sasl.mechanism": true, "sasl.mechanisms": true, "sasl.username": true, "sasl.password": true,
 }
 
-// NewSinkConsumer builds the options of a sink task's consumer from librdkafka-named settings
+// newSinkConsumer builds the options of a sink task's consumer from librdkafka-named settings
 // (the worker's common and consumer.* settings, Sluice's defaults, the connector's
 // consumer.override.*; later maps win). It returns the settings it could not apply, for the
 // task to warn about. The client is made by start.
-func NewSinkConsumer(bootstrap, clientID string, settings ...map[string]string) (*SinkConsumer, []string, error) {
+func newSinkConsumer(bootstrap, clientID string, settings ...map[string]string) (*sinkConsumer, []string, error) {
 	all := map[string]string{}
 	for _, s := range settings {
 		maps.Copy(all, s)
@@ -193,14 +193,14 @@ func NewSinkConsumer(bootstrap, clientID string, settings ...map[string]string) 
 			return nil, nil, err
 		}
 	}
-	return &SinkConsumer{opts: opts, events: make(chan *groupEvent), closing: make(chan struct{}),
+	return &sinkConsumer{opts: opts, events: make(chan *groupEvent), closing: make(chan struct{}),
 		high: map[connect.TopicPartition]int64{}}, unused, nil
 }
 
 // start makes the client, which joins the group and subscribes to the topics (or, with
 // regex, to every topic the pattern matches). startOffsets gives the offsets the task asked
 // for in Open, which replace the committed ones of newly assigned partitions.
-func (c *SinkConsumer) start(topics []string, regex string, startOffsets func([]connect.TopicPartition) map[connect.TopicPartition]int64) error {
+func (c *sinkConsumer) start(topics []string, regex string, startOffsets func([]connect.TopicPartition) map[connect.TopicPartition]int64) error {
 	opts := append(slices.Clone(c.opts),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			c.deliver(&groupEvent{assigned: true, tps: topicPartitions(m)})
@@ -242,7 +242,7 @@ func (c *SinkConsumer) start(topics []string, regex string, startOffsets func([]
 
 // deliver hands a group event to the loop, which handles it inside poll, and waits for it; once
 // the consumer is closing nothing waits (the task is stopped by then).
-func (c *SinkConsumer) deliver(ev *groupEvent) {
+func (c *sinkConsumer) deliver(ev *groupEvent) {
 	ev.done = make(chan struct{})
 	select {
 	case c.events <- ev:
@@ -272,7 +272,7 @@ func partitionMap(tps []connect.TopicPartition) map[string][]int32 {
 // poll returns up to max records, waiting up to wait for the first, and lets the group
 // rebalance meanwhile: handle runs each group event in this goroutine. Errors of single
 // partitions are logged through warn; only a closed client is an error.
-func (c *SinkConsumer) poll(ctx context.Context, wait time.Duration, max int, handle func(context.Context, *groupEvent), warn func(string, ...any)) ([]*kgo.Record, error) {
+func (c *sinkConsumer) poll(ctx context.Context, wait time.Duration, max int, handle func(context.Context, *groupEvent), warn func(string, ...any)) ([]*kgo.Record, error) {
 	c.cl.AllowRebalance()
 	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -304,7 +304,7 @@ func (c *SinkConsumer) poll(ctx context.Context, wait time.Duration, max int, ha
 
 // serveOnly lets the group rebalance for up to wait without reading records, handling the
 // events as poll does (the loop has a batch's worth in hand already).
-func (c *SinkConsumer) serveOnly(ctx context.Context, wait time.Duration, handle func(context.Context, *groupEvent)) error {
+func (c *sinkConsumer) serveOnly(ctx context.Context, wait time.Duration, handle func(context.Context, *groupEvent)) error {
 	c.cl.AllowRebalance()
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -323,7 +323,7 @@ func (c *SinkConsumer) serveOnly(ctx context.Context, wait time.Duration, handle
 
 // commit commits the offsets (the next offset to read, per partition) and waits for the
 // answer; a partition the coordinator refused is an error.
-func (c *SinkConsumer) commit(ctx context.Context, offsets connect.Offsets) error {
+func (c *sinkConsumer) commit(ctx context.Context, offsets connect.Offsets) error {
 	m := map[string]map[int32]kgo.EpochOffset{}
 	for tp, off := range offsets {
 		if m[tp.Topic] == nil {
@@ -348,13 +348,13 @@ func (c *SinkConsumer) commit(ctx context.Context, offsets connect.Offsets) erro
 	return failed
 }
 
-func (c *SinkConsumer) pause(tps []connect.TopicPartition) {
+func (c *sinkConsumer) pause(tps []connect.TopicPartition) {
 	if len(tps) > 0 {
 		c.cl.PauseFetchPartitions(partitionMap(tps))
 	}
 }
 
-func (c *SinkConsumer) resume(tps []connect.TopicPartition) {
+func (c *sinkConsumer) resume(tps []connect.TopicPartition) {
 	if len(tps) > 0 {
 		c.cl.ResumeFetchPartitions(partitionMap(tps))
 	}
@@ -364,7 +364,7 @@ func (c *SinkConsumer) resume(tps []connect.TopicPartition) {
 // the client cannot move the partition yet: franz-go's SetOffsets skips a partition it holds no
 // position for (its starting offset still loading, or none committed and nothing read), and
 // the caller must try again once records of it arrive.
-func (c *SinkConsumer) seek(tp connect.TopicPartition, offset int64) bool {
+func (c *sinkConsumer) seek(tp connect.TopicPartition, offset int64) bool {
 	if _, known := c.cl.UncommittedOffsets()[tp.Topic][tp.Partition]; !known {
 		return false
 	}
@@ -373,13 +373,13 @@ func (c *SinkConsumer) seek(tp connect.TopicPartition, offset int64) bool {
 }
 
 // highWatermark is the partition's high watermark as the last fetch saw it.
-func (c *SinkConsumer) highWatermark(tp connect.TopicPartition) (int64, bool) {
+func (c *sinkConsumer) highWatermark(tp connect.TopicPartition) (int64, bool) {
 	h, ok := c.high[tp]
 	return h, ok
 }
 
 // forget drops what the consumer knows of partitions no longer assigned.
-func (c *SinkConsumer) forget(tps []connect.TopicPartition) {
+func (c *sinkConsumer) forget(tps []connect.TopicPartition) {
 	for _, tp := range tps {
 		delete(c.high, tp)
 	}
@@ -387,7 +387,7 @@ func (c *SinkConsumer) forget(tps []connect.TopicPartition) {
 }
 
 // close leaves the group; callbacks it causes find the loop gone and return at once.
-func (c *SinkConsumer) close() {
+func (c *sinkConsumer) close() {
 	close(c.closing)
 	if c.cl != nil {
 		c.cl.AllowRebalance()

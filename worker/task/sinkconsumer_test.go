@@ -55,7 +55,7 @@ func TestSinkConsumerSettings(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, unused, err := NewSinkConsumer("127.0.0.1:9092", "test", tc.settings)
+			c, unused, err := newSinkConsumer("127.0.0.1:9092", "test", tc.settings)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want one with %s", err, tc.err)

@@ -17,18 +17,18 @@ import (
 	"github.com/sluicehq/sluice/internal/retry"
 )
 
-// SinkLoop runs a sink task: consume the connector's topics in the group connect-<name>,
+// sinkLoop runs a sink task: consume the connector's topics in the group connect-<name>,
 // convert and transform under the error policy, put batches, and commit the offsets PreCommit
 // says are safe, on the flush interval, when asked, on revocation and at the end.
-type SinkLoop struct {
-	Host     Host
-	Setup    *Setup
-	Common   *SinkCommonConfig
-	Task     connect.SinkTask
-	Consumer *SinkConsumer
-	Policy   *ErrorPolicy
-	Gate     *PauseGate
-	Aware    connect.PartitionAware
+type sinkLoop struct {
+	host     Host
+	setup    *Setup
+	common   *SinkCommonConfig
+	task     connect.SinkTask
+	consumer *sinkConsumer
+	policy   *errorPolicy
+	gate     *PauseGate
+	aware    connect.PartitionAware
 
 	// Touched only by the loop goroutine (group events are handled inside poll).
 	assigned map[connect.TopicPartition]bool
@@ -63,55 +63,55 @@ type pauseReq struct {
 	pause bool
 }
 
-// SinkContext is the SinkTaskContext a sink task gets.
-type SinkContext struct {
+// sinkContext is the SinkTaskContext a sink task gets.
+type sinkContext struct {
 	TaskContext
-	Loop *SinkLoop
+	loop *sinkLoop
 }
 
-func (c *SinkContext) Report(ctx context.Context, rec connect.Record, reason error) error {
+func (c *sinkContext) Report(ctx context.Context, rec connect.Record, reason error) error {
 	raw := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &rec.Topic, Partition: rec.KafkaPartition, Offset: kafka.Offset(rec.KafkaOffset)}}
-	if orig, ok := c.Loop.rawOf(rec); ok {
+	if orig, ok := c.loop.rawOf(rec); ok {
 		raw = kafkaMessage(orig)
 	}
-	return c.Loop.Policy.failed(ctx, stageTaskPut, &rec, raw, reason)
+	return c.loop.policy.failed(ctx, stageTaskPut, &rec, raw, reason)
 }
 
-func (c *SinkContext) Assignment() []connect.TopicPartition {
-	out := make([]connect.TopicPartition, 0, len(c.Loop.assigned))
-	for tp := range c.Loop.assigned {
+func (c *sinkContext) Assignment() []connect.TopicPartition {
+	out := make([]connect.TopicPartition, 0, len(c.loop.assigned))
+	for tp := range c.loop.assigned {
 		out = append(out, tp)
 	}
 	return out
 }
 
-func (c *SinkContext) Seek(tp connect.TopicPartition, offset int64) {
-	c.Loop.mu.Lock()
-	defer c.Loop.mu.Unlock()
-	c.Loop.pendingSeeks[tp] = offset
+func (c *sinkContext) Seek(tp connect.TopicPartition, offset int64) {
+	c.loop.mu.Lock()
+	defer c.loop.mu.Unlock()
+	c.loop.pendingSeeks[tp] = offset
 }
 
-func (c *SinkContext) Pause(tps ...connect.TopicPartition) {
-	c.Loop.mu.Lock()
-	defer c.Loop.mu.Unlock()
-	c.Loop.pendingPauses = append(c.Loop.pendingPauses, pauseReq{tps, true})
+func (c *sinkContext) Pause(tps ...connect.TopicPartition) {
+	c.loop.mu.Lock()
+	defer c.loop.mu.Unlock()
+	c.loop.pendingPauses = append(c.loop.pendingPauses, pauseReq{tps, true})
 }
 
-func (c *SinkContext) Resume(tps ...connect.TopicPartition) {
-	c.Loop.mu.Lock()
-	defer c.Loop.mu.Unlock()
-	c.Loop.pendingPauses = append(c.Loop.pendingPauses, pauseReq{tps, false})
+func (c *sinkContext) Resume(tps ...connect.TopicPartition) {
+	c.loop.mu.Lock()
+	defer c.loop.mu.Unlock()
+	c.loop.pendingPauses = append(c.loop.pendingPauses, pauseReq{tps, false})
 }
 
-func (c *SinkContext) RequestCommit() {
-	c.Loop.mu.Lock()
-	defer c.Loop.mu.Unlock()
-	c.Loop.commitWanted = true
+func (c *sinkContext) RequestCommit() {
+	c.loop.mu.Lock()
+	defer c.loop.mu.Unlock()
+	c.loop.commitWanted = true
 }
 
 // rawOf finds the Kafka message behind a record of the batch in Put, so a reported record
 // goes to the dead-letter topic with its original bytes.
-func (l *SinkLoop) rawOf(rec connect.Record) (*kgo.Record, bool) {
+func (l *sinkLoop) rawOf(rec connect.Record) (*kgo.Record, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.rawIndex == nil {
@@ -131,7 +131,7 @@ func (l *SinkLoop) rawOf(rec connect.Record) (*kgo.Record, bool) {
 	return m, ok
 }
 
-func (l *SinkLoop) Run(ctx context.Context, tc *SinkContext) error {
+func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
 	l.assigned = map[connect.TopicPartition]bool{}
 	l.current = connect.Offsets{}
 	l.batchNext = connect.Offsets{}
@@ -139,52 +139,52 @@ func (l *SinkLoop) Run(ctx context.Context, tc *SinkContext) error {
 	l.pendingSeeks = map[connect.TopicPartition]int64{}
 	l.openSeeks = map[connect.TopicPartition]int64{}
 	l.laterSeeks = map[connect.TopicPartition]int64{}
-	if err := Safely("start", func() error { return l.Task.Start(ctx, l.Setup.Task, tc) }); err != nil {
-		l.Consumer.close()
+	if err := Safely("start", func() error { return l.task.Start(ctx, l.setup.Task, tc) }); err != nil {
+		l.consumer.close()
 		return fmt.Errorf("starting the task: %w", err)
 	}
-	l.Setup.Running("")
+	l.setup.Running("")
 	if err := l.subscribe(); err != nil {
 		_ = l.stopTask() // the subscription's error is the one to report
-		l.Consumer.close()
+		l.consumer.close()
 		return err
 	}
 	err := l.loop(ctx)
 	// Stop: commit what was put, close the partitions, stop the task, leave the group.
-	final, cancel := context.WithTimeout(context.Background(), l.Host.FlushTimeout)
+	final, cancel := context.WithTimeout(context.Background(), l.host.FlushTimeout)
 	if err == nil {
 		l.commit(final, nil, false)
 	}
 	cancel()
-	if l.Aware != nil && len(l.assigned) > 0 {
-		_ = Safely("close", func() error { return l.Aware.Close(context.Background(), slices.Collect(maps.Keys(l.assigned))) })
+	if l.aware != nil && len(l.assigned) > 0 {
+		_ = Safely("close", func() error { return l.aware.Close(context.Background(), slices.Collect(maps.Keys(l.assigned))) })
 	}
 	if serr := l.stopTask(); serr != nil && err == nil {
 		err = fmt.Errorf("stop: %w", serr)
 	}
-	l.Consumer.close() // its revoke callback finds the task stopped and calls nothing on it
+	l.consumer.close() // its revoke callback finds the task stopped and calls nothing on it
 	return err
 }
 
 // stopTask stops the task; the SDK promises nothing is called on a task after Stop.
-func (l *SinkLoop) stopTask() error {
+func (l *sinkLoop) stopTask() error {
 	l.taskStopped = true
-	return Safely("stop", l.Task.Stop)
+	return Safely("stop", l.task.Stop)
 }
 
-func (l *SinkLoop) subscribe() error {
-	if l.Common.TopicsRegex != "" {
-		if _, err := regexp.Compile(l.Common.TopicsRegex); err != nil {
-			return fmt.Errorf("topics.regex %q: %w", l.Common.TopicsRegex, err)
+func (l *sinkLoop) subscribe() error {
+	if l.common.TopicsRegex != "" {
+		if _, err := regexp.Compile(l.common.TopicsRegex); err != nil {
+			return fmt.Errorf("topics.regex %q: %w", l.common.TopicsRegex, err)
 		}
-		return l.Consumer.start(nil, "^"+l.Common.TopicsRegex, l.startOffsets)
+		return l.consumer.start(nil, "^"+l.common.TopicsRegex, l.startOffsets)
 	}
-	return l.Consumer.start(l.Common.Topics, "", l.startOffsets)
+	return l.consumer.start(l.common.Topics, "", l.startOffsets)
 }
 
 // startOffsets hands the consumer the offsets the task asked for in Open (Seek), which replace
 // the committed ones of the partitions just assigned. It runs in the consumer's goroutine.
-func (l *SinkLoop) startOffsets(tps []connect.TopicPartition) map[connect.TopicPartition]int64 {
+func (l *sinkLoop) startOffsets(tps []connect.TopicPartition) map[connect.TopicPartition]int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := map[connect.TopicPartition]int64{}
@@ -198,23 +198,23 @@ func (l *SinkLoop) startOffsets(tps []connect.TopicPartition) map[connect.TopicP
 }
 
 // dropPending forgets records of the partition read ahead while the loop only served the group.
-func (l *SinkLoop) dropPending(tp connect.TopicPartition) {
+func (l *sinkLoop) dropPending(tp connect.TopicPartition) {
 	l.pending = slices.DeleteFunc(l.pending, func(r *kgo.Record) bool { return r.Topic == tp.Topic && r.Partition == tp.Partition })
 }
 
 // serve lets the group rebalance while the loop is not reading (paused, or waiting to retry a
 // put); records it reads anyway wait for the next batch.
-func (l *SinkLoop) serve(ctx context.Context) error {
-	if len(l.pending) >= l.Common.MaxBatch { // enough in hand for the next batch
-		return l.Consumer.serveOnly(ctx, 50*time.Millisecond, l.handleGroupEvent)
+func (l *sinkLoop) serve(ctx context.Context) error {
+	if len(l.pending) >= l.common.MaxBatch { // enough in hand for the next batch
+		return l.consumer.serveOnly(ctx, 50*time.Millisecond, l.handleGroupEvent)
 	}
-	recs, err := l.Consumer.poll(ctx, 50*time.Millisecond, l.Common.MaxBatch, l.handleGroupEvent, l.Setup.Log.Warn)
+	recs, err := l.consumer.poll(ctx, 50*time.Millisecond, l.common.MaxBatch, l.handleGroupEvent, l.setup.Log.Warn)
 	l.pending = append(l.pending, recs...)
 	return err
 }
 
-func (l *SinkLoop) loop(ctx context.Context) error {
-	flushEvery := l.Host.FlushInterval
+func (l *sinkLoop) loop(ctx context.Context) error {
+	flushEvery := l.host.FlushInterval
 	nextCommit := time.Now().Add(flushEvery)
 	var batch []connect.Record
 	var raws []*kgo.Record
@@ -233,7 +233,7 @@ func (l *SinkLoop) loop(ctx context.Context) error {
 			l.commit(ctx, nil, wanted)
 			nextCommit = time.Now().Add(flushEvery)
 		}
-		if userPaused, changed := l.Gate.state(); userPaused {
+		if userPaused, changed := l.gate.state(); userPaused {
 			l.setPausedAll(true)
 			if err := l.serve(ctx); err != nil && ctx.Err() == nil {
 				return err
@@ -261,7 +261,7 @@ func (l *SinkLoop) loop(ctx context.Context) error {
 		switch {
 		case err == nil:
 			if retrying {
-				l.Setup.Running("") // the status no longer says what it was waiting for
+				l.setup.Running("") // the status no longer says what it was waiting for
 				retrying = false
 			}
 			backoff.Reset()
@@ -269,13 +269,13 @@ func (l *SinkLoop) loop(ctx context.Context) error {
 			batch, raws = nil, nil
 		case connect.IsRetriable(err):
 			// Keep the batch, stop fetching, and hand the same records to Put again.
-			msg := redact.Scrub(err.Error(), l.Setup.Secrets)
-			l.Setup.Log.Warn("put failed; retrying the same batch", "records", len(batch), "err", msg)
-			l.Setup.Metrics.putRetries.Inc()
+			msg := redact.Scrub(err.Error(), l.setup.Secrets)
+			l.setup.Log.Warn("put failed; retrying the same batch", "records", len(batch), "err", msg)
+			l.setup.Metrics.putRetries.Inc()
 			if !retrying {
 				// The task stays RUNNING (nothing is lost, it waits), but its status says why
 				// no records move, as an operator looking at GET .../status needs to know.
-				l.Setup.Running("retrying put: " + msg)
+				l.setup.Running("retrying put: " + msg)
 				retrying = true
 			}
 			l.setPausedAll(true)
@@ -294,7 +294,7 @@ func (l *SinkLoop) loop(ctx context.Context) error {
 }
 
 // advance moves current past everything read into the batch that Put has now taken.
-func (l *SinkLoop) advance() {
+func (l *sinkLoop) advance() {
 	for tp, next := range l.batchNext {
 		if l.assigned[tp] {
 			l.current[tp] = next
@@ -304,16 +304,16 @@ func (l *SinkLoop) advance() {
 }
 
 // read collects up to a batch of records, waiting a little for the first.
-func (l *SinkLoop) read(ctx context.Context) ([]connect.Record, []*kgo.Record, error) {
+func (l *sinkLoop) read(ctx context.Context) ([]connect.Record, []*kgo.Record, error) {
 	msgs := l.pending
-	if len(msgs) > l.Common.MaxBatch {
-		msgs, l.pending = msgs[:l.Common.MaxBatch], slices.Clone(msgs[l.Common.MaxBatch:])
+	if len(msgs) > l.common.MaxBatch {
+		msgs, l.pending = msgs[:l.common.MaxBatch], slices.Clone(msgs[l.common.MaxBatch:])
 	} else {
 		l.pending = nil
 	}
 	if len(msgs) == 0 {
 		var err error
-		if msgs, err = l.Consumer.poll(ctx, 100*time.Millisecond, l.Common.MaxBatch, l.handleGroupEvent, l.Setup.Log.Warn); err != nil {
+		if msgs, err = l.consumer.poll(ctx, 100*time.Millisecond, l.common.MaxBatch, l.handleGroupEvent, l.setup.Log.Warn); err != nil {
 			if ctx.Err() != nil {
 				return nil, nil, nil
 			}
@@ -334,7 +334,7 @@ func (l *SinkLoop) read(ctx context.Context) ([]connect.Record, []*kgo.Record, e
 		if off, ok := l.laterSeeks[tp]; ok {
 			// The consumer holds a position for the partition now: move it, and drop what was
 			// read from the old one (in this batch too).
-			if l.Consumer.seek(tp, off) {
+			if l.consumer.seek(tp, off) {
 				delete(l.laterSeeks, tp)
 				reseeked[tp] = true
 				l.dropPending(tp)
@@ -344,7 +344,7 @@ func (l *SinkLoop) read(ctx context.Context) ([]connect.Record, []*kgo.Record, e
 		if reseeked[tp] {
 			continue
 		}
-		l.Setup.Metrics.read.Inc()
+		l.setup.Metrics.read.Inc()
 		rec, err := l.convert(ctx, m)
 		if err != nil {
 			return nil, nil, err
@@ -360,37 +360,37 @@ func (l *SinkLoop) read(ctx context.Context) ([]connect.Record, []*kgo.Record, e
 }
 
 // convert turns a Kafka message into a record under the error policy; nil means skipped.
-func (l *SinkLoop) convert(ctx context.Context, m *kgo.Record) (*connect.Record, error) {
+func (l *sinkLoop) convert(ctx context.Context, m *kgo.Record) (*connect.Record, error) {
 	topic := m.Topic
 	rec := &connect.Record{Topic: topic, KafkaPartition: m.Partition, KafkaOffset: m.Offset, Time: m.Timestamp}
 	for _, h := range m.Headers {
 		rec.Headers = append(rec.Headers, connect.Header{Key: h.Key, Value: h.Value})
 	}
-	if err := l.Policy.retry(ctx, func() (e error) { rec.Key, rec.KeySchema, e = l.Setup.KeyConv.FromKafka(topic, m.Key); return }); err != nil {
-		return nil, l.Policy.failed(ctx, stageKeyConverter, rec, kafkaMessage(m), err)
+	if err := l.policy.retry(ctx, func() (e error) { rec.Key, rec.KeySchema, e = l.setup.KeyConv.FromKafka(topic, m.Key); return }); err != nil {
+		return nil, l.policy.failed(ctx, stageKeyConverter, rec, kafkaMessage(m), err)
 	}
-	if err := l.Policy.retry(ctx, func() (e error) { rec.Value, rec.ValueSchema, e = l.Setup.ValueConv.FromKafka(topic, m.Value); return }); err != nil {
-		return nil, l.Policy.failed(ctx, stageValueConverter, rec, kafkaMessage(m), err)
+	if err := l.policy.retry(ctx, func() (e error) { rec.Value, rec.ValueSchema, e = l.setup.ValueConv.FromKafka(topic, m.Value); return }); err != nil {
+		return nil, l.policy.failed(ctx, stageValueConverter, rec, kafkaMessage(m), err)
 	}
-	if l.Setup.Chain == nil {
+	if l.setup.Chain == nil {
 		return rec, nil
 	}
 	var out *connect.Record
-	if err := l.Policy.retry(ctx, func() (e error) { out, e = l.Setup.Chain.Apply(rec); return }); err != nil {
-		return nil, l.Policy.failed(ctx, stageTransform, rec, kafkaMessage(m), err)
+	if err := l.policy.retry(ctx, func() (e error) { out, e = l.setup.Chain.Apply(rec); return }); err != nil {
+		return nil, l.policy.failed(ctx, stageTransform, rec, kafkaMessage(m), err)
 	}
 	return out, nil
 }
 
-func (l *SinkLoop) put(ctx context.Context, batch []connect.Record, raws []*kgo.Record) error {
+func (l *sinkLoop) put(ctx context.Context, batch []connect.Record, raws []*kgo.Record) error {
 	l.mu.Lock()
 	l.putBatch, l.rawBatch, l.rawIndex = batch, raws, nil
 	l.mu.Unlock()
 	start := time.Now()
-	err := Safely("put", func() error { return l.Task.Put(ctx, batch) })
-	l.Setup.Metrics.putTime.Observe(time.Since(start).Seconds())
+	err := Safely("put", func() error { return l.task.Put(ctx, batch) })
+	l.setup.Metrics.putTime.Observe(time.Since(start).Seconds())
 	if err == nil {
-		l.Setup.Metrics.put.Add(float64(len(batch)))
+		l.setup.Metrics.put.Add(float64(len(batch)))
 	}
 	return err
 }
@@ -400,7 +400,7 @@ func (l *SinkLoop) put(ctx context.Context, batch []connect.Record, raws []*kgo.
 // A commit the task requested reaches PreCommit even when the task has no offsets of its own:
 // a task may commit for others (the iceberg-sink's coordinator holds no partition or a quiet
 // one while the other tasks' data waits for it).
-func (l *SinkLoop) commit(ctx context.Context, only []connect.TopicPartition, requested bool) {
+func (l *sinkLoop) commit(ctx context.Context, only []connect.TopicPartition, requested bool) {
 	l.updateLag()
 	offsets := connect.Offsets{}
 	for tp, off := range l.current {
@@ -412,10 +412,10 @@ func (l *SinkLoop) commit(ctx context.Context, only []connect.TopicPartition, re
 		return
 	}
 	var safe connect.Offsets
-	err := Safely("preCommit", func() (e error) { safe, e = l.Task.PreCommit(ctx, offsets); return })
+	err := Safely("preCommit", func() (e error) { safe, e = l.task.PreCommit(ctx, offsets); return })
 	if err != nil {
-		l.Setup.Metrics.commitFailed.Inc()
-		l.Setup.Log.Warn("flushing before the offset commit failed; offsets not committed", "err", redact.Scrub(err.Error(), l.Setup.Secrets))
+		l.setup.Metrics.commitFailed.Inc()
+		l.setup.Log.Warn("flushing before the offset commit failed; offsets not committed", "err", redact.Scrub(err.Error(), l.setup.Secrets))
 		return
 	}
 	list := connect.Offsets{}
@@ -428,42 +428,42 @@ func (l *SinkLoop) commit(ctx context.Context, only []connect.TopicPartition, re
 		return
 	}
 	// Bounded: a commit waits out a group join, and the loop must not hang on one.
-	cctx, cancel := context.WithTimeout(ctx, l.Host.FlushTimeout)
+	cctx, cancel := context.WithTimeout(ctx, l.host.FlushTimeout)
 	defer cancel()
-	if err := l.Consumer.commit(cctx, list); err != nil {
-		l.Setup.Metrics.commitFailed.Inc()
-		l.Setup.Log.Warn("committing offsets failed; will retry", "err", err)
+	if err := l.consumer.commit(cctx, list); err != nil {
+		l.setup.Metrics.commitFailed.Inc()
+		l.setup.Log.Warn("committing offsets failed; will retry", "err", err)
 		return
 	}
-	l.Setup.Metrics.commitOK.Inc()
-	l.Setup.Metrics.lastCommit.SetToCurrentTime()
+	l.setup.Metrics.commitOK.Inc()
+	l.setup.Metrics.lastCommit.SetToCurrentTime()
 }
 
 // updateLag sets the lag gauge from the high watermarks the consumer last fetched (no request
 // to Kafka) and what was handed to Put.
-func (l *SinkLoop) updateLag() {
+func (l *sinkLoop) updateLag() {
 	var lag int64
 	for tp := range l.assigned {
 		next, ok := l.current[tp]
 		if !ok {
 			continue
 		}
-		if high, ok := l.Consumer.highWatermark(tp); ok && high > next {
+		if high, ok := l.consumer.highWatermark(tp); ok && high > next {
 			lag += high - next
 		}
 	}
-	l.Setup.Metrics.lag.Set(float64(lag))
+	l.setup.Metrics.lag.Set(float64(lag))
 }
 
 // handleGroupEvent runs inside poll when the group assigns, revokes or loses partitions.
-func (l *SinkLoop) handleGroupEvent(ctx context.Context, ev *groupEvent) {
+func (l *sinkLoop) handleGroupEvent(ctx context.Context, ev *groupEvent) {
 	if ev.assigned {
 		for _, tp := range ev.tps {
 			l.assigned[tp] = true
-			l.Host.Topics.TopicUsed(l.Setup.ID, tp.Topic)
+			l.host.Topics.TopicUsed(l.setup.ID, tp.Topic)
 		}
-		if l.Aware != nil && !l.taskStopped {
-			if err := Safely("open", func() error { return l.Aware.Open(ctx, ev.tps) }); err != nil {
+		if l.aware != nil && !l.taskStopped {
+			if err := Safely("open", func() error { return l.aware.Open(ctx, ev.tps) }); err != nil {
 				l.openErr = fmt.Errorf("open partitions: %w", err)
 			}
 		}
@@ -478,7 +478,7 @@ func (l *SinkLoop) handleGroupEvent(ctx context.Context, ev *groupEvent) {
 		}
 		l.mu.Unlock()
 		if l.paused {
-			l.Consumer.pause(ev.tps)
+			l.consumer.pause(ev.tps)
 		}
 		return
 	}
@@ -486,8 +486,8 @@ func (l *SinkLoop) handleGroupEvent(ctx context.Context, ev *groupEvent) {
 		if !ev.lost {
 			l.commit(ctx, ev.tps, false)
 		}
-		if l.Aware != nil {
-			_ = Safely("close", func() error { return l.Aware.Close(ctx, ev.tps) })
+		if l.aware != nil {
+			_ = Safely("close", func() error { return l.aware.Close(ctx, ev.tps) })
 		}
 	}
 	l.mu.Lock()
@@ -503,11 +503,11 @@ func (l *SinkLoop) handleGroupEvent(ctx context.Context, ev *groupEvent) {
 		delete(l.laterSeeks, tp)
 		l.dropPending(tp)
 	}
-	l.Consumer.forget(ev.tps)
+	l.consumer.forget(ev.tps)
 }
 
 // applyRequests carries out the seeks and pauses the task asked for outside Open.
-func (l *SinkLoop) applyRequests() {
+func (l *sinkLoop) applyRequests() {
 	l.mu.Lock()
 	seeks, pauses := l.pendingSeeks, l.pendingPauses
 	l.pendingSeeks, l.pendingPauses = map[connect.TopicPartition]int64{}, nil
@@ -516,7 +516,7 @@ func (l *SinkLoop) applyRequests() {
 		if !l.assigned[tp] {
 			continue
 		}
-		if l.Consumer.seek(tp, off) {
+		if l.consumer.seek(tp, off) {
 			delete(l.laterSeeks, tp)
 		} else {
 			l.laterSeeks[tp] = off
@@ -527,28 +527,28 @@ func (l *SinkLoop) applyRequests() {
 	}
 	for _, p := range pauses {
 		if p.pause {
-			l.Consumer.pause(p.tps)
+			l.consumer.pause(p.tps)
 		} else {
-			l.Consumer.resume(p.tps)
+			l.consumer.resume(p.tps)
 		}
 	}
 }
 
-func (l *SinkLoop) setPausedAll(paused bool) {
+func (l *sinkLoop) setPausedAll(paused bool) {
 	if l.paused == paused {
 		return
 	}
 	l.paused = paused
 	if paused {
-		l.Consumer.pause(slices.Collect(maps.Keys(l.assigned)))
+		l.consumer.pause(slices.Collect(maps.Keys(l.assigned)))
 	} else {
-		l.Consumer.resume(slices.Collect(maps.Keys(l.assigned)))
+		l.consumer.resume(slices.Collect(maps.Keys(l.assigned)))
 	}
 }
 
 // dropRevoked removes records of partitions no longer assigned from a batch being retried:
 // their new owner reads them from the last committed offset.
-func (l *SinkLoop) dropRevoked(batch []connect.Record, raws []*kgo.Record) ([]connect.Record, []*kgo.Record) {
+func (l *sinkLoop) dropRevoked(batch []connect.Record, raws []*kgo.Record) ([]connect.Record, []*kgo.Record) {
 	var b []connect.Record
 	var r []*kgo.Record
 	for i := range batch {

@@ -69,7 +69,7 @@ type ackQueue struct {
 	lastOffset kafka.Offset
 }
 
-func NewSourceRouter(p *kafka.Producer, byOrder bool) *sourceRouter {
+func newSourceRouter(p *kafka.Producer, byOrder bool) *sourceRouter {
 	return &sourceRouter{producer: p, byHandle: !byOrder, topics: map[string]*topicRoute{}, queues: map[topicPartition]*ackQueue{}}
 }
 

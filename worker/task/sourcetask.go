@@ -23,24 +23,24 @@ import (
 	"github.com/sluicehq/sluice/worker/api"
 )
 
-// SourceLoop runs a source task: poll, transform, convert, produce; store each source
+// sourceLoop runs a source task: poll, transform, convert, produce; store each source
 // partition's offset once Kafka acknowledged every record before it; flush offsets on the
 // interval and at the end.
-type SourceLoop struct {
-	Host     Host
-	Setup    *Setup
-	Task     connect.SourceTask
-	Producer *kafka.Producer
-	Policy   *ErrorPolicy
-	Gate     *PauseGate
-	Acker    connect.SourceAcker
-	Pending  *submitted
-	Topics   *topicCreator
-	Router   *sourceRouter
+type sourceLoop struct {
+	host     Host
+	setup    *Setup
+	task     connect.SourceTask
+	producer *kafka.Producer
+	policy   *errorPolicy
+	gate     *PauseGate
+	acker    connect.SourceAcker
+	pending  *submitted
+	topics   *topicCreator
+	router   *sourceRouter
 	inflight atomic.Int64 // messages produced that Kafka has not reported on yet
-	// MaxMessageBytes is the producer's limit on a message's key and value: a record over it
+	// maxMessageBytes is the producer's limit on a message's key and value: a record over it
 	// is a bad record for the error policy, found before it is produced.
-	MaxMessageBytes int
+	maxMessageBytes int
 
 	failMu  sync.Mutex
 	failure error // a record Kafka refused
@@ -52,30 +52,30 @@ type SourceLoop struct {
 // follow a record from the task to its partition and offset.
 const tracedReports = 100
 
-// SourceContext is the SourceTaskContext a source task gets.
-type SourceContext struct {
+// sourceContext is the SourceTaskContext a source task gets.
+type sourceContext struct {
 	TaskContext
-	Loop *SourceLoop
+	loop *sourceLoop
 }
 
-func (c *SourceContext) Offset(_ context.Context, partition map[string]any) (map[string]any, error) {
-	return c.Loop.Host.Offsets.Get(c.ID.Connector, partition)
+func (c *sourceContext) Offset(_ context.Context, partition map[string]any) (map[string]any, error) {
+	return c.loop.host.Offsets.Get(c.ID.Connector, partition)
 }
 
-func (c *SourceContext) Report(ctx context.Context, rec connect.Record, reason error) error {
-	return c.Loop.Policy.failed(ctx, stageTaskPoll, &rec, nil, reason)
+func (c *sourceContext) Report(ctx context.Context, rec connect.Record, reason error) error {
+	return c.loop.policy.failed(ctx, stageTaskPoll, &rec, nil, reason)
 }
 
-func (l *SourceLoop) Run(ctx context.Context, tc *SourceContext) error {
+func (l *sourceLoop) run(ctx context.Context, tc *sourceContext) error {
 	go l.deliveries()
-	defer l.Producer.Close()
-	if err := l.Host.Offsets.ReadToEnd(ctx); err != nil {
+	defer l.producer.Close()
+	if err := l.host.Offsets.ReadToEnd(ctx); err != nil {
 		return fmt.Errorf("reading stored offsets: %w", err)
 	}
-	if err := Safely("start", func() error { return l.Task.Start(ctx, l.Setup.Task, tc) }); err != nil {
+	if err := Safely("start", func() error { return l.task.Start(ctx, l.setup.Task, tc) }); err != nil {
 		return fmt.Errorf("starting the task: %w", err)
 	}
-	l.Setup.Running("")
+	l.setup.Running("")
 	// The task polls, and its records are transformed and converted, in a goroutine of their
 	// own, so the next batch is being made while this one is produced: producing is the step
 	// that bounds a source's throughput, so this goroutine does nothing else.
@@ -87,7 +87,7 @@ func (l *SourceLoop) Run(ctx context.Context, tc *SourceContext) error {
 		l.poll(pollCtx, batches)
 	}()
 
-	flush := time.NewTicker(l.Host.FlushInterval)
+	flush := time.NewTicker(l.host.FlushInterval)
 	defer flush.Stop()
 	var err error
 loop:
@@ -119,11 +119,11 @@ loop:
 	stopPolling()
 	<-polling
 	// Stop: let Kafka acknowledge what was sent, store the offsets, stop the task.
-	l.awaitDeliveries(l.Host.FlushTimeout)
-	final, cancel := context.WithTimeout(context.Background(), l.Host.FlushTimeout)
+	l.awaitDeliveries(l.host.FlushTimeout)
+	final, cancel := context.WithTimeout(context.Background(), l.host.FlushTimeout)
 	l.commitOffsets(final)
 	cancel()
-	if serr := Safely("stop", l.Task.Stop); serr != nil && err == nil {
+	if serr := Safely("stop", l.task.Stop); serr != nil && err == nil {
 		err = fmt.Errorf("stop: %w", serr)
 	}
 	if err == nil {
@@ -155,7 +155,7 @@ func (b *polled) release() {
 
 // poll calls the task's Poll until ctx is done, honouring pause, retrying retriable errors,
 // and hands the batches on in order, transformed and converted.
-func (l *SourceLoop) poll(ctx context.Context, out chan<- *polled) {
+func (l *sourceLoop) poll(ctx context.Context, out chan<- *polled) {
 	backoff := retry.Backoff{Initial: 300 * time.Millisecond, Max: 10 * time.Second}
 	retrying := false
 	hand := func(b *polled) bool {
@@ -167,7 +167,7 @@ func (l *SourceLoop) poll(ctx context.Context, out chan<- *polled) {
 		}
 	}
 	for ctx.Err() == nil {
-		if paused, changed := l.Gate.state(); paused {
+		if paused, changed := l.gate.state(); paused {
 			if !hand(&polled{paused: true}) {
 				return
 			}
@@ -179,20 +179,20 @@ func (l *SourceLoop) poll(ctx context.Context, out chan<- *polled) {
 		}
 		start := time.Now()
 		var recs []connect.Record
-		err := Safely("poll", func() (e error) { recs, e = l.Task.Poll(ctx); return })
-		l.Setup.Metrics.poll.Observe(time.Since(start).Seconds())
+		err := Safely("poll", func() (e error) { recs, e = l.task.Poll(ctx); return })
+		l.setup.Metrics.poll.Observe(time.Since(start).Seconds())
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			if connect.IsRetriable(err) {
-				msg := redact.Scrub(err.Error(), l.Setup.Secrets)
-				l.Setup.Log.Warn("poll failed; retrying", "err", msg)
-				l.Setup.Metrics.pollRetries.Inc()
+				msg := redact.Scrub(err.Error(), l.setup.Secrets)
+				l.setup.Log.Warn("poll failed; retrying", "err", msg)
+				l.setup.Metrics.pollRetries.Inc()
 				if !retrying {
 					// RUNNING still (it waits, it loses nothing), but the status says why no
 					// records come, as the sink loop does for put retries.
-					l.Setup.Running("retrying poll: " + msg)
+					l.setup.Running("retrying poll: " + msg)
 					retrying = true
 				}
 				_ = retry.Sleep(ctx, backoff.Wait())
@@ -203,13 +203,13 @@ func (l *SourceLoop) poll(ctx context.Context, out chan<- *polled) {
 		}
 		backoff.Reset()
 		if retrying {
-			l.Setup.Running("")
+			l.setup.Running("")
 			retrying = false
 		}
 		if len(recs) == 0 {
 			continue
 		}
-		l.Setup.Metrics.polled.Add(float64(len(recs)))
+		l.setup.Metrics.polled.Add(float64(len(recs)))
 		b := l.prepare(ctx, recs)
 		failed := b.err != nil // b belongs to the producing goroutine once handed on
 		if !hand(b) || failed {
@@ -221,11 +221,11 @@ func (l *SourceLoop) poll(ctx context.Context, out chan<- *polled) {
 // prepare tracks, transforms and converts a polled batch into the messages to produce. A
 // record the error policy skips, or a transformation drops, counts as done, so its offset is
 // stored like any other. An error ends the batch: the messages before it are still produced.
-func (l *SourceLoop) prepare(ctx context.Context, recs []connect.Record) *polled {
+func (l *sourceLoop) prepare(ctx context.Context, recs []connect.Record) *polled {
 	b := messagePool.Get().(*polled)
 	// One allocation for the whole batch's tracking entries.
 	entries := make([]submittedRecord, len(recs))
-	l.Pending.add(entries, recs, l.Acker != nil)
+	l.pending.add(entries, recs, l.acker != nil)
 	now := time.Now()
 	for i := range recs {
 		rec, entry := &recs[i], &entries[i]
@@ -233,8 +233,8 @@ func (l *SourceLoop) prepare(ctx context.Context, recs []connect.Record) *polled
 		m := &b.messages[len(b.messages)-1]
 		route, err := l.convert(ctx, rec, m)
 		if err == nil && route != nil {
-			if size := len(m.Key) + len(m.Value); size > l.MaxMessageBytes {
-				route, err = nil, l.Policy.failed(ctx, stageProducer, rec, nil, tooLarge(m, l.MaxMessageBytes))
+			if size := len(m.Key) + len(m.Value); size > l.maxMessageBytes {
+				route, err = nil, l.policy.failed(ctx, stageProducer, rec, nil, tooLarge(m, l.maxMessageBytes))
 			}
 		}
 		if err == nil && route != nil {
@@ -249,7 +249,7 @@ func (l *SourceLoop) prepare(ctx context.Context, recs []connect.Record) *polled
 			l.acked(entry)
 			continue
 		}
-		if l.Router.route(route, m, now) {
+		if l.router.route(route, m, now) {
 			b.routed = append(b.routed, entry)
 		} else {
 			m.Opaque, entry.route = entry, route
@@ -269,14 +269,14 @@ func tooLarge(m *kafka.Message, limit int) error {
 }
 
 // ensureTopic creates a topic the task writes to for the first time, as topic creation says.
-func (l *SourceLoop) ensureTopic(ctx context.Context, t *topicRoute) error {
+func (l *sourceLoop) ensureTopic(ctx context.Context, t *topicRoute) error {
 	if t.used {
 		return nil
 	}
-	if err := l.Topics.ensure(ctx, *t.name); err != nil {
+	if err := l.topics.ensure(ctx, *t.name); err != nil {
 		return err
 	}
-	l.Host.Topics.TopicUsed(l.Setup.ID, *t.name)
+	l.host.Topics.TopicUsed(l.setup.ID, *t.name)
 	t.used = true
 	t.checked = time.Time{} // the topic may just have been created: look its partitions up now
 	return nil
@@ -289,11 +289,11 @@ var errStopped = errors.New("stopped before the batch was produced")
 // the producer's queue is full) or producing fails, the messages not produced are taken back
 // from the router, so no acknowledgement is matched to them: they are never acknowledged
 // upstream, and no stored offset passes them.
-func (l *SourceLoop) produceBatch(ctx context.Context, b *polled) error {
-	l.Router.expect(b.messages, b.routed)
+func (l *sourceLoop) produceBatch(ctx context.Context, b *polled) error {
+	l.router.expect(b.messages, b.routed)
 	for i := range b.messages {
 		if err := l.produce(ctx, &b.messages[i]); err != nil {
-			l.Router.unexpect(b.messages[i:])
+			l.router.unexpect(b.messages[i:])
 			return err
 		}
 	}
@@ -310,9 +310,9 @@ func (l *SourceLoop) produceBatch(ctx context.Context, b *polled) error {
 // TestThroughputSourceVsRawProducer; TestDeliveryReportsOfAPartitionArriveInOffsetOrder pins
 // the order it rests on, and TestRouterRefusesAcknowledgementsOutOfOrder what happens if that
 // ever breaks (the delivery is refused as out of order rather than matched to the wrong record).
-func (l *SourceLoop) produce(ctx context.Context, m *kafka.Message) error {
+func (l *sourceLoop) produce(ctx context.Context, m *kafka.Message) error {
 	for {
-		err := l.Producer.Produce(m, nil)
+		err := l.producer.Produce(m, nil)
 		if err == nil {
 			l.inflight.Add(1)
 			return nil
@@ -329,7 +329,7 @@ func (l *SourceLoop) produce(ctx context.Context, m *kafka.Message) error {
 	}
 }
 
-func (l *SourceLoop) failed() error {
+func (l *sourceLoop) failed() error {
 	l.failMu.Lock()
 	defer l.failMu.Unlock()
 	return l.failure
@@ -337,13 +337,13 @@ func (l *SourceLoop) failed() error {
 
 // convert applies the transformations and converters under the error policy and fills m. It
 // returns the route of the record's topic, or nil for a record that was dropped or skipped.
-func (l *SourceLoop) convert(ctx context.Context, rec *connect.Record, m *kafka.Message) (*topicRoute, error) {
+func (l *sourceLoop) convert(ctx context.Context, rec *connect.Record, m *kafka.Message) (*topicRoute, error) {
 	cur := rec
-	if l.Setup.Chain != nil {
+	if l.setup.Chain != nil {
 		var out *connect.Record
-		err := l.Policy.retry(ctx, func() (e error) { out, e = l.Setup.Chain.Apply(rec); return })
+		err := l.policy.retry(ctx, func() (e error) { out, e = l.setup.Chain.Apply(rec); return })
 		if err != nil {
-			return nil, l.Policy.failed(ctx, stageTransform, rec, nil, err)
+			return nil, l.policy.failed(ctx, stageTransform, rec, nil, err)
 		}
 		if out == nil {
 			return nil, nil
@@ -351,16 +351,16 @@ func (l *SourceLoop) convert(ctx context.Context, rec *connect.Record, m *kafka.
 		cur = out
 	}
 	var key, value []byte
-	if err := l.Policy.retry(ctx, func() (e error) { key, e = l.Setup.KeyConv.ToKafka(cur.Topic, cur.Key, cur.KeySchema); return }); err != nil {
-		return nil, l.Policy.failed(ctx, stageKeyConverter, cur, nil, err)
+	if err := l.policy.retry(ctx, func() (e error) { key, e = l.setup.KeyConv.ToKafka(cur.Topic, cur.Key, cur.KeySchema); return }); err != nil {
+		return nil, l.policy.failed(ctx, stageKeyConverter, cur, nil, err)
 	}
-	if err := l.Policy.retry(ctx, func() (e error) { value, e = l.Setup.ValueConv.ToKafka(cur.Topic, cur.Value, cur.ValueSchema); return }); err != nil {
-		return nil, l.Policy.failed(ctx, stageValueConverter, cur, nil, err)
+	if err := l.policy.retry(ctx, func() (e error) { value, e = l.setup.ValueConv.ToKafka(cur.Topic, cur.Value, cur.ValueSchema); return }); err != nil {
+		return nil, l.policy.failed(ctx, stageValueConverter, cur, nil, err)
 	}
 	if cur.Topic == "" {
-		return nil, l.Policy.failed(ctx, stageTaskPoll, cur, nil, errors.New("the record has no topic"))
+		return nil, l.policy.failed(ctx, stageTaskPoll, cur, nil, errors.New("the record has no topic"))
 	}
-	route := l.Router.topic(cur.Topic)
+	route := l.router.topic(cur.Topic)
 	*m = kafka.Message{TopicPartition: kafka.TopicPartition{Topic: route.name, Partition: kafka.PartitionAny}, Key: key, Value: value}
 	if !cur.Time.IsZero() {
 		m.Timestamp, m.TimestampType = cur.Time, kafka.TimestampCreateTime
@@ -378,7 +378,7 @@ func (l *SourceLoop) convert(ctx context.Context, rec *connect.Record, m *kafka.
 const queueFullWait = 2 * time.Millisecond
 
 // awaitDeliveries waits until Kafka has reported on every message produced, or timeout.
-func (l *SourceLoop) awaitDeliveries(timeout time.Duration) {
+func (l *sourceLoop) awaitDeliveries(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for l.inflight.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -386,8 +386,8 @@ func (l *SourceLoop) awaitDeliveries(timeout time.Duration) {
 }
 
 // deliveries handles Kafka's acknowledgements until the producer closes.
-func (l *SourceLoop) deliveries() {
-	events := l.Producer.Events()
+func (l *sourceLoop) deliveries() {
+	events := l.producer.Events()
 	reported := int64(0) // reports handled and not yet taken off inflight
 	for e := range events {
 		m, ok := e.(*kafka.Message)
@@ -406,11 +406,11 @@ func (l *SourceLoop) deliveries() {
 }
 
 // delivered handles Kafka's report on one message.
-func (l *SourceLoop) delivered(m *kafka.Message) {
+func (l *sourceLoop) delivered(m *kafka.Message) {
 	entry, _ := m.Opaque.(*submittedRecord)
 	if entry == nil {
 		var err error
-		if entry, err = l.Router.delivered(m); err != nil {
+		if entry, err = l.router.delivered(m); err != nil {
 			l.fail(err)
 			return
 		}
@@ -425,27 +425,27 @@ func (l *SourceLoop) delivered(m *kafka.Message) {
 			return
 		}
 		// Kafka refuses this record whatever happens: a bad record for the error policy.
-		ctx, cancel := context.WithTimeout(context.Background(), l.Host.FlushTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), l.host.FlushTimeout)
 		defer cancel()
-		if perr := l.Policy.failed(ctx, stageProducer, entry.record, nil, cause); perr != nil {
+		if perr := l.policy.failed(ctx, stageProducer, entry.record, nil, cause); perr != nil {
 			l.fail(perr)
 			return
 		}
 		l.acked(entry)
 		return
 	}
-	if l.reports++; l.reports <= tracedReports && l.Setup.Log.Enabled(context.Background(), slog.LevelDebug) {
+	if l.reports++; l.reports <= tracedReports && l.setup.Log.Enabled(context.Background(), slog.LevelDebug) {
 		var key any
 		if entry.record != nil {
 			key = entry.record.Key
 		}
-		l.Setup.Log.Debug("delivered", "topic", *m.TopicPartition.Topic, "partition", m.TopicPartition.Partition,
+		l.setup.Log.Debug("delivered", "topic", *m.TopicPartition.Topic, "partition", m.TopicPartition.Partition,
 			"offset", int64(m.TopicPartition.Offset), "by_handle", m.Opaque != nil, "key", key, "source_offset", entry.offset)
 	}
 	if entry.route != nil {
 		entry.route.delivered.Store(true)
 	}
-	l.Setup.Metrics.written.Inc()
+	l.setup.Metrics.written.Inc()
 	l.acked(entry)
 }
 
@@ -464,7 +464,7 @@ func refusesTheRecord(err error) bool {
 	return false
 }
 
-func (l *SourceLoop) fail(err error) {
+func (l *sourceLoop) fail(err error) {
 	l.failMu.Lock()
 	defer l.failMu.Unlock()
 	if l.failure == nil {
@@ -472,42 +472,42 @@ func (l *SourceLoop) fail(err error) {
 	}
 }
 
-func (l *SourceLoop) acked(entry *submittedRecord) {
-	l.Pending.ack(entry)
-	if l.Acker == nil {
+func (l *sourceLoop) acked(entry *submittedRecord) {
+	l.pending.ack(entry)
+	if l.acker == nil {
 		return
 	}
 	// The task's code runs here on the delivery goroutine: a panic fails the task, not the
 	// worker, as for every other call into a connector.
 	err := Safely("acknowledged", func() error {
-		return l.Acker.Acknowledged(context.Background(), *entry.record)
+		return l.acker.Acknowledged(context.Background(), *entry.record)
 	})
 	var p *panicError
 	switch {
 	case errors.As(err, &p):
 		l.fail(err)
 	case err != nil:
-		l.Setup.Log.Warn("acknowledging upstream failed", "err", redact.Scrub(err.Error(), l.Setup.Secrets))
+		l.setup.Log.Warn("acknowledging upstream failed", "err", redact.Scrub(err.Error(), l.setup.Secrets))
 	}
 }
 
 // commitOffsets stores the offsets of every source partition's acknowledged prefix.
-func (l *SourceLoop) commitOffsets(ctx context.Context) {
-	offsets := l.Pending.committable()
+func (l *sourceLoop) commitOffsets(ctx context.Context) {
+	offsets := l.pending.committable()
 	if len(offsets) == 0 {
 		return
 	}
-	if err := l.Host.Offsets.Put(ctx, l.Setup.ID.Connector, offsets); err != nil {
-		l.Setup.Metrics.commitFailed.Inc()
-		l.Pending.restore(offsets)
-		l.Setup.Log.Warn("storing source offsets failed; will retry", "err", err)
+	if err := l.host.Offsets.Put(ctx, l.setup.ID.Connector, offsets); err != nil {
+		l.setup.Metrics.commitFailed.Inc()
+		l.pending.restore(offsets)
+		l.setup.Log.Warn("storing source offsets failed; will retry", "err", err)
 		return
 	}
-	l.Setup.Metrics.commitOK.Inc()
-	l.Setup.Metrics.lastCommit.SetToCurrentTime()
-	if c, ok := l.Task.(connect.SourceCommitter); ok {
+	l.setup.Metrics.commitOK.Inc()
+	l.setup.Metrics.lastCommit.SetToCurrentTime()
+	if c, ok := l.task.(connect.SourceCommitter); ok {
 		if err := Safely("commit", func() error { return c.Commit(ctx) }); err != nil {
-			l.Setup.Log.Warn("task commit failed", "err", redact.Scrub(err.Error(), l.Setup.Secrets))
+			l.setup.Log.Warn("task commit failed", "err", redact.Scrub(err.Error(), l.setup.Secrets))
 		}
 	}
 }
@@ -546,7 +546,7 @@ type submittedRecord struct {
 	acked  atomic.Bool     // set by the delivery goroutine, read under submitted.mu
 }
 
-func NewSubmitted() *submitted { return &submitted{partitions: map[string]*partitionQueue{}} }
+func newSubmitted() *submitted { return &submitted{partitions: map[string]*partitionQueue{}} }
 
 // add tracks the records of a batch, sent to Kafka, in entries; keep holds on to each record
 // for the task's acknowledgement. A record without a source partition is not tracked; one
@@ -695,10 +695,10 @@ func scalarText(v any) (string, bool) {
 	return "", false
 }
 
-// MaxMessageBytes is the largest message the producer takes: librdkafka's message.max.bytes
+// maxMessageBytes is the largest message the producer takes: librdkafka's message.max.bytes
 // (the key and value together), from a connector's overrides, else the worker's producer
 // settings, else librdkafka's default.
-func MaxMessageBytes(worker, overrides map[string]string) int {
+func maxMessageBytes(worker, overrides map[string]string) int {
 	for _, m := range []map[string]string{overrides, worker} {
 		if n, err := strconv.Atoi(strings.TrimSpace(m["message.max.bytes"])); err == nil && n > 0 {
 			return n

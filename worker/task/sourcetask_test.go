@@ -53,7 +53,7 @@ func TestSubmittedStoresOnlyTheAcknowledgedPrefixOfEachPartition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := NewSubmitted()
+			s := newSubmitted()
 			recs := sourceRecords(tt.parts, tt.noOffset...)
 			entries := make([]submittedRecord, len(recs))
 			s.add(entries, recs, false)
@@ -77,7 +77,7 @@ func TestSubmittedStoresOnlyTheAcknowledgedPrefixOfEachPartition(t *testing.T) {
 }
 
 func TestSubmittedLetsGoOfTheAcknowledgedPrefixBeforeTheFlush(t *testing.T) {
-	s := NewSubmitted()
+	s := newSubmitted()
 	p := map[string]any{"p": "a"}
 	const batches, size = 50, 100
 	for range batches {
@@ -117,7 +117,7 @@ func delivery(topic *string, partition int32, offset int64) *kafka.Message {
 }
 
 func TestRouterMatchesAcknowledgementsByOrderWithinEachPartition(t *testing.T) {
-	r := NewSourceRouter(nil, true)
+	r := newSourceRouter(nil, true)
 	topic := "t"
 	entries := make([]*submittedRecord, 5)
 	for i := range entries {
@@ -150,7 +150,7 @@ func TestRouterMatchesAcknowledgementsByOrderWithinEachPartition(t *testing.T) {
 }
 
 func TestRouterRefusesAcknowledgementsOutOfOrder(t *testing.T) {
-	r := NewSourceRouter(nil, true)
+	r := newSourceRouter(nil, true)
 	topic := "t"
 	msgs := make([]kafka.Message, 3)
 	routed := make([]*submittedRecord, 3)
@@ -187,7 +187,7 @@ func TestStopWithAFullQueueTakesBackWhatWasNotProduced(t *testing.T) {
 		for range p.Events() {
 		}
 	}()
-	l := &SourceLoop{Producer: p, Router: NewSourceRouter(p, true)}
+	l := &sourceLoop{producer: p, router: newSourceRouter(p, true)}
 	topic := "stalled"
 	b := &polled{}
 	for i := range 5 {
@@ -208,7 +208,7 @@ func TestStopWithAFullQueueTakesBackWhatWasNotProduced(t *testing.T) {
 	if n := l.inflight.Load(); n != 2 {
 		t.Fatalf("%d messages produced, want 2", n)
 	}
-	q := l.Router.queues[topicPartition{topic, 0}]
+	q := l.router.queues[topicPartition{topic, 0}]
 	if got := len(q.entries) - q.head; got != 2 {
 		t.Fatalf("the router expects acknowledgements for %d records, want the 2 produced", got)
 	}

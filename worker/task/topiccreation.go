@@ -31,7 +31,7 @@ type topicGroup struct {
 	configs          map[string]string
 }
 
-func NewTopicCreator(admin *kafka.AdminClient, enabled bool, cfg map[string]string, groupNames []string) (*topicCreator, error) {
+func newTopicCreator(admin *kafka.AdminClient, enabled bool, cfg map[string]string, groupNames []string) (*topicCreator, error) {
 	tc := &topicCreator{seen: map[string]bool{}}
 	rf := cfg["topic.creation.default.replication.factor"]
 	if !enabled || rf == "" || rf == "0" || admin == nil {

@@ -34,6 +34,8 @@ TESTENV := scripts/testenv
 TESTENV_ARGS ?=
 GOTEST_FLAGS ?=
 PKGS ?= ./...
+# golangci-lint, at the version tools/go.mod pins (built once, then cached by Go).
+LINT := $(GO) tool -modfile=tools/go.mod golangci-lint
 # The tests that need three brokers; make test runs them in a second phase.
 BROKER_TESTS ?= ^TestBroker
 # The chaos suite: the full run of make chaos, and the shortened one at the end of make test.
@@ -44,7 +46,7 @@ CHAOS_SHORT_DURATION ?= 75s
 CHAOS_SHORT_RATE ?= 1000
 CHAOS_OUT_DIR ?= $(CURDIR)/.testenv/chaos
 
-.PHONY: all test chaos bench screenshots vet build dev testenv-up testenv-down testenv-status clean
+.PHONY: all test lint chaos bench screenshots vet build dev testenv-up testenv-down testenv-status clean
 
 all: build
 
@@ -58,6 +60,8 @@ test:
 	source .testenv/env || exit $$?; \
 	echo "go vet $(PKGS)"; \
 	$(GO) vet $(PKGS) || exit $$?; \
+	echo "golangci-lint run $(PKGS) (.golangci.yml)"; \
+	$(LINT) run $(PKGS) || exit $$?; \
 	full=; [[ -z "$(GOTEST_FLAGS)" && "$(PKGS)" == ./... ]] && full=1; \
 	pkgs="$(PKGS)"; [[ -n "$$full" ]] && pkgs=$$($(GO) list ./... | grep -v '/e2e$$'); \
 	echo "go test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $(PKGS)"; \
@@ -93,7 +97,7 @@ bench:
 	$(TESTENV) up --only kafka,postgres,mosquitto,mongodb || exit $$?; \
 	source .testenv/env || exit $$?; \
 	SLUICE_BENCH_CONNECT_LIB=$$($(TESTENV) connect) || exit $$?; export SLUICE_BENCH_CONNECT_LIB; \
-	SLUICE_BENCH=1 $(GO) test -count=1 -v -run 'TestThroughput|TestIdleMemory|TestRESTLatency|TestLatencyUnderLoad' ./runtime/ ./cmd/sluice/ ./e2e/ | grep -E '^(BENCH|---|ok|FAIL)|rounds:'
+	SLUICE_BENCH=1 $(GO) test -count=1 -v -run 'TestThroughput|TestIdleMemory|TestRESTLatency|TestLatencyUnderLoad' ./worker/ ./cmd/sluice/ ./e2e/ | grep -E '^(BENCH|---|ok|FAIL)|rounds:'
 
 # The web console's screenshots in docs/console: the browser tests, writing them there.
 screenshots:
@@ -111,6 +115,9 @@ build:
 
 dev:
 	$(GO) run ./cmd/sluice dev
+
+lint:
+	$(LINT) run $(PKGS)
 
 testenv-up:
 	$(TESTENV) up $(TESTENV_ARGS)

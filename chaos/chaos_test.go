@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/worker/api"
+
 	"github.com/apache/iceberg-go"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -30,7 +32,6 @@ import (
 	"github.com/sluicehq/sluice/connect/connecttest"
 	"github.com/sluicehq/sluice/internal/simulate"
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
 )
 
 // The suite's knobs. make test runs the defaults (a shortened run); make chaos sets the full
@@ -178,7 +179,7 @@ func TestChaos(t *testing.T) {
 
 	awaitBrokers(t, kafkaAddr, 3)
 	// The internal topics, made here: a worker that creates one itself reads its metadata at
-	// once, and on three brokers that can come back without partitions (runtime/clients.go
+	// once, and on three brokers that can come back without partitions (worker/clients.go
 	// ensureTopic waits for visibility only for a topic it found existing), failing the start
 	// with "topic ... has no partitions".
 	createTopics(t, kafkaAddr, map[string]int{r.prefix + "-configs": 1, r.prefix + "-offsets": 5, r.prefix + "-status": 2}, true)
@@ -459,9 +460,9 @@ func awaitRunning(t *testing.T, r *chaosRun, name string, tasks int) {
 		if err != nil {
 			return false, err.Error()
 		}
-		ok := st.Connector.State == runtime.StateRunning && len(st.Tasks) == tasks
+		ok := st.Connector.State == api.StateRunning && len(st.Tasks) == tasks
 		for _, ts := range st.Tasks {
-			ok = ok && ts.State == runtime.StateRunning
+			ok = ok && ts.State == api.StateRunning
 		}
 		return ok, fmt.Sprintf("%+v", st)
 	})
@@ -626,17 +627,17 @@ func (r *chaosRun) checkStillRunning() {
 			if err != nil {
 				return false, err.Error()
 			}
-			ok := st.Connector.State == runtime.StateRunning && len(st.Tasks) == tasks
+			ok := st.Connector.State == api.StateRunning && len(st.Tasks) == tasks
 			for _, ts := range st.Tasks {
-				ok = ok && ts.State == runtime.StateRunning
+				ok = ok && ts.State == api.StateRunning
 			}
 			return ok, fmt.Sprintf("%+v", st)
 		})
 	}
 }
 
-func getStatus(base, name string) (runtime.ConnectorStatus, error) {
-	var st runtime.ConnectorStatus
+func getStatus(base, name string) (api.ConnectorStatus, error) {
+	var st api.ConnectorStatus
 	client := http.Client{Timeout: 2 * time.Second}
 	resp, err := client.Get(base + "/connectors/" + name + "/status")
 	if err != nil {
@@ -700,7 +701,7 @@ func startStatusPoller(r *chaosRun) *statusPoller {
 			urls := r.liveURLs()
 			now := time.Now()
 			for name, tasks := range conns {
-				var st runtime.ConnectorStatus
+				var st api.ConnectorStatus
 				var err error
 				for _, u := range urls {
 					if st, err = getStatus(u, name); err == nil {
@@ -712,7 +713,7 @@ func startStatusPoller(r *chaosRun) *statusPoller {
 				}
 				up := map[int]bool{}
 				for _, ts := range st.Tasks {
-					if ts.State == runtime.StateRunning && alive[ts.WorkerID] {
+					if ts.State == api.StateRunning && alive[ts.WorkerID] {
 						up[int(ts.ID)] = true
 					}
 				}

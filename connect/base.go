@@ -2,6 +2,7 @@ package connect
 
 import (
 	"context"
+	"fmt"
 	"maps"
 )
 
@@ -32,3 +33,26 @@ func (b *Base) TaskConfigs(maxTasks int) ([]Config, error) {
 
 // Stop does nothing.
 func (b *Base) Stop() error { return nil }
+
+// TypedBase is Base for a connector declared by the config struct C, the usual case:
+//
+//	type Connector struct{ connect.TypedBase[Config] }
+//
+// Start decodes the configuration into Typed once, so that an invalid one fails the connector,
+// where the user sees it, rather than each of its tasks. TaskConfigs hands every task the
+// connector's settings, which the task decodes with Decode[C] in its own Start: tasks may run
+// on other workers, so what travels is the settings, never the struct.
+type TypedBase[C any] struct {
+	Base
+	Typed C
+}
+
+// Start decodes the configuration into Typed and keeps it.
+func (b *TypedBase[C]) Start(ctx context.Context, cfg Config, cc ConnectorContext) error {
+	c, err := Decode[C](cfg)
+	if err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	b.Typed = c
+	return b.Base.Start(ctx, cfg, cc)
+}

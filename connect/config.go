@@ -80,9 +80,17 @@ var specCache sync.Map // reflect.Type -> *Spec
 // Tags: config (the key; "-" skips the field), doc, default, required, secret, endpoint, path, enum
 // (comma-separated), min, max, pattern, group, importance (high, medium, low; default medium
 // for optional and high for required keys), display. Field types: string, bool, int, int32,
-// int64, float64, time.Duration (a Go duration like "30s", or milliseconds), []string (a
-// comma-separated list), and nested structs. A config struct may also have a method
-// Validate() error for rules across fields; return *FieldError values to point at keys.
+// int64, float64, time.Duration, []string (a comma-separated list), and nested structs.
+//
+// A time.Duration setting takes a Go duration ("500ms", "30s", "5m") or a number of
+// milliseconds. Its min and max carry their unit (min:"10ms", max:"1h"; "0" is zero). The
+// REST API reports its type as LONG when the key ends in ".ms", as Kafka Connect's duration
+// settings are (offset.flush.interval.ms), and as STRING otherwise (commit.interval: "60s").
+//
+// Documentation too long for a tag goes in a method Docs() map[string]string on the config
+// struct, by key (full names, prefixes of nested structs included); a key has its doc in one
+// place or the other. A config struct may also have a method Validate() error for rules
+// across fields; return *FieldError values to point at keys.
 //
 // SpecOf panics on a malformed declaration: that is a programming error, and the registry's
 // test of every plugin catches it.
@@ -123,7 +131,27 @@ func (s *Spec) buildIndex() {
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
+// documented is implemented by config structs that keep long documentation out of their tags.
+type documented interface{ Docs() map[string]string }
+
+// docsOf returns the Docs of a config struct type, by the struct's own key names.
+func docsOf(t reflect.Type) map[string]string {
+	if d, ok := reflect.New(t).Interface().(documented); ok {
+		return d.Docs()
+	}
+	return nil
+}
+
 func collectKeys(t reflect.Type, prefix string, path []int, out *[]ConfigKey) {
+	docs := docsOf(t)
+	used := map[string]bool{}
+	defer func() {
+		for name := range docs {
+			if !used[name] {
+				panic(fmt.Sprintf("connect: %s.Docs documents %q, which the struct does not declare", t, name))
+			}
+		}
+	}()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, tagged := f.Tag.Lookup("config")
@@ -137,6 +165,9 @@ func collectKeys(t reflect.Type, prefix string, path []int, out *[]ConfigKey) {
 				p = prefix + name + "."
 			} else if !f.Anonymous {
 				continue
+			} else if docsOf(f.Type) != nil {
+				// Its Docs would be promoted to the embedding struct, and read there too.
+				panic(fmt.Sprintf("connect: embedded config struct %s has Docs; put them in %s", f.Type, t))
 			}
 			collectKeys(f.Type, p, fieldPath, out)
 			continue
@@ -157,12 +188,18 @@ func collectKeys(t reflect.Type, prefix string, path []int, out *[]ConfigKey) {
 			index:       fieldPath,
 			kind:        f.Type,
 		}
+		if d, ok := docs[name]; ok {
+			if k.Doc != "" {
+				panic(fmt.Sprintf("connect: setting %q is documented both in its tag and in Docs", k.Name))
+			}
+			k.Doc, used[name] = d, true
+		}
 		k.Default, k.HasDefault = f.Tag.Lookup("default")
 		if e := f.Tag.Get("enum"); e != "" {
 			k.Enum = strings.Split(e, ",")
 		}
-		k.Min = parseBound(k.Name, "min", f.Tag.Get("min"))
-		k.Max = parseBound(k.Name, "max", f.Tag.Get("max"))
+		k.Min = parseBound(k.Name, "min", f.Tag.Get("min"), f.Type == durationType)
+		k.Max = parseBound(k.Name, "max", f.Tag.Get("max"), f.Type == durationType)
 		if p := f.Tag.Get("pattern"); p != "" {
 			k.Pattern = regexp.MustCompile("^(?:" + p + ")$")
 		}
@@ -207,9 +244,20 @@ func collectKeys(t reflect.Type, prefix string, path []int, out *[]ConfigKey) {
 	}
 }
 
-func parseBound(key, tag, v string) *float64 {
+// parseBound reads a min or max tag. A duration's bound is a Go duration with its unit
+// ("10ms", "1s", "1h"), or "0", and is kept in milliseconds; a bare number there would leave
+// the reader to guess the unit, so it is refused.
+func parseBound(key, tag, v string, duration bool) *float64 {
 	if v == "" {
 		return nil
+	}
+	if duration {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			panic(fmt.Sprintf("connect: setting %q: %s %q of a duration needs a unit, such as %sms or %ss", key, tag, v, v, v))
+		}
+		ms := float64(d) / float64(time.Millisecond)
+		return &ms
 	}
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil {
@@ -380,10 +428,10 @@ func parseValue(k ConfigKey, v string) (any, error) {
 		return nil, fmt.Errorf("Invalid value %q: must be one of %s", v, strings.Join(k.Enum, ", "))
 	}
 	if isNum && k.Min != nil && num < *k.Min {
-		return nil, fmt.Errorf("Invalid value %s: must be at least %v", v, *k.Min)
+		return nil, fmt.Errorf("Invalid value %s: must be at least %s", v, boundText(k, *k.Min))
 	}
 	if isNum && k.Max != nil && num > *k.Max {
-		return nil, fmt.Errorf("Invalid value %s: must be at most %v", v, *k.Max)
+		return nil, fmt.Errorf("Invalid value %s: must be at most %s", v, boundText(k, *k.Max))
 	}
 	if k.Pattern != nil && !k.Pattern.MatchString(v) {
 		return nil, fmt.Errorf("Invalid value %q: must match %s", v, k.Pattern)
@@ -394,6 +442,14 @@ func parseValue(k ConfigKey, v string) (any, error) {
 		}
 	}
 	return out, nil
+}
+
+// boundText writes a bound as its setting takes it: a duration with its unit, else a number.
+func boundText(k ConfigKey, b float64) string {
+	if k.kind == durationType {
+		return shortDuration(time.Duration(b * float64(time.Millisecond)))
+	}
+	return strconv.FormatFloat(b, 'f', -1, 64)
 }
 
 func parseDuration(v string) (time.Duration, error) {

@@ -18,7 +18,7 @@ type testConfig struct {
 	QoS      int           `config:"qos" default:"1" enum:"0,1,2" doc:"MQTT QoS."`
 	Ratio    float64       `config:"ratio" default:"0.5" doc:"A ratio."`
 	Timeout  time.Duration `config:"timeout" default:"30s" doc:"How long to wait."`
-	FlushMs  time.Duration `config:"flush.interval.ms" default:"60000" doc:"Flush interval."`
+	Flush    time.Duration `config:"flush.interval.ms" default:"60000" doc:"Flush interval."`
 	Topics   []string      `config:"topics" doc:"Topics."`
 	Long     int64         `config:"max.bytes" default:"1048576" doc:"Bytes."`
 	Mode     string        `config:"mode" default:"append" pattern:"append|upsert" doc:"Mode."`
@@ -72,10 +72,10 @@ func TestDecodeAppliesDefaultsAndParses(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := testConfig{URI: "mqtt://x", Batch: 100, QoS: 1, Ratio: 0.5, Timeout: 2 * time.Minute,
-		FlushMs: time.Minute, Topics: []string{"a", "b", "c"}, Long: 1 << 20, Mode: "append",
+		Flush: time.Minute, Topics: []string{"a", "b", "c"}, Long: 1 << 20, Mode: "append",
 		TLS: tlsConfig{Insecure: true}}
 	if c.URI != want.URI || c.Batch != want.Batch || c.QoS != want.QoS || c.Ratio != want.Ratio ||
-		c.Timeout != want.Timeout || c.FlushMs != want.FlushMs || strings.Join(c.Topics, "|") != "a|b|c" ||
+		c.Timeout != want.Timeout || c.Flush != want.Flush || strings.Join(c.Topics, "|") != "a|b|c" ||
 		c.Long != want.Long || c.Mode != want.Mode || c.TLS != want.TLS {
 		t.Fatalf("decoded %+v\nwant    %+v", c, want)
 	}

@@ -22,6 +22,18 @@ type Connector interface {
 	Stop() error
 }
 
+// Validator is implemented by connectors that check their configuration beyond what the
+// declaration can say: that the server answers, that the credentials work, that two settings
+// agree. The runtime calls Validate on a fresh connector with the resolved configuration for
+// PUT /connector-plugins/{name}/config/validate and before it stores a connector's
+// configuration, and only when the declaration found nothing wrong. Return FieldErrors to
+// put a message on a setting; any other error is shown on connector.class. The message must
+// not contain a setting's value: the runtime hides secrets it knows of, but a value from a
+// config provider is shown as its placeholder only.
+type Validator interface {
+	Validate(ctx context.Context, cfg Config) error
+}
+
 // ConnectorContext lets a connector talk back to the runtime.
 type ConnectorContext interface {
 	// RequestTaskReconfiguration asks the runtime to call TaskConfigs again and, when the
@@ -78,10 +90,11 @@ type SourceTask interface {
 // SourceAcker is implemented by source tasks that must acknowledge each record upstream once
 // Kafka has it (MQTT's QoS 1 and 2, for example). Acknowledged is called for each record at
 // most once, as soon as Kafka acknowledged it (or the error policy dead-lettered or skipped
-// it); records of different Kafka partitions may be acknowledged out of Poll order. It is
-// called from another goroutine than Poll and must not block for long.
+// it), with the record as Poll returned it, AckHandle included; records of different Kafka
+// partitions may be acknowledged out of Poll order. It is called from another goroutine than
+// Poll and must not block for long. An error fails the task.
 type SourceAcker interface {
-	Acknowledged(ctx context.Context, records []Record) error
+	Acknowledged(ctx context.Context, rec Record) error
 }
 
 // SourceCommitter is implemented by source tasks that want to know when the runtime has stored

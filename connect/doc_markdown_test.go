@@ -13,7 +13,7 @@ type docTestConfig struct {
 	Mode     string        `config:"mode" default:"append" enum:"append,upsert" doc:"How rows are written."`
 	Batch    int           `config:"batch.size" default:"100" min:"1" max:"5000" importance:"low" doc:"Rows per write."`
 	Retries  int           `config:"retries" min:"0" doc:"Attempts."`
-	Wait     time.Duration `config:"wait" default:"1s" min:"100" max:"3600000" group:"Timing" doc:"Pause."`
+	Wait     time.Duration `config:"wait" default:"1s" min:"100ms" max:"1h" group:"Timing" doc:"Pause."`
 	Prefix   string        `config:"prefix" default:"" pattern:"[a-z]*" group:"Security" doc:"Prefix\nover two lines."`
 }
 

@@ -93,3 +93,27 @@ func BadField(field string, value any, reason string, args ...any) error {
 	}
 	return &DataError{Field: field, Value: value, Reason: strings.TrimSpace(reason)}
 }
+
+// FieldProblems collects what a config struct's Validate finds, each on its key:
+//
+//	var problems connect.FieldProblems
+//	if c.Max < c.Min {
+//		problems.Addf("max", "Invalid value %d: must be at least min (%d)", c.Max, c.Min)
+//	}
+//	return problems.Err()
+type FieldProblems []error
+
+// Addf adds a FieldError on key with a formatted message.
+func (p *FieldProblems) Addf(key, format string, args ...any) {
+	*p = append(*p, &FieldError{Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+// Add adds err (a FieldError, or errors joined, from a helper); nil adds nothing.
+func (p *FieldProblems) Add(err error) {
+	if err != nil {
+		*p = append(*p, err)
+	}
+}
+
+// Err returns the problems joined, nil when there are none.
+func (p FieldProblems) Err() error { return errors.Join(p...) }

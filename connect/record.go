@@ -38,9 +38,16 @@ type Record struct {
 	// acknowledged its record and every earlier record of the same partition. A record with a
 	// partition but no offset is ordered like the others and moves the stored offset nowhere,
 	// so a task may give the offset only to the last record of each partition in a batch.
-	// Records without a partition are not tracked.
+	// Records without a partition are not tracked. A task may hand the same partition map with
+	// every record of that partition (the runtime recognises it and skips encoding it again),
+	// but must not change a map once it was handed over: make a new one instead.
 	SourcePartition map[string]any
 	SourceOffset    map[string]any
+
+	// AckHandle is the source task's own: what it needs to acknowledge the record upstream
+	// (an MQTT delivery, say). The runtime never reads it, keeps no offset for it, and hands
+	// the record back with it to SourceAcker.Acknowledged.
+	AckHandle any
 
 	// KafkaPartition and KafkaOffset say where a sink record was read from. Source records
 	// leave them unset and are partitioned as Kafka's Java producer does: by the murmur2 hash

@@ -28,7 +28,8 @@ import (
 	"github.com/sluicehq/sluice/internal/sluicetest"
 	"github.com/sluicehq/sluice/rest"
 	"github.com/sluicehq/sluice/rest/auth"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // compose is the part of docker-compose.yml this test reads.
@@ -67,7 +68,7 @@ func stackProviders(t *testing.T) map[string]string {
 			environ = append(environ, k+"="+v)
 		}
 	}
-	settings, err := runtime.LoadWorkerSettings("", environ, nil)
+	settings, err := worker.LoadWorkerSettings("", environ, nil)
 	if err != nil || settings["config.providers"] == "" {
 		t.Fatalf("the stack's workers enable no config provider (%v): its connectors' placeholders would not resolve", err)
 	}
@@ -113,7 +114,7 @@ func TestComposeRefersOnlyToFilesThatExist(t *testing.T) {
 }
 
 // stackAddresses maps the compose stack's service addresses to the test services'.
-func stackAddresses(t *testing.T) map[string]string {
+func stackAddresses(_ *testing.T) map[string]string {
 	out := map[string]string{}
 	if v := os.Getenv("SLUICE_TEST_MQTT"); v != "" {
 		out["tcp://mosquitto:1883"] = v
@@ -174,7 +175,7 @@ func TestConnectorDefinitionsValidate(t *testing.T) {
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			problems = problems[:0]
-			var infos runtime.ConfigInfos
+			var infos api.ConfigInfos
 			if code := sluicetest.Call(t, "PUT", w.URL+"/connector-plugins/"+cfg["connector.class"]+"/config/validate", cfg, &infos); code != 200 {
 				problems = append(problems, fmt.Sprintf("validate answered %d", code))
 			}
@@ -403,7 +404,7 @@ func TestStackTimescaleDefinitionsWriteHypertables(t *testing.T) {
 				t.Errorf("hypertable %s: dimensions %q, segment by %q; want %q and %q", table, dims, segmentBy, tc.dimensions, tc.segmentBy)
 			}
 			tasks, _ := strconv.Atoi(cfg["tasks.max"])
-			sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, tasks)
+			sluicetest.WaitState(t, w.URL, name, api.StateRunning, tasks)
 		})
 	}
 }

@@ -12,17 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/sluicehq/sluice/connect/connecttest"
 	"github.com/sluicehq/sluice/internal/simulate"
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // TestLatencyUnderLoad measures publish -> visible at a sustained rate (SLUICE_LATENCY_RATE,
@@ -60,7 +59,7 @@ func TestLatencyUnderLoad(t *testing.T) {
 			"time.field": "ts", "auto.create": "true", "insert.mode": "upsert", "key.columns": "frame_id,time"},
 	} {
 		sluicetest.CreateConnector(t, wk.URL, c.Prefix+"-"+name, cfg)
-		sluicetest.WaitState(t, wk.URL, c.Prefix+"-"+name, runtime.StateRunning, 1)
+		sluicetest.WaitState(t, wk.URL, c.Prefix+"-"+name, api.StateRunning, 1)
 	}
 	run := func(count int, w *watcher) simulate.Summary {
 		sum, err := simulate.Run(t.Context(), simulate.Config{Broker: mqttURL, ClientID: c.Prefix + "-sim", Topic: root + "/{place}/{device}",

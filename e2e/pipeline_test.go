@@ -19,7 +19,7 @@ import (
 	"github.com/sluicehq/sluice/connect/connecttest"
 	"github.com/sluicehq/sluice/internal/simulate"
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // The pipeline under test (names get the run's unique prefix; the simulator publishes under
@@ -307,7 +307,7 @@ func buildPipeline(t *testing.T, workers int) *pipeline {
 		sluicetest.CreateConnector(t, p.ws[0].URL, cn.name, cn.config)
 	}
 	for _, cn := range p.connectors {
-		sluicetest.WaitState(t, p.ws[0].URL, cn.name, runtime.StateRunning, cn.tasks)
+		sluicetest.WaitState(t, p.ws[0].URL, cn.name, api.StateRunning, cn.tasks)
 	}
 	// Tasks are RUNNING before their consumers have joined their groups; the first frames
 	// would otherwise wait for the groups' first rebalances (the broker holds a new group's
@@ -384,8 +384,8 @@ func owner(ws []*sluicetest.Process, id string) *sluicetest.Process {
 	return nil
 }
 
-func (p *pipeline) status(base, name string) (runtime.ConnectorStatus, int) {
-	var st runtime.ConnectorStatus
+func (p *pipeline) status(base, name string) (api.ConnectorStatus, int) {
+	var st api.ConnectorStatus
 	code := sluicetest.Call(p.t, "GET", base+"/connectors/"+name+"/status", nil, &st)
 	return st, code
 }
@@ -423,11 +423,11 @@ func (p *pipeline) killMQTTWorker() []*sluicetest.Process {
 	for _, cn := range p.connectors {
 		sluicetest.Eventually(t, 2*time.Minute, cn.name+" RUNNING on the workers left", func() (bool, string) {
 			st, code := p.status(live[0].URL, cn.name)
-			if code != 200 || st.Connector.State != runtime.StateRunning || owner(live, st.Connector.WorkerID) == nil || len(st.Tasks) != cn.tasks {
+			if code != 200 || st.Connector.State != api.StateRunning || owner(live, st.Connector.WorkerID) == nil || len(st.Tasks) != cn.tasks {
 				return false, fmt.Sprintf("%d %+v", code, st)
 			}
 			for _, ts := range st.Tasks {
-				if ts.State != runtime.StateRunning || owner(live, ts.WorkerID) == nil {
+				if ts.State != api.StateRunning || owner(live, ts.WorkerID) == nil {
 					return false, fmt.Sprintf("%+v", st)
 				}
 			}
@@ -667,9 +667,9 @@ func (p *pipeline) checkPrometheus(e *expectation) {
 func (p *pipeline) checkStillRunning(live []*sluicetest.Process) {
 	for _, cn := range p.connectors {
 		st, code := p.status(live[0].URL, cn.name)
-		ok := code == 200 && st.Connector.State == runtime.StateRunning && len(st.Tasks) == cn.tasks
+		ok := code == 200 && st.Connector.State == api.StateRunning && len(st.Tasks) == cn.tasks
 		for _, ts := range st.Tasks {
-			ok = ok && ts.State == runtime.StateRunning
+			ok = ok && ts.State == api.StateRunning
 		}
 		if !ok {
 			p.t.Errorf("%s at the end: %d %+v", cn.name, code, st)

@@ -39,7 +39,7 @@ func Caller(ctx context.Context) string {
 }
 
 // authorize applies Auth.
-func (a *api) authorize(next http.Handler) http.Handler {
+func (a *handlers) authorize(next http.Handler) http.Handler {
 	if a.auth.Authenticator == nil {
 		return next
 	}

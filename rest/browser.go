@@ -42,7 +42,7 @@ var defaultCORSMethods = []string{http.MethodGet, http.MethodPost, http.MethodHe
 const corsAllowedHeaders = "Content-Type, Accept, Authorization, X-Requested-With, Origin"
 
 // guardBrowsers applies the checks above.
-func (a *api) guardBrowsers(next http.Handler) http.Handler {
+func (a *handlers) guardBrowsers(next http.Handler) http.Handler {
 	methods := a.cors.AllowMethods
 	if len(methods) == 0 {
 		methods = defaultCORSMethods
@@ -118,7 +118,7 @@ func sameOrigin(r *http.Request, origin string) bool {
 	return strings.EqualFold(origin, scheme+"://"+r.Host)
 }
 
-func (a *api) originAllowed(origin string) bool {
+func (a *handlers) originAllowed(origin string) bool {
 	for _, o := range a.cors.AllowOrigins {
 		if o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
 			return true
@@ -128,7 +128,7 @@ func (a *api) originAllowed(origin string) bool {
 }
 
 // hostAllowed checks the Host of a request that reached the worker on a loopback address.
-func (a *api) hostAllowed(r *http.Request) bool {
+func (a *handlers) hostAllowed(r *http.Request) bool {
 	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if !ok {
 		return true

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"runtime/debug"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // call runs fn, one call into the worker, under the request's context (which carries the
@@ -18,7 +18,7 @@ import (
 // what says what the call does ("creating connector \"x\""): a deadline becomes
 // "Request timed out while <what>", and an error that is not one of the runtime's sentinel
 // errors is wrapped with it.
-func call[T any](a *api, r *http.Request, what string, fn func(context.Context) (T, error)) (T, error) {
+func call[T any](a *handlers, r *http.Request, what string, fn func(context.Context) (T, error)) (T, error) {
 	type result struct {
 		v   T
 		err error
@@ -45,7 +45,7 @@ func call[T any](a *api, r *http.Request, what string, fn func(context.Context) 
 }
 
 // call0 is call for worker methods that return only an error.
-func call0(a *api, r *http.Request, what string, fn func(context.Context) error) error {
+func call0(a *handlers, r *http.Request, what string, fn func(context.Context) error) error {
 	_, err := call(a, r, what, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
 	return err
 }
@@ -54,7 +54,7 @@ func call0(a *api, r *http.Request, what string, fn func(context.Context) error)
 // errors, errors the API maps to a status pass unchanged, others are wrapped with what.
 func classify(what string, err error) error {
 	var (
-		nl *runtime.NotLeaderError
+		nl *api.NotLeaderError
 		he *httpError
 	)
 	switch {
@@ -63,8 +63,8 @@ func classify(what string, err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return &timeoutError{what: what, err: err}
 	case errors.As(err, &nl), errors.As(err, &he),
-		errors.Is(err, runtime.ErrNotFound), errors.Is(err, runtime.ErrExists),
-		errors.Is(err, runtime.ErrBadRequest), errors.Is(err, runtime.ErrRebalance):
+		errors.Is(err, api.ErrNotFound), errors.Is(err, api.ErrExists),
+		errors.Is(err, api.ErrBadRequest), errors.Is(err, api.ErrRebalance):
 		return err
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("%s: the request was canceled (the client went away): %w", what, err)

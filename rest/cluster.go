@@ -4,13 +4,13 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // cluster answers GET /cluster, Sluice's addition: the worker group as the last rebalance
 // left it, which every worker knows alike.
-func (a *api) cluster(w http.ResponseWriter, r *http.Request) error {
-	info, err := call(a, r, "reading the cluster", func(ctx context.Context) (runtime.ClusterInfo, error) {
+func (a *handlers) cluster(w http.ResponseWriter, r *http.Request) error {
+	info, err := call(a, r, "reading the cluster", func(ctx context.Context) (api.ClusterInfo, error) {
 		return a.w.Cluster(ctx), nil
 	})
 	if err != nil {
@@ -32,7 +32,7 @@ func (a *api) cluster(w http.ResponseWriter, r *http.Request) error {
 // through a proxy say) sees the rates of tasks wherever they run. The worker forwards only to
 // members of its group, never to a name it does not know. Mounted only on a worker that
 // exports metrics, as /metrics is.
-func (a *api) workerMetrics(metrics http.Handler) handlerFunc {
+func (a *handlers) workerMetrics(metrics http.Handler) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		worker := pathParam(r, "worker")
 		if err := call0(a, r, "finding worker "+worker, func(ctx context.Context) error { return a.w.WorkerMetrics(ctx, worker) }); err != nil {

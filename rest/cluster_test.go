@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // metricsOf is a /metrics handler that names its worker.
@@ -39,7 +39,7 @@ func TestWorkerMetricsThroughAnyWorker(t *testing.T) {
 	otherURL := other.srv.URL
 	here.worker.setHook(func(_ context.Context, method string, args ...any) error {
 		if method == "WorkerMetrics" && args[0] == "other:8083" {
-			return &runtime.NotLeaderError{URL: otherURL, What: "worker other:8083"}
+			return &api.NotLeaderError{URL: otherURL, What: "worker other:8083"}
 		}
 		return nil
 	})

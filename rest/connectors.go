@@ -9,20 +9,20 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // expanded is one connector in GET /connectors?expand=status&expand=info.
 type expanded struct {
-	Status *runtime.ConnectorStatus `json:"status,omitempty"`
-	Info   *runtime.ConnectorInfo   `json:"info,omitempty"`
+	Status *api.ConnectorStatus `json:"status,omitempty"`
+	Info   *api.ConnectorInfo   `json:"info,omitempty"`
 }
 
 // listConnectors answers GET /connectors: the names, or with ?expand=status and/or
 // ?expand=info (repeated, or comma-separated) a map from name to the asked expansions.
 // Unknown expansions are ignored and a connector deleted meanwhile is left out, as in Kafka
 // Connect.
-func (a *api) listConnectors(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) listConnectors(w http.ResponseWriter, r *http.Request) error {
 	names, err := call(a, r, "listing connectors", a.w.Connectors)
 	if err != nil {
 		return err
@@ -50,8 +50,8 @@ func (a *api) listConnectors(w http.ResponseWriter, r *http.Request) error {
 		var e expanded
 		if withStatus {
 			st, err := call(a, r, fmt.Sprintf("reading the status of connector %q", name),
-				func(ctx context.Context) (runtime.ConnectorStatus, error) { return a.w.ConnectorStatus(ctx, name) })
-			if errors.Is(err, runtime.ErrNotFound) {
+				func(ctx context.Context) (api.ConnectorStatus, error) { return a.w.ConnectorStatus(ctx, name) })
+			if errors.Is(err, api.ErrNotFound) {
 				continue
 			}
 			if err != nil {
@@ -62,8 +62,8 @@ func (a *api) listConnectors(w http.ResponseWriter, r *http.Request) error {
 		}
 		if withInfo {
 			info, err := call(a, r, fmt.Sprintf("reading connector %q", name),
-				func(ctx context.Context) (runtime.ConnectorInfo, error) { return a.w.ConnectorInfo(ctx, name) })
-			if errors.Is(err, runtime.ErrNotFound) {
+				func(ctx context.Context) (api.ConnectorInfo, error) { return a.w.ConnectorInfo(ctx, name) })
+			if errors.Is(err, api.ErrNotFound) {
 				continue
 			}
 			if err != nil {
@@ -91,7 +91,7 @@ var initialStates = []string{"RUNNING", "PAUSED", "STOPPED"}
 // createConnector answers POST /connectors: 201 with a Location header and the
 // ConnectorInfo; 400 for a missing name or config, a config "name" that differs from the name,
 // or an unknown initial_state; 409 when the connector exists.
-func (a *api) createConnector(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) createConnector(w http.ResponseWriter, r *http.Request) error {
 	var req createRequest
 	const what = `a JSON object {"name": "...", "config": {...}, "initial_state": "RUNNING|PAUSED|STOPPED"}`
 	if err := decodeBody(r, &req, what, decodeOptions{}); err != nil {
@@ -117,7 +117,7 @@ func (a *api) createConnector(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("initial_state must be one of %s, not %q", strings.Join(initialStates, ", "), *req.InitialState)
 		}
 	}
-	info, err := call(a, r, fmt.Sprintf("creating connector %q", name), func(ctx context.Context) (runtime.ConnectorInfo, error) {
+	info, err := call(a, r, fmt.Sprintf("creating connector %q", name), func(ctx context.Context) (api.ConnectorInfo, error) {
 		return a.w.CreateConnector(ctx, name, req.Config, state)
 	})
 	if err != nil {
@@ -148,9 +148,9 @@ func connectorLocation(name string) string {
 }
 
 // getConnector answers GET /connectors/{connector} with its ConnectorInfo.
-func (a *api) getConnector(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) getConnector(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
-	info, err := call(a, r, fmt.Sprintf("reading connector %q", name), func(ctx context.Context) (runtime.ConnectorInfo, error) {
+	info, err := call(a, r, fmt.Sprintf("reading connector %q", name), func(ctx context.Context) (api.ConnectorInfo, error) {
 		return a.w.ConnectorInfo(ctx, name)
 	})
 	if err != nil {
@@ -161,7 +161,7 @@ func (a *api) getConnector(w http.ResponseWriter, r *http.Request) error {
 }
 
 // deleteConnector answers DELETE /connectors/{connector}: 204.
-func (a *api) deleteConnector(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) deleteConnector(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	err := call0(a, r, fmt.Sprintf("deleting connector %q", name), func(ctx context.Context) error {
 		return a.w.DeleteConnector(ctx, name)
@@ -175,7 +175,7 @@ func (a *api) deleteConnector(w http.ResponseWriter, r *http.Request) error {
 
 // getConnectorConfig answers GET /connectors/{connector}/config: the stored flat map, with
 // ${...} placeholders unresolved.
-func (a *api) getConnectorConfig(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) getConnectorConfig(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	cfg, err := call(a, r, fmt.Sprintf("reading the configuration of connector %q", name), func(ctx context.Context) (map[string]string, error) {
 		return a.w.ConnectorConfig(ctx, name)
@@ -193,7 +193,7 @@ const configWhat = `a JSON object of settings {"connector.class": "...", ...}`
 // putConnectorConfig answers PUT /connectors/{connector}/config: 201 (with Location) when it
 // created the connector, 200 when it replaced the configuration; 400 when the body's "name"
 // is not the connector in the path.
-func (a *api) putConnectorConfig(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) putConnectorConfig(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	var cfg configMap
 	if err := decodeBody(r, &cfg, configWhat, decodeOptions{}); err != nil {
@@ -206,7 +206,7 @@ func (a *api) putConnectorConfig(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	type result struct {
-		info    runtime.ConnectorInfo
+		info    api.ConnectorInfo
 		created bool
 	}
 	res, err := call(a, r, fmt.Sprintf("writing the configuration of connector %q", name), func(ctx context.Context) (result, error) {
@@ -228,7 +228,7 @@ func (a *api) putConnectorConfig(w http.ResponseWriter, r *http.Request) error {
 // patchConnectorConfig answers PATCH /connectors/{connector}/config: the body's settings are
 // merged into the configuration and a JSON null removes a setting; 200 with the ConnectorInfo.
 // The connector's "name" can be neither changed nor removed.
-func (a *api) patchConnectorConfig(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) patchConnectorConfig(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	var patch patchMap
 	const what = `a JSON object of settings to change, null to remove one`
@@ -246,7 +246,7 @@ func (a *api) patchConnectorConfig(w http.ResponseWriter, r *http.Request) error
 			return badRequest("the connector name in the patch (%q) does not match the connector name in the URL (%q)", *v, name)
 		}
 	}
-	info, err := call(a, r, fmt.Sprintf("patching the configuration of connector %q", name), func(ctx context.Context) (runtime.ConnectorInfo, error) {
+	info, err := call(a, r, fmt.Sprintf("patching the configuration of connector %q", name), func(ctx context.Context) (api.ConnectorInfo, error) {
 		return a.w.PatchConnectorConfig(ctx, name, patch)
 	})
 	if err != nil {
@@ -257,9 +257,9 @@ func (a *api) patchConnectorConfig(w http.ResponseWriter, r *http.Request) error
 }
 
 // connectorStatus answers GET /connectors/{connector}/status.
-func (a *api) connectorStatus(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) connectorStatus(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
-	st, err := call(a, r, fmt.Sprintf("reading the status of connector %q", name), func(ctx context.Context) (runtime.ConnectorStatus, error) {
+	st, err := call(a, r, fmt.Sprintf("reading the status of connector %q", name), func(ctx context.Context) (api.ConnectorStatus, error) {
 		return a.w.ConnectorStatus(ctx, name)
 	})
 	if err != nil {
@@ -273,7 +273,7 @@ func (a *api) connectorStatus(w http.ResponseWriter, r *http.Request) error {
 // With both false (the default) it restarts the connector alone and answers 204 with no body,
 // as Kafka Connect does for compatibility; otherwise 202 with the status, the instances being
 // restarted shown RESTARTING.
-func (a *api) restartConnector(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) restartConnector(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	includeTasks, err := boolQuery(r, "includeTasks", false)
 	if err != nil {
@@ -283,7 +283,7 @@ func (a *api) restartConnector(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st, err := call(a, r, fmt.Sprintf("restarting connector %q", name), func(ctx context.Context) (*runtime.ConnectorStatus, error) {
+	st, err := call(a, r, fmt.Sprintf("restarting connector %q", name), func(ctx context.Context) (*api.ConnectorStatus, error) {
 		return a.w.RestartConnector(ctx, name, includeTasks, onlyFailed)
 	})
 	if err != nil {
@@ -304,7 +304,7 @@ func (a *api) restartConnector(w http.ResponseWriter, r *http.Request) error {
 
 // pauseConnector answers PUT /connectors/{connector}/pause: 202, the pause happens
 // asynchronously.
-func (a *api) pauseConnector(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) pauseConnector(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	err := call0(a, r, fmt.Sprintf("pausing connector %q", name), func(ctx context.Context) error {
 		return a.w.PauseConnector(ctx, name)
@@ -318,7 +318,7 @@ func (a *api) pauseConnector(w http.ResponseWriter, r *http.Request) error {
 
 // resumeConnector answers PUT /connectors/{connector}/resume: 202. It also starts a STOPPED
 // connector.
-func (a *api) resumeConnector(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) resumeConnector(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	err := call0(a, r, fmt.Sprintf("resuming connector %q", name), func(ctx context.Context) error {
 		return a.w.ResumeConnector(ctx, name)
@@ -331,7 +331,7 @@ func (a *api) resumeConnector(w http.ResponseWriter, r *http.Request) error {
 }
 
 // stopConnector answers PUT /connectors/{connector}/stop: 204, idempotent.
-func (a *api) stopConnector(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) stopConnector(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	err := call0(a, r, fmt.Sprintf("stopping connector %q", name), func(ctx context.Context) error {
 		return a.w.StopConnector(ctx, name)

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 func TestListConnectors(t *testing.T) {
@@ -82,7 +82,7 @@ func TestListConnectorsExpand(t *testing.T) {
 		ts := setup(t, "a", "gone")
 		ts.worker.setHook(func(_ context.Context, method string, args ...any) error {
 			if method == "ConnectorInfo" && args[0] == "gone" {
-				return runtime.Errorf(runtime.ErrNotFound, "connector %q not found", "gone")
+				return api.Errorf(api.ErrNotFound, "connector %q not found", "gone")
 			}
 			return nil
 		})
@@ -96,7 +96,7 @@ func TestListConnectorsExpand(t *testing.T) {
 		ts := setup(t, "a")
 		ts.worker.setHook(func(_ context.Context, method string, _ ...any) error {
 			if method == "ConnectorStatus" {
-				return runtime.Errorf(runtime.ErrRebalance, "rebalance in progress; retry shortly")
+				return api.Errorf(api.ErrRebalance, "rebalance in progress; retry shortly")
 			}
 			return nil
 		})
@@ -248,7 +248,7 @@ func TestGetConnector(t *testing.T) {
 func TestStoppedConnectorShowsEmptyTasks(t *testing.T) {
 	t.Parallel()
 	ts := setup(t)
-	ts.worker.add("s", mqttConfig(), runtime.StateStopped) // the fake returns nil task slices
+	ts.worker.add("s", mqttConfig(), api.StateStopped) // the fake returns nil task slices
 	for _, path := range []string{"/connectors/s", "/connectors/s/status", "/connectors/s/tasks"} {
 		r := ts.do("GET", path, "")
 		if r.status != 200 || strings.Contains(string(r.body), "null") {
@@ -456,18 +456,18 @@ func TestPauseResumeStop(t *testing.T) {
 	tests := []struct {
 		path   string
 		status int
-		state  runtime.State
+		state  api.State
 	}{
-		{"/connectors/a/pause", 202, runtime.StatePaused},
-		{"/connectors/a/resume", 202, runtime.StateRunning},
-		{"/connectors/a/stop", 204, runtime.StateStopped},
+		{"/connectors/a/pause", 202, api.StatePaused},
+		{"/connectors/a/resume", 202, api.StateRunning},
+		{"/connectors/a/stop", 204, api.StateStopped},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
 			t.Parallel()
 			ts := setup(t, "a")
-			if tt.state == runtime.StateRunning {
-				ts.worker.add("a", mqttConfig(), runtime.StateStopped)
+			if tt.state == api.StateRunning {
+				ts.worker.add("a", mqttConfig(), api.StateStopped)
 			}
 			r := ts.do("PUT", tt.path, "")
 			if r.status != tt.status || len(r.body) != 0 {
@@ -507,10 +507,10 @@ func TestWorkerErrorsMapToStatuses(t *testing.T) {
 		status int
 		msg    string
 	}{
-		{runtime.Errorf(runtime.ErrNotFound, "connector %q not found", "a"), 404, `connector "a" not found`},
-		{runtime.Errorf(runtime.ErrExists, "connector %q already exists", "a"), 409, `connector "a" already exists`},
-		{runtime.Errorf(runtime.ErrBadRequest, "tasks.max must be positive"), 400, "tasks.max must be positive"},
-		{runtime.Errorf(runtime.ErrRebalance, "a rebalance is underway; retry shortly"), 409, "a rebalance is underway; retry shortly"},
+		{api.Errorf(api.ErrNotFound, "connector %q not found", "a"), 404, `connector "a" not found`},
+		{api.Errorf(api.ErrExists, "connector %q already exists", "a"), 409, `connector "a" already exists`},
+		{api.Errorf(api.ErrBadRequest, "tasks.max must be positive"), 400, "tasks.max must be positive"},
+		{api.Errorf(api.ErrRebalance, "a rebalance is underway; retry shortly"), 409, "a rebalance is underway; retry shortly"},
 		{errors.New("kafka: broker unreachable"), 500, `reading connector "a": kafka: broker unreachable`},
 		{context.Canceled, 500, `reading connector "a": the request was canceled`},
 	}

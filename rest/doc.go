@@ -5,18 +5,18 @@
 // Every route is described in openapi.yaml, served at GET /openapi.yaml. Tests keep the two
 // honest: the router's routes and the document's operations must be the same set, every
 // answer the tests see must match the document's schemas, and the response schemas must
-// have exactly the JSON fields of the Go types in runtime/api.go.
+// have exactly the JSON fields of the Go types in worker/api.go.
 //
 // Conventions, as in Kafka Connect:
 //
 //   - Errors are {"error_code": <status>, "message": "..."}. The worker's errors map by
-//     errors.Is: runtime.ErrNotFound 404, ErrExists 409, ErrBadRequest 400, ErrRebalance 409,
+//     errors.Is: worker.ErrNotFound 404, ErrExists 409, ErrBadRequest 400, ErrRebalance 409,
 //     anything else 500 (wrapped with what the request was doing). Unknown paths answer 404
 //     and wrong methods 405 (with Allow), with the same body.
 //   - Every call into the worker runs under Options.RequestTimeout (90 s by default). Past it
 //     the API answers 500 "Request timed out while <what it was doing>", even when the worker
 //     ignores its context; GET /health waits at most 10 s and then answers 500 unhealthy.
-//   - A worker method that returns *runtime.NotLeaderError makes the API replay the request
+//   - A worker method that returns *worker.NotLeaderError makes the API replay the request
 //     (method, path, query, body, Content-Type, Accept, Authorization) to the URL in the error,
 //     adding forward=true; a worker receiving forward=true may forward once more with
 //     forward=false; a worker receiving forward=false that is still not the target, or one

@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // errorBody is Kafka Connect's error answer: {"error_code": 404, "message": "..."}.
@@ -52,25 +52,25 @@ func statusOf(err error) int {
 		return he.status
 	case errors.As(err, &te):
 		return http.StatusInternalServerError
-	case errors.Is(err, runtime.ErrNotFound):
+	case errors.Is(err, api.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, runtime.ErrExists), errors.Is(err, runtime.ErrRebalance):
+	case errors.Is(err, api.ErrExists), errors.Is(err, api.ErrRebalance):
 		return http.StatusConflict
-	case errors.Is(err, runtime.ErrBadRequest):
+	case errors.Is(err, api.ErrBadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, runtime.ErrUnavailable):
+	case errors.Is(err, api.ErrUnavailable):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, runtime.ErrForbidden):
+	case errors.Is(err, api.ErrForbidden):
 		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}
 }
 
-// fail answers a request that failed: a *runtime.NotLeaderError forwards the request to the
+// fail answers a request that failed: a *worker.NotLeaderError forwards the request to the
 // worker it belongs on, anything else becomes an error body with the mapped status.
-func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var nl *runtime.NotLeaderError
+func (a *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var nl *api.NotLeaderError
 	if errors.As(err, &nl) {
 		a.forward(w, r, nl)
 		return

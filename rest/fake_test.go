@@ -7,7 +7,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 )
 
 // fakeWorker is an in-memory Worker with just enough behaviour to drive every endpoint: it
@@ -20,16 +21,16 @@ type fakeWorker struct {
 
 	mu         sync.Mutex
 	connectors map[string]*fakeConnector
-	loggers    map[string]runtime.LoggerLevel
-	health     runtime.Health
+	loggers    map[string]api.LoggerLevel
+	health     api.Health
 	hook       func(ctx context.Context, method string, args ...any) error
 	calls      []fakeCall
 }
 
 type fakeConnector struct {
 	config  map[string]string
-	state   runtime.State
-	offsets runtime.ConnectorOffsets
+	state   api.State
+	offsets api.ConnectorOffsets
 }
 
 // fakeCall records one call and its arguments (after the name).
@@ -42,11 +43,11 @@ func newFakeWorker(id string) *fakeWorker {
 	return &fakeWorker{
 		id:         id,
 		connectors: map[string]*fakeConnector{},
-		loggers: map[string]runtime.LoggerLevel{
+		loggers: map[string]api.LoggerLevel{
 			"root":           {Level: "INFO"},
 			"sluice.runtime": {Level: "INFO"},
 		},
-		health: runtime.Health{Status: "healthy", Message: "Worker has completed startup and is ready to handle requests."},
+		health: api.Health{Status: "healthy", Message: "Worker has completed startup and is ready to handle requests."},
 	}
 }
 
@@ -85,13 +86,13 @@ func (f *fakeWorker) lastCall(method string) []any {
 func (f *fakeWorker) called(method string) bool { return f.lastCall(method) != nil }
 
 // add stores a connector directly.
-func (f *fakeWorker) add(name string, config map[string]string, state runtime.State) {
+func (f *fakeWorker) add(name string, config map[string]string, state api.State) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cfg := maps.Clone(config)
 	cfg["name"] = name
-	f.connectors[name] = &fakeConnector{config: cfg, state: state, offsets: runtime.ConnectorOffsets{
-		Offsets: []runtime.ConnectorOffset{{
+	f.connectors[name] = &fakeConnector{config: cfg, state: state, offsets: api.ConnectorOffsets{
+		Offsets: []api.ConnectorOffset{{
 			Partition: map[string]any{"kafka_topic": "iot.raw", "kafka_partition": 0},
 			Offset:    map[string]any{"kafka_offset": 42},
 		}},
@@ -101,7 +102,7 @@ func (f *fakeWorker) add(name string, config map[string]string, state runtime.St
 func (f *fakeWorker) lookup(name string) (*fakeConnector, error) {
 	c, ok := f.connectors[name]
 	if !ok {
-		return nil, runtime.Errorf(runtime.ErrNotFound, "connector %q not found", name)
+		return nil, api.Errorf(api.ErrNotFound, "connector %q not found", name)
 	}
 	return c, nil
 }
@@ -113,50 +114,50 @@ func connectorType(cfg map[string]string) string {
 	return "source"
 }
 
-func (f *fakeWorker) info(name string, c *fakeConnector) runtime.ConnectorInfo {
-	var tasks []runtime.TaskID // nil on purpose when stopped: the API must show []
-	if c.state != runtime.StateStopped {
-		tasks = []runtime.TaskID{{Connector: name, Task: 0}}
+func (f *fakeWorker) info(name string, c *fakeConnector) api.ConnectorInfo {
+	var tasks []api.TaskID // nil on purpose when stopped: the API must show []
+	if c.state != api.StateStopped {
+		tasks = []api.TaskID{{Connector: name, Task: 0}}
 	}
-	return runtime.ConnectorInfo{Name: name, Config: maps.Clone(c.config), Tasks: tasks, Type: connectorType(c.config)}
+	return api.ConnectorInfo{Name: name, Config: maps.Clone(c.config), Tasks: tasks, Type: connectorType(c.config)}
 }
 
-func (f *fakeWorker) status(name string, c *fakeConnector, taskState runtime.State) runtime.ConnectorStatus {
-	st := runtime.ConnectorStatus{
+func (f *fakeWorker) status(name string, c *fakeConnector, taskState api.State) api.ConnectorStatus {
+	st := api.ConnectorStatus{
 		Name:      name,
-		Connector: runtime.ConnectorState{State: c.state, WorkerID: f.id},
+		Connector: api.ConnectorState{State: c.state, WorkerID: f.id},
 		Type:      connectorType(c.config),
 	}
-	if c.state != runtime.StateStopped {
-		st.Tasks = []runtime.TaskState{{ID: 0, State: taskState, WorkerID: f.id}}
+	if c.state != api.StateStopped {
+		st.Tasks = []api.TaskState{{ID: 0, State: taskState, WorkerID: f.id}}
 	}
 	return st
 }
 
-func (f *fakeWorker) ServerInfo(ctx context.Context) runtime.ServerInfo {
+func (f *fakeWorker) ServerInfo(ctx context.Context) api.ServerInfo {
 	_ = f.enter(ctx, "ServerInfo")
-	return runtime.ServerInfo{Version: "0.1.0", Commit: "abc123", KafkaClusterID: "cluster-1",
-		Worker: &runtime.WorkerInfo{WorkerID: f.id, Leader: true, Generation: 3, ConfigOffset: 7}}
+	return api.ServerInfo{Version: "0.1.0", Commit: "abc123", KafkaClusterID: "cluster-1",
+		Worker: &api.WorkerInfo{WorkerID: f.id, Leader: true, Generation: 3, ConfigOffset: 7}}
 }
 
-func (f *fakeWorker) Cluster(ctx context.Context) runtime.ClusterInfo {
+func (f *fakeWorker) Cluster(ctx context.Context) api.ClusterInfo {
 	_ = f.enter(ctx, "Cluster")
-	return runtime.ClusterInfo{Generation: 3, Leader: f.id, Workers: []runtime.ClusterWorker{
+	return api.ClusterInfo{Generation: 3, Leader: f.id, Workers: []api.ClusterWorker{
 		{WorkerID: f.id, Leader: true, Self: true, Version: "0.1.0"}}}
 }
 
 // WorkerMetrics knows only itself, unless the hook says otherwise.
-func (f *fakeWorker) WorkerMetrics(ctx context.Context, worker string) error {
-	if err := f.enter(ctx, "WorkerMetrics", worker); err != nil {
+func (f *fakeWorker) WorkerMetrics(ctx context.Context, name string) error {
+	if err := f.enter(ctx, "WorkerMetrics", name); err != nil {
 		return err
 	}
-	if worker != f.id {
-		return runtime.Errorf(runtime.ErrNotFound, "Worker %s is not a member of this cluster", worker)
+	if name != f.id {
+		return api.Errorf(api.ErrNotFound, "Worker %s is not a member of this cluster", name)
 	}
 	return nil
 }
 
-func (f *fakeWorker) Health(ctx context.Context) runtime.Health {
+func (f *fakeWorker) Health(ctx context.Context) api.Health {
 	_ = f.enter(ctx, "Health")
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -172,15 +173,15 @@ func (f *fakeWorker) Connectors(ctx context.Context) ([]string, error) {
 	return slices.Sorted(maps.Keys(f.connectors)), nil
 }
 
-func (f *fakeWorker) ConnectorInfo(ctx context.Context, name string) (runtime.ConnectorInfo, error) {
+func (f *fakeWorker) ConnectorInfo(ctx context.Context, name string) (api.ConnectorInfo, error) {
 	if err := f.enter(ctx, "ConnectorInfo", name); err != nil {
-		return runtime.ConnectorInfo{}, err
+		return api.ConnectorInfo{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.lookup(name)
 	if err != nil {
-		return runtime.ConnectorInfo{}, err
+		return api.ConnectorInfo{}, err
 	}
 	return f.info(name, c), nil
 }
@@ -198,54 +199,54 @@ func (f *fakeWorker) ConnectorConfig(ctx context.Context, name string) (map[stri
 	return maps.Clone(c.config), nil
 }
 
-func (f *fakeWorker) CreateConnector(ctx context.Context, name string, config map[string]string, initialState string) (runtime.ConnectorInfo, error) {
+func (f *fakeWorker) CreateConnector(ctx context.Context, name string, config map[string]string, initialState string) (api.ConnectorInfo, error) {
 	if err := f.enter(ctx, "CreateConnector", name, maps.Clone(config), initialState); err != nil {
-		return runtime.ConnectorInfo{}, err
+		return api.ConnectorInfo{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.connectors[name]; ok {
-		return runtime.ConnectorInfo{}, runtime.Errorf(runtime.ErrExists, "connector %q already exists", name)
+		return api.ConnectorInfo{}, api.Errorf(api.ErrExists, "connector %q already exists", name)
 	}
 	if config["connector.class"] == "" {
-		return runtime.ConnectorInfo{}, runtime.Errorf(runtime.ErrBadRequest, "connector config has no connector.class")
+		return api.ConnectorInfo{}, api.Errorf(api.ErrBadRequest, "connector config has no connector.class")
 	}
-	state := runtime.StateRunning
+	state := api.StateRunning
 	switch initialState {
 	case "PAUSED":
-		state = runtime.StatePaused
+		state = api.StatePaused
 	case "STOPPED":
-		state = runtime.StateStopped
+		state = api.StateStopped
 	}
 	c := &fakeConnector{config: maps.Clone(config), state: state}
 	f.connectors[name] = c
 	return f.info(name, c), nil
 }
 
-func (f *fakeWorker) PutConnectorConfig(ctx context.Context, name string, config map[string]string) (runtime.ConnectorInfo, bool, error) {
+func (f *fakeWorker) PutConnectorConfig(ctx context.Context, name string, config map[string]string) (api.ConnectorInfo, bool, error) {
 	if err := f.enter(ctx, "PutConnectorConfig", name, maps.Clone(config)); err != nil {
-		return runtime.ConnectorInfo{}, false, err
+		return api.ConnectorInfo{}, false, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.connectors[name]
 	if !ok {
-		c = &fakeConnector{state: runtime.StateRunning}
+		c = &fakeConnector{state: api.StateRunning}
 		f.connectors[name] = c
 	}
 	c.config = maps.Clone(config)
 	return f.info(name, c), !ok, nil
 }
 
-func (f *fakeWorker) PatchConnectorConfig(ctx context.Context, name string, patch map[string]*string) (runtime.ConnectorInfo, error) {
+func (f *fakeWorker) PatchConnectorConfig(ctx context.Context, name string, patch map[string]*string) (api.ConnectorInfo, error) {
 	if err := f.enter(ctx, "PatchConnectorConfig", name, maps.Clone(patch)); err != nil {
-		return runtime.ConnectorInfo{}, err
+		return api.ConnectorInfo{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.lookup(name)
 	if err != nil {
-		return runtime.ConnectorInfo{}, err
+		return api.ConnectorInfo{}, err
 	}
 	for k, v := range patch {
 		if v == nil {
@@ -270,20 +271,20 @@ func (f *fakeWorker) DeleteConnector(ctx context.Context, name string) error {
 	return nil
 }
 
-func (f *fakeWorker) ConnectorStatus(ctx context.Context, name string) (runtime.ConnectorStatus, error) {
+func (f *fakeWorker) ConnectorStatus(ctx context.Context, name string) (api.ConnectorStatus, error) {
 	if err := f.enter(ctx, "ConnectorStatus", name); err != nil {
-		return runtime.ConnectorStatus{}, err
+		return api.ConnectorStatus{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.lookup(name)
 	if err != nil {
-		return runtime.ConnectorStatus{}, err
+		return api.ConnectorStatus{}, err
 	}
 	return f.status(name, c, c.state), nil
 }
 
-func (f *fakeWorker) TaskConfigs(ctx context.Context, name string) ([]runtime.TaskInfo, error) {
+func (f *fakeWorker) TaskConfigs(ctx context.Context, name string) ([]api.TaskInfo, error) {
 	if err := f.enter(ctx, "TaskConfigs", name); err != nil {
 		return nil, err
 	}
@@ -293,9 +294,9 @@ func (f *fakeWorker) TaskConfigs(ctx context.Context, name string) ([]runtime.Ta
 	if err != nil {
 		return nil, err
 	}
-	var out []runtime.TaskInfo
+	var out []api.TaskInfo
 	for _, id := range f.info(name, c).Tasks {
-		out = append(out, runtime.TaskInfo{ID: id, Config: map[string]string{"task.class": c.config["connector.class"] + "Task"}})
+		out = append(out, api.TaskInfo{ID: id, Config: map[string]string{"task.class": c.config["connector.class"] + "Task"}})
 	}
 	return out, nil
 }
@@ -305,23 +306,23 @@ func (f *fakeWorker) task(name string, task int) (*fakeConnector, error) {
 	if err != nil {
 		return nil, err
 	}
-	if task != 0 || c.state == runtime.StateStopped {
-		return nil, runtime.Errorf(runtime.ErrNotFound, "task %d of connector %q not found", task, name)
+	if task != 0 || c.state == api.StateStopped {
+		return nil, api.Errorf(api.ErrNotFound, "task %d of connector %q not found", task, name)
 	}
 	return c, nil
 }
 
-func (f *fakeWorker) TaskStatus(ctx context.Context, name string, task int) (runtime.TaskState, error) {
+func (f *fakeWorker) TaskStatus(ctx context.Context, name string, task int) (api.TaskState, error) {
 	if err := f.enter(ctx, "TaskStatus", name, task); err != nil {
-		return runtime.TaskState{}, err
+		return api.TaskState{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.task(name, task)
 	if err != nil {
-		return runtime.TaskState{}, err
+		return api.TaskState{}, err
 	}
-	return runtime.TaskState{ID: task, State: c.state, WorkerID: f.id, Restarts: 2}, nil
+	return api.TaskState{ID: task, State: c.state, WorkerID: f.id, Restarts: 2}, nil
 }
 
 func (f *fakeWorker) RestartTask(ctx context.Context, name string, task int) error {
@@ -334,7 +335,7 @@ func (f *fakeWorker) RestartTask(ctx context.Context, name string, task int) err
 	return err
 }
 
-func (f *fakeWorker) RestartConnector(ctx context.Context, name string, includeTasks, onlyFailed bool) (*runtime.ConnectorStatus, error) {
+func (f *fakeWorker) RestartConnector(ctx context.Context, name string, includeTasks, onlyFailed bool) (*api.ConnectorStatus, error) {
 	if err := f.enter(ctx, "RestartConnector", name, includeTasks, onlyFailed); err != nil {
 		return nil, err
 	}
@@ -347,12 +348,12 @@ func (f *fakeWorker) RestartConnector(ctx context.Context, name string, includeT
 	if !includeTasks && !onlyFailed {
 		return nil, nil
 	}
-	st := f.status(name, c, runtime.StateRestarting)
-	st.Connector.State = runtime.StateRestarting
+	st := f.status(name, c, api.StateRestarting)
+	st.Connector.State = api.StateRestarting
 	return &st, nil
 }
 
-func (f *fakeWorker) setState(ctx context.Context, method, name string, state runtime.State) error {
+func (f *fakeWorker) setState(ctx context.Context, method, name string, state api.State) error {
 	if err := f.enter(ctx, method, name); err != nil {
 		return err
 	}
@@ -367,26 +368,26 @@ func (f *fakeWorker) setState(ctx context.Context, method, name string, state ru
 }
 
 func (f *fakeWorker) PauseConnector(ctx context.Context, name string) error {
-	return f.setState(ctx, "PauseConnector", name, runtime.StatePaused)
+	return f.setState(ctx, "PauseConnector", name, api.StatePaused)
 }
 
 func (f *fakeWorker) ResumeConnector(ctx context.Context, name string) error {
-	return f.setState(ctx, "ResumeConnector", name, runtime.StateRunning)
+	return f.setState(ctx, "ResumeConnector", name, api.StateRunning)
 }
 
 func (f *fakeWorker) StopConnector(ctx context.Context, name string) error {
-	return f.setState(ctx, "StopConnector", name, runtime.StateStopped)
+	return f.setState(ctx, "StopConnector", name, api.StateStopped)
 }
 
-func (f *fakeWorker) ConnectorOffsets(ctx context.Context, name string) (runtime.ConnectorOffsets, error) {
+func (f *fakeWorker) ConnectorOffsets(ctx context.Context, name string) (api.ConnectorOffsets, error) {
 	if err := f.enter(ctx, "ConnectorOffsets", name); err != nil {
-		return runtime.ConnectorOffsets{}, err
+		return api.ConnectorOffsets{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.lookup(name)
 	if err != nil {
-		return runtime.ConnectorOffsets{}, err
+		return api.ConnectorOffsets{}, err
 	}
 	return c.offsets, nil
 }
@@ -396,14 +397,14 @@ func (f *fakeWorker) stopped(name string) (*fakeConnector, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.state != runtime.StateStopped {
-		return nil, runtime.Errorf(runtime.ErrBadRequest,
+	if c.state != api.StateStopped {
+		return nil, api.Errorf(api.ErrBadRequest,
 			"connector %q must be STOPPED to change its offsets; it is %s", name, c.state)
 	}
 	return c, nil
 }
 
-func (f *fakeWorker) AlterOffsets(ctx context.Context, name string, offsets runtime.ConnectorOffsets) (string, error) {
+func (f *fakeWorker) AlterOffsets(ctx context.Context, name string, offsets api.ConnectorOffsets) (string, error) {
 	if err := f.enter(ctx, "AlterOffsets", name, offsets); err != nil {
 		return "", err
 	}
@@ -427,7 +428,7 @@ func (f *fakeWorker) ResetOffsets(ctx context.Context, name string) (string, err
 	if err != nil {
 		return "", err
 	}
-	c.offsets = runtime.ConnectorOffsets{}
+	c.offsets = api.ConnectorOffsets{}
 	return "The offsets for this connector have been reset successfully", nil
 }
 
@@ -453,7 +454,7 @@ func (f *fakeWorker) ResetConnectorTopics(ctx context.Context, name string) erro
 	return err
 }
 
-func (f *fakeWorker) PrometheusTargets(ctx context.Context, name string) ([]runtime.TargetGroup, error) {
+func (f *fakeWorker) PrometheusTargets(ctx context.Context, name string) ([]api.TargetGroup, error) {
 	if err := f.enter(ctx, "PrometheusTargets", name); err != nil {
 		return nil, err
 	}
@@ -462,21 +463,21 @@ func (f *fakeWorker) PrometheusTargets(ctx context.Context, name string) ([]runt
 	if _, err := f.lookup(name); err != nil {
 		return nil, err
 	}
-	return []runtime.TargetGroup{{Targets: []string{"w1:9400"},
+	return []api.TargetGroup{{Targets: []string{"w1:9400"},
 		Labels: map[string]string{"__metrics_path__": "/metrics", "connector": name, "task": "0"}}}, nil
 }
 
 // fakePlugins are the fake's connector plugins.
-var fakePlugins = []runtime.PluginInfo{
+var fakePlugins = []api.PluginInfo{
 	{Class: "mongodb-sink", Type: "sink", Version: "0.1.0"},
 	{Class: "mqtt-source", Type: "source", Version: "0.1.0"},
 }
 
-func (f *fakeWorker) Plugins(ctx context.Context, connectorsOnly bool) []runtime.PluginInfo {
+func (f *fakeWorker) Plugins(ctx context.Context, connectorsOnly bool) []api.PluginInfo {
 	_ = f.enter(ctx, "Plugins", connectorsOnly)
 	out := slices.Clone(fakePlugins)
 	if !connectorsOnly {
-		out = append(out, runtime.PluginInfo{Class: "org.apache.kafka.connect.json.JsonConverter", Type: "converter"})
+		out = append(out, api.PluginInfo{Class: "org.apache.kafka.connect.json.JsonConverter", Type: "converter"})
 	}
 	return out
 }
@@ -492,38 +493,38 @@ func pluginName(p string) (string, bool) {
 	return "", false
 }
 
-var fakeKeys = []runtime.ConfigKeyInfo{
+var fakeKeys = []api.ConfigKeyInfo{
 	{Name: "mqtt.server.uri", Type: "STRING", Required: true, Importance: "HIGH",
 		Documentation: "The broker's URI.", Width: "LONG", DisplayName: "Server URI"},
 	{Name: "mqtt.qos", Type: "INT", DefaultValue: ptr("1"), Importance: "MEDIUM", Group: ptr("MQTT"),
 		Documentation: "QoS.", OrderInGroup: 1, Width: "SHORT", DisplayName: "QoS"},
 }
 
-func (f *fakeWorker) PluginConfig(ctx context.Context, plugin string) ([]runtime.ConfigKeyInfo, error) {
+func (f *fakeWorker) PluginConfig(ctx context.Context, plugin string) ([]api.ConfigKeyInfo, error) {
 	if err := f.enter(ctx, "PluginConfig", plugin); err != nil {
 		return nil, err
 	}
 	if _, ok := pluginName(plugin); !ok {
-		return nil, runtime.Errorf(runtime.ErrNotFound, "plugin %q not found", plugin)
+		return nil, api.Errorf(api.ErrNotFound, "plugin %q not found", plugin)
 	}
 	return slices.Clone(fakeKeys), nil
 }
 
-func (f *fakeWorker) ValidateConfig(ctx context.Context, plugin string, config map[string]string) (runtime.ConfigInfos, error) {
+func (f *fakeWorker) ValidateConfig(ctx context.Context, plugin string, config map[string]string) (api.ConfigInfos, error) {
 	if err := f.enter(ctx, "ValidateConfig", plugin, maps.Clone(config)); err != nil {
-		return runtime.ConfigInfos{}, err
+		return api.ConfigInfos{}, err
 	}
 	p, ok := pluginName(plugin)
 	if !ok {
-		return runtime.ConfigInfos{}, runtime.Errorf(runtime.ErrNotFound, "plugin %q not found", plugin)
+		return api.ConfigInfos{}, api.Errorf(api.ErrNotFound, "plugin %q not found", plugin)
 	}
 	if c, _ := pluginName(config["connector.class"]); c != p {
-		return runtime.ConfigInfos{}, runtime.Errorf(runtime.ErrBadRequest,
+		return api.ConfigInfos{}, api.Errorf(api.ErrBadRequest,
 			"included connector type %s does not match request type %s", config["connector.class"], plugin)
 	}
-	out := runtime.ConfigInfos{Name: p, Groups: []string{"MQTT"}}
+	out := api.ConfigInfos{Name: p, Groups: []string{"MQTT"}}
 	for _, k := range fakeKeys {
-		ci := runtime.ConfigInfo{Definition: k, Value: runtime.ConfigValueInfo{Name: k.Name, Visible: true}}
+		ci := api.ConfigInfo{Definition: k, Value: api.ConfigValueInfo{Name: k.Name, Visible: true}}
 		if v, ok := config[k.Name]; ok {
 			ci.Value.Value = ptr(v)
 		} else if k.Required {
@@ -535,22 +536,22 @@ func (f *fakeWorker) ValidateConfig(ctx context.Context, plugin string, config m
 	return out, nil
 }
 
-func (f *fakeWorker) Loggers(ctx context.Context) map[string]runtime.LoggerLevel {
+func (f *fakeWorker) Loggers(ctx context.Context) map[string]api.LoggerLevel {
 	_ = f.enter(ctx, "Loggers")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return maps.Clone(f.loggers)
 }
 
-func (f *fakeWorker) Logger(ctx context.Context, name string) (runtime.LoggerLevel, error) {
+func (f *fakeWorker) Logger(ctx context.Context, name string) (api.LoggerLevel, error) {
 	if err := f.enter(ctx, "Logger", name); err != nil {
-		return runtime.LoggerLevel{}, err
+		return api.LoggerLevel{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	l, ok := f.loggers[name]
 	if !ok {
-		return runtime.LoggerLevel{}, runtime.Errorf(runtime.ErrNotFound, "Logger %s not found.", name)
+		return api.LoggerLevel{}, api.Errorf(api.ErrNotFound, "Logger %s not found.", name)
 	}
 	return l, nil
 }
@@ -563,7 +564,7 @@ func (f *fakeWorker) SetLoggerLevel(ctx context.Context, name, level string) ([]
 	if !slices.Contains([]string{"OFF", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"}, lv) {
 		// As the runtime's Worker.SetLoggerLevel: an unknown level is a bad request; the API
 		// answers it with 404, as Kafka Connect does.
-		return nil, runtime.Errorf(runtime.ErrBadRequest, "invalid log level %q", level)
+		return nil, api.Errorf(api.ErrBadRequest, "invalid log level %q", level)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -571,12 +572,12 @@ func (f *fakeWorker) SetLoggerLevel(ctx context.Context, name, level string) ([]
 	now := int64(1700000000000)
 	for _, n := range slices.Sorted(maps.Keys(f.loggers)) {
 		if n == name || strings.HasPrefix(n, name+".") {
-			f.loggers[n] = runtime.LoggerLevel{Level: lv, LastModified: &now}
+			f.loggers[n] = api.LoggerLevel{Level: lv, LastModified: &now}
 			changed = append(changed, n)
 		}
 	}
 	if changed == nil {
-		f.loggers[name] = runtime.LoggerLevel{Level: lv, LastModified: &now}
+		f.loggers[name] = api.LoggerLevel{Level: lv, LastModified: &now}
 		changed = []string{name}
 	}
 	return changed, nil
@@ -584,7 +585,7 @@ func (f *fakeWorker) SetLoggerLevel(ctx context.Context, name, level string) ([]
 
 func ptr[T any](v T) *T { return &v }
 
-func (f *fakeWorker) PutTaskConfigs(ctx context.Context, name string, configs []map[string]string, _ runtime.InternalSignature) error {
+func (f *fakeWorker) PutTaskConfigs(ctx context.Context, name string, _ []map[string]string, _ sessionkey.Signature) error {
 	if err := f.enter(ctx, "PutTaskConfigs", name); err != nil {
 		return err
 	}

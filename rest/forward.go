@@ -11,7 +11,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 )
 
 // forwardParam is the query parameter that counts hops between workers, as in Kafka Connect:
@@ -20,7 +21,7 @@ import (
 const forwardParam = "forward"
 
 // forwardedHeaders are the request headers a forward carries to the target.
-var forwardedHeaders = []string{"Content-Type", "Accept", "Authorization", runtime.SignatureHeader, runtime.SignatureAlgorithmHeader}
+var forwardedHeaders = []string{"Content-Type", "Accept", "Authorization", sessionkey.Header, sessionkey.AlgorithmHeader}
 
 // relayedHeaders are the target's response headers the forwarding worker passes back.
 var relayedHeaders = []string{"Content-Type", "Location"}
@@ -29,14 +30,14 @@ var relayedHeaders = []string{"Content-Type", "Location"}
 // task's owner) by replaying it there: same method, path, body and query, with forward=true
 // on the first hop and forward=false on the second. After two hops, or with no known target,
 // it answers 409: the cluster is most likely rebalancing.
-func (a *api) forward(w http.ResponseWriter, r *http.Request, nl *runtime.NotLeaderError) {
+func (a *handlers) forward(w http.ResponseWriter, r *http.Request, nl *api.NotLeaderError) {
 	if err := a.forwardTo(w, r, nl); err != nil {
 		// Never a NotLeaderError, so fail does not come back here.
 		a.fail(w, r, err)
 	}
 }
 
-func (a *api) forwardTo(w http.ResponseWriter, r *http.Request, nl *runtime.NotLeaderError) error {
+func (a *handlers) forwardTo(w http.ResponseWriter, r *http.Request, nl *api.NotLeaderError) error {
 	role := nl.What
 	if role == "" {
 		role = "leader"

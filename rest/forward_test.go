@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // notLeaderFor makes w answer the given methods with a NotLeaderError pointing at *target
@@ -19,7 +19,7 @@ func notLeaderFor(w *fakeWorker, target *string, what string, methods ...string)
 	w.setHook(func(_ context.Context, method string, _ ...any) error {
 		for _, m := range methods {
 			if m == method {
-				return &runtime.NotLeaderError{URL: *target, What: what}
+				return &api.NotLeaderError{URL: *target, What: what}
 			}
 		}
 		return nil
@@ -104,7 +104,7 @@ func TestForwardTwoHops(t *testing.T) {
 	a := newServer(t, newFakeWorker("a"), Options{})
 	b := newServer(t, newFakeWorker("b"), Options{})
 	c := newServer(t, newFakeWorker("c"), Options{})
-	c.worker.add("x", mqttConfig(), runtime.StateRunning)
+	c.worker.add("x", mqttConfig(), api.StateRunning)
 	notLeaderFor(a.worker, &b.srv.URL, "task owner", "RestartTask")
 	notLeaderFor(b.worker, &c.srv.URL, "task owner", "RestartTask")
 

@@ -7,12 +7,12 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // listLoggers answers GET /admin/loggers: {"<logger>": {"level": ..., "last_modified": ...}}.
-func (a *api) listLoggers(w http.ResponseWriter, r *http.Request) error {
-	loggers, err := call(a, r, "listing loggers", func(ctx context.Context) (map[string]runtime.LoggerLevel, error) {
+func (a *handlers) listLoggers(w http.ResponseWriter, r *http.Request) error {
+	loggers, err := call(a, r, "listing loggers", func(ctx context.Context) (map[string]api.LoggerLevel, error) {
 		return a.w.Loggers(ctx), nil
 	})
 	if err != nil {
@@ -23,9 +23,9 @@ func (a *api) listLoggers(w http.ResponseWriter, r *http.Request) error {
 }
 
 // getLogger answers GET /admin/loggers/{logger}: its level; 404 for an unknown logger.
-func (a *api) getLogger(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) getLogger(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "logger")
-	level, err := call(a, r, fmt.Sprintf("reading the level of logger %q", name), func(ctx context.Context) (runtime.LoggerLevel, error) {
+	level, err := call(a, r, fmt.Sprintf("reading the level of logger %q", name), func(ctx context.Context) (api.LoggerLevel, error) {
 		return a.w.Logger(ctx, name)
 	})
 	if err != nil {
@@ -46,7 +46,7 @@ type levelRequest struct {
 // Only the worker scope exists: ?scope=worker (the default; Kafka Connect also treats an
 // unknown scope as worker). ?scope=cluster, which would set the level on every worker, is
 // refused with 400 rather than silently applied to this worker alone.
-func (a *api) setLoggerLevel(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) setLoggerLevel(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "logger")
 	scope := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("scope")))
 	switch scope {
@@ -67,7 +67,7 @@ func (a *api) setLoggerLevel(w http.ResponseWriter, r *http.Request) error {
 	changed, err := call(a, r, fmt.Sprintf("setting the level of logger %q to %s", name, level), func(ctx context.Context) ([]string, error) {
 		return a.w.SetLoggerLevel(ctx, name, level)
 	})
-	if errors.Is(err, runtime.ErrBadRequest) {
+	if errors.Is(err, api.ErrBadRequest) {
 		// The worker refuses only a level it does not know, which Kafka Connect answers 404.
 		return &httpError{status: http.StatusNotFound, msg: err.Error()}
 	}

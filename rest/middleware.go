@@ -20,7 +20,7 @@ import (
 const maxBodyBytes = 16 << 20
 
 // recoverPanics answers a panicking handler with a 500 error body and logs the stack.
-func (a *api) recoverPanics(next http.Handler) http.Handler {
+func (a *handlers) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			p := recover()
@@ -40,7 +40,7 @@ func (a *api) recoverPanics(next http.Handler) http.Handler {
 }
 
 // logRequests logs each request at debug level with its status and duration.
-func (a *api) logRequests(next http.Handler) http.Handler {
+func (a *handlers) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
@@ -85,7 +85,7 @@ func urlPath(r *http.Request) string {
 
 // withTimeout gives the request's context the API's request timeout; the worker calls and
 // forwards made for the request run under it.
-func (a *api) withTimeout(next http.Handler) http.Handler {
+func (a *handlers) withTimeout(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 		defer cancel()
@@ -127,7 +127,7 @@ func requestBody(r *http.Request) []byte {
 }
 
 // notFound answers a path no route matches.
-func (a *api) notFound(w http.ResponseWriter, r *http.Request) {
+func (a *handlers) notFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound,
 		fmt.Sprintf("Unknown endpoint %s %s (the API is described at GET /openapi.yaml)", r.Method, r.URL.Path))
 }
@@ -137,7 +137,7 @@ var allMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.
 
 // methodNotAllowed answers a known path asked with a method it does not have, listing the
 // methods it has in the message and the Allow header.
-func (a *api) methodNotAllowed(root *chi.Mux, w http.ResponseWriter, r *http.Request) {
+func (a *handlers) methodNotAllowed(root *chi.Mux, w http.ResponseWriter, r *http.Request) {
 	path := urlPath(r)
 	if len(path) > 1 {
 		path = strings.TrimSuffix(path, "/")

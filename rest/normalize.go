@@ -1,6 +1,6 @@
 package rest
 
-import "github.com/sluicehq/sluice/runtime"
+import "github.com/sluicehq/sluice/worker/api"
 
 // Kafka Connect never answers null where a list or map belongs; clients iterate over these
 // fields without checking. The functions below turn the worker's nil slices and maps into
@@ -22,7 +22,7 @@ func orEmptyMap[K comparable, V any](m map[K]V) map[K]V {
 	return m
 }
 
-func normalizeWorkerInfo(wi *runtime.WorkerInfo) *runtime.WorkerInfo {
+func normalizeWorkerInfo(wi *api.WorkerInfo) *api.WorkerInfo {
 	if wi == nil {
 		return nil
 	}
@@ -32,19 +32,19 @@ func normalizeWorkerInfo(wi *runtime.WorkerInfo) *runtime.WorkerInfo {
 	return &c
 }
 
-func normalizeInfo(info runtime.ConnectorInfo) runtime.ConnectorInfo {
+func normalizeInfo(info api.ConnectorInfo) api.ConnectorInfo {
 	info.Config = orEmptyMap(info.Config)
 	info.Tasks = orEmpty(info.Tasks)
 	return info
 }
 
-func normalizeStatus(st runtime.ConnectorStatus) runtime.ConnectorStatus {
+func normalizeStatus(st api.ConnectorStatus) api.ConnectorStatus {
 	st.Tasks = orEmpty(st.Tasks)
 	return st
 }
 
-func normalizeTaskInfos(tasks []runtime.TaskInfo) []runtime.TaskInfo {
-	out := make([]runtime.TaskInfo, len(tasks))
+func normalizeTaskInfos(tasks []api.TaskInfo) []api.TaskInfo {
+	out := make([]api.TaskInfo, len(tasks))
 	for i, t := range tasks {
 		t.Config = orEmptyMap(t.Config)
 		out[i] = t
@@ -52,31 +52,31 @@ func normalizeTaskInfos(tasks []runtime.TaskInfo) []runtime.TaskInfo {
 	return out
 }
 
-func normalizeOffsets(o runtime.ConnectorOffsets) runtime.ConnectorOffsets {
-	out := make([]runtime.ConnectorOffset, len(o.Offsets))
+func normalizeOffsets(o api.ConnectorOffsets) api.ConnectorOffsets {
+	out := make([]api.ConnectorOffset, len(o.Offsets))
 	for i, e := range o.Offsets {
 		e.Partition = orEmptyMap(e.Partition)
 		out[i] = e // a nil offset stays null: that is how a reset partition reads
 	}
-	return runtime.ConnectorOffsets{Offsets: out}
+	return api.ConnectorOffsets{Offsets: out}
 }
 
-func normalizeConfigKey(k runtime.ConfigKeyInfo) runtime.ConfigKeyInfo {
+func normalizeConfigKey(k api.ConfigKeyInfo) api.ConfigKeyInfo {
 	k.Dependents = orEmpty(k.Dependents)
 	return k
 }
 
-func normalizeConfigKeys(keys []runtime.ConfigKeyInfo) []runtime.ConfigKeyInfo {
-	out := make([]runtime.ConfigKeyInfo, len(keys))
+func normalizeConfigKeys(keys []api.ConfigKeyInfo) []api.ConfigKeyInfo {
+	out := make([]api.ConfigKeyInfo, len(keys))
 	for i, k := range keys {
 		out[i] = normalizeConfigKey(k)
 	}
 	return out
 }
 
-func normalizeConfigInfos(ci runtime.ConfigInfos) runtime.ConfigInfos {
+func normalizeConfigInfos(ci api.ConfigInfos) api.ConfigInfos {
 	ci.Groups = orEmpty(ci.Groups)
-	configs := make([]runtime.ConfigInfo, len(ci.Configs))
+	configs := make([]api.ConfigInfo, len(ci.Configs))
 	for i, c := range ci.Configs {
 		c.Definition = normalizeConfigKey(c.Definition)
 		c.Value.RecommendedValues = orEmpty(c.Value.RecommendedValues)

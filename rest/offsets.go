@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // message is the body of the offsets endpoints' success answers.
@@ -14,9 +14,9 @@ type message struct {
 }
 
 // getOffsets answers GET /connectors/{connector}/offsets.
-func (a *api) getOffsets(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) getOffsets(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
-	offsets, err := call(a, r, fmt.Sprintf("reading the offsets of connector %q", name), func(ctx context.Context) (runtime.ConnectorOffsets, error) {
+	offsets, err := call(a, r, fmt.Sprintf("reading the offsets of connector %q", name), func(ctx context.Context) (api.ConnectorOffsets, error) {
 		return a.w.ConnectorOffsets(ctx, name)
 	})
 	if err != nil {
@@ -30,9 +30,9 @@ func (a *api) getOffsets(w http.ResponseWriter, r *http.Request) error {
 // {"offsets": [{"partition": {...}, "offset": {...} | null}]}: 200 {"message"}; 400 when the
 // list is missing or empty or an entry has no partition. Numbers in partitions and offsets
 // reach the worker as int64 when they are integers, float64 otherwise.
-func (a *api) alterOffsets(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) alterOffsets(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
-	var body runtime.ConnectorOffsets
+	var body api.ConnectorOffsets
 	const what = `a JSON object {"offsets": [{"partition": {...}, "offset": {...} or null}]}`
 	if err := decodeBody(r, &body, what, decodeOptions{numbers: true}); err != nil {
 		return err
@@ -61,7 +61,7 @@ func (a *api) alterOffsets(w http.ResponseWriter, r *http.Request) error {
 }
 
 // resetOffsets answers DELETE /connectors/{connector}/offsets: 200 {"message"}.
-func (a *api) resetOffsets(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) resetOffsets(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	msg, err := call(a, r, fmt.Sprintf("resetting the offsets of connector %q", name), func(ctx context.Context) (string, error) {
 		return a.w.ResetOffsets(ctx, name)

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 func TestGetOffsets(t *testing.T) {
@@ -28,31 +28,31 @@ func TestAlterOffsets(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		state   runtime.State
+		state   api.State
 		body    string
 		status  int
 		msg     string
-		wantArg runtime.ConnectorOffsets
+		wantArg api.ConnectorOffsets
 	}{
 		{
 			name:   "altered, integers stay exact",
-			state:  runtime.StateStopped,
+			state:  api.StateStopped,
 			body:   `{"offsets":[{"partition":{"kafka_topic":"iot.raw","kafka_partition":0},"offset":{"kafka_offset":9007199254740993}},{"partition":{"file":"a.txt"},"offset":null},{"partition":{"x":1.5},"offset":{"pos":[1,2]}}]}`,
 			status: 200,
 			msg:    "altered successfully",
-			wantArg: runtime.ConnectorOffsets{Offsets: []runtime.ConnectorOffset{
+			wantArg: api.ConnectorOffsets{Offsets: []api.ConnectorOffset{
 				{Partition: map[string]any{"kafka_topic": "iot.raw", "kafka_partition": int64(0)}, Offset: map[string]any{"kafka_offset": int64(9007199254740993)}},
 				{Partition: map[string]any{"file": "a.txt"}},
 				{Partition: map[string]any{"x": 1.5}, Offset: map[string]any{"pos": []any{int64(1), int64(2)}}},
 			}},
 		},
-		{name: "empty list", state: runtime.StateStopped, body: `{"offsets":[]}`, status: 400, msg: "Partitions / offsets need to be provided"},
-		{name: "no list", state: runtime.StateStopped, body: `{}`, status: 400, msg: "Partitions / offsets need to be provided"},
-		{name: "null list", state: runtime.StateStopped, body: `{"offsets":null}`, status: 400, msg: "missing or empty"},
-		{name: "no body", state: runtime.StateStopped, body: ``, status: 400, msg: "request body is empty"},
-		{name: "no partition", state: runtime.StateStopped, body: `{"offsets":[{"offset":{"a":1}}]}`, status: 400, msg: `offsets[0] has no "partition"`},
-		{name: "list of the wrong type", state: runtime.StateStopped, body: `{"offsets":{}}`, status: 400, msg: `"offsets" must be a JSON array, not a JSON object`},
-		{name: "connector running", state: runtime.StateRunning, body: `{"offsets":[{"partition":{"a":1},"offset":null}]}`, status: 400, msg: "must be STOPPED"},
+		{name: "empty list", state: api.StateStopped, body: `{"offsets":[]}`, status: 400, msg: "Partitions / offsets need to be provided"},
+		{name: "no list", state: api.StateStopped, body: `{}`, status: 400, msg: "Partitions / offsets need to be provided"},
+		{name: "null list", state: api.StateStopped, body: `{"offsets":null}`, status: 400, msg: "missing or empty"},
+		{name: "no body", state: api.StateStopped, body: ``, status: 400, msg: "request body is empty"},
+		{name: "no partition", state: api.StateStopped, body: `{"offsets":[{"offset":{"a":1}}]}`, status: 400, msg: `offsets[0] has no "partition"`},
+		{name: "list of the wrong type", state: api.StateStopped, body: `{"offsets":{}}`, status: 400, msg: `"offsets" must be a JSON array, not a JSON object`},
+		{name: "connector running", state: api.StateRunning, body: `{"offsets":[{"partition":{"a":1},"offset":null}]}`, status: 400, msg: "must be STOPPED"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,7 +82,7 @@ func TestAlterOffsets(t *testing.T) {
 func TestResetOffsets(t *testing.T) {
 	t.Parallel()
 	ts := setup(t, "running")
-	ts.worker.add("stopped", mqttConfig(), runtime.StateStopped)
+	ts.worker.add("stopped", mqttConfig(), api.StateStopped)
 	r := ts.do("DELETE", "/connectors/stopped/offsets", "")
 	if r.status != 200 || !strings.Contains(r.obj(t)["message"].(string), "reset successfully") {
 		t.Fatalf("got %d %s", r.status, r.body)

@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/sluicehq/sluice/runtime"
+
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // TestSpecParses checks that openapi.yaml is a valid OpenAPI 3.0 document.
@@ -64,33 +65,33 @@ func TestSpecMatchesRoutes(t *testing.T) {
 
 // TestSpecSchemasMatchTypes checks each response schema against the Go type the API encodes:
 // the same JSON properties, and required exactly when the field is not omitempty. A field
-// added to runtime/api.go then fails here until the spec describes it.
+// added to worker/api.go then fails here until the spec describes it.
 func TestSpecSchemasMatchTypes(t *testing.T) {
 	schemas := spec(t).Components.Schemas
 	types := map[string]any{
 		"Error":                  errorBody{},
-		"ServerInfo":             runtime.ServerInfo{},
-		"WorkerInfo":             runtime.WorkerInfo{},
-		"Health":                 runtime.Health{},
-		"ClusterInfo":            runtime.ClusterInfo{},
-		"ClusterWork":            runtime.ClusterWork{},
-		"ClusterWorker":          runtime.ClusterWorker{},
-		"HeldWork":               runtime.HeldWork{},
-		"TaskID":                 runtime.TaskID{},
-		"ConnectorInfo":          runtime.ConnectorInfo{},
-		"ConnectorState":         runtime.ConnectorState{},
-		"TaskState":              runtime.TaskState{},
-		"ConnectorStatus":        runtime.ConnectorStatus{},
-		"TaskInfo":               runtime.TaskInfo{},
-		"ConnectorOffset":        runtime.ConnectorOffset{},
-		"ConnectorOffsets":       runtime.ConnectorOffsets{},
+		"ServerInfo":             api.ServerInfo{},
+		"WorkerInfo":             api.WorkerInfo{},
+		"Health":                 api.Health{},
+		"ClusterInfo":            api.ClusterInfo{},
+		"ClusterWork":            api.ClusterWork{},
+		"ClusterWorker":          api.ClusterWorker{},
+		"HeldWork":               api.HeldWork{},
+		"TaskID":                 api.TaskID{},
+		"ConnectorInfo":          api.ConnectorInfo{},
+		"ConnectorState":         api.ConnectorState{},
+		"TaskState":              api.TaskState{},
+		"ConnectorStatus":        api.ConnectorStatus{},
+		"TaskInfo":               api.TaskInfo{},
+		"ConnectorOffset":        api.ConnectorOffset{},
+		"ConnectorOffsets":       api.ConnectorOffsets{},
 		"Message":                message{},
-		"PluginInfo":             runtime.PluginInfo{},
-		"ConfigKeyInfo":          runtime.ConfigKeyInfo{},
-		"ConfigValueInfo":        runtime.ConfigValueInfo{},
-		"ConfigInfo":             runtime.ConfigInfo{},
-		"ConfigInfos":            runtime.ConfigInfos{},
-		"LoggerLevel":            runtime.LoggerLevel{},
+		"PluginInfo":             api.PluginInfo{},
+		"ConfigKeyInfo":          api.ConfigKeyInfo{},
+		"ConfigValueInfo":        api.ConfigValueInfo{},
+		"ConfigInfo":             api.ConfigInfo{},
+		"ConfigInfos":            api.ConfigInfos{},
+		"LoggerLevel":            api.LoggerLevel{},
 		"LevelRequest":           levelRequest{},
 		"CreateConnectorRequest": createRequest{},
 	}

@@ -57,8 +57,8 @@ func NewServer(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 }
 
-// api holds what the handlers share.
-type api struct {
+// handlers holds what the API's handlers share.
+type handlers struct {
 	w       Worker
 	log     *slog.Logger
 	client  *http.Client
@@ -71,7 +71,7 @@ type api struct {
 
 // newRouter builds the chi router; tests use it to walk the routes.
 func newRouter(w Worker, opts Options) *chi.Mux {
-	a := &api{w: w, log: opts.Logger, client: opts.HTTPClient, timeout: opts.RequestTimeout, cors: opts.CORS, allowedHosts: opts.AllowedHosts, auth: opts.Auth}
+	a := &handlers{w: w, log: opts.Logger, client: opts.HTTPClient, timeout: opts.RequestTimeout, cors: opts.CORS, allowedHosts: opts.AllowedHosts, auth: opts.Auth}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -158,7 +158,7 @@ type starter interface {
 	AwaitStarted(ctx context.Context) error
 }
 
-func (a *api) handle(h handlerFunc) http.HandlerFunc {
+func (a *handlers) handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s, ok := a.w.(starter); ok {
 			if err := s.AwaitStarted(r.Context()); err != nil {

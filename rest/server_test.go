@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/sluicehq/sluice/runtime"
+
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 func TestServerInfo(t *testing.T) {
@@ -42,7 +43,7 @@ func TestHealth(t *testing.T) {
 		t.Run(tt.status, func(t *testing.T) {
 			t.Parallel()
 			ts := setup(t)
-			ts.worker.health = runtime.Health{Status: tt.status, Message: "because"}
+			ts.worker.health = api.Health{Status: tt.status, Message: "because"}
 			r := ts.do("GET", "/health", "")
 			want := map[string]any{"status": tt.status, "message": "because"}
 			if r.status != tt.code || !reflect.DeepEqual(r.obj(t), want) {

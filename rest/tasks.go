@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 )
 
 // taskConfigs answers GET /connectors/{connector}/tasks: [{id:{connector,task}, config}].
-func (a *api) taskConfigs(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) taskConfigs(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
-	tasks, err := call(a, r, fmt.Sprintf("reading the tasks of connector %q", name), func(ctx context.Context) ([]runtime.TaskInfo, error) {
+	tasks, err := call(a, r, fmt.Sprintf("reading the tasks of connector %q", name), func(ctx context.Context) ([]api.TaskInfo, error) {
 		return a.w.TaskConfigs(ctx, name)
 	})
 	if err != nil {
@@ -22,13 +23,13 @@ func (a *api) taskConfigs(w http.ResponseWriter, r *http.Request) error {
 }
 
 // taskStatus answers GET /connectors/{connector}/tasks/{task}/status.
-func (a *api) taskStatus(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) taskStatus(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	task, err := taskParam(r)
 	if err != nil {
 		return err
 	}
-	st, err := call(a, r, fmt.Sprintf("reading the status of task %d of connector %q", task, name), func(ctx context.Context) (runtime.TaskState, error) {
+	st, err := call(a, r, fmt.Sprintf("reading the status of task %d of connector %q", task, name), func(ctx context.Context) (api.TaskState, error) {
 		return a.w.TaskStatus(ctx, name, task)
 	})
 	if err != nil {
@@ -40,7 +41,7 @@ func (a *api) taskStatus(w http.ResponseWriter, r *http.Request) error {
 
 // restartTask answers POST /connectors/{connector}/tasks/{task}/restart: 204. The worker
 // that owns the task runs it; others forward.
-func (a *api) restartTask(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) restartTask(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	task, err := taskParam(r)
 	if err != nil {
@@ -59,7 +60,7 @@ func (a *api) restartTask(w http.ResponseWriter, r *http.Request) error {
 // putTaskConfigs answers POST /connectors/{connector}/tasks, Kafka Connect's internal endpoint
 // through which the worker running a connector hands its task configurations to the leader:
 // 204; 400 when the body is not an array of objects. Workers that are not the leader forward it.
-func (a *api) putTaskConfigs(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) putTaskConfigs(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	var configs []map[string]string
 	if err := decodeBody(r, &configs, "a JSON array of task configurations (objects of strings)", decodeOptions{}); err != nil {
@@ -74,8 +75,8 @@ func (a *api) putTaskConfigs(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	err := call0(a, r, fmt.Sprintf("writing the task configurations of connector %q", name), func(ctx context.Context) error {
-		return a.w.PutTaskConfigs(ctx, name, configs, runtime.InternalSignature{
-			Algorithm: r.Header.Get(runtime.SignatureAlgorithmHeader), Signature: r.Header.Get(runtime.SignatureHeader), Body: requestBody(r)})
+		return a.w.PutTaskConfigs(ctx, name, configs, sessionkey.Signature{
+			Algorithm: r.Header.Get(sessionkey.AlgorithmHeader), Signature: r.Header.Get(sessionkey.Header), Body: requestBody(r)})
 	})
 	if err != nil {
 		return err

@@ -13,7 +13,7 @@ type activeTopics struct {
 
 // connectorTopics answers GET /connectors/{connector}/topics: {"<name>": {"topics": [...]}},
 // the topics the connector has used since it was created or its topics were last reset.
-func (a *api) connectorTopics(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) connectorTopics(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	topics, err := call(a, r, fmt.Sprintf("reading the active topics of connector %q", name), func(ctx context.Context) ([]string, error) {
 		return a.w.ConnectorTopics(ctx, name)
@@ -26,7 +26,7 @@ func (a *api) connectorTopics(w http.ResponseWriter, r *http.Request) error {
 }
 
 // resetConnectorTopics answers PUT /connectors/{connector}/topics/reset: 202.
-func (a *api) resetConnectorTopics(w http.ResponseWriter, r *http.Request) error {
+func (a *handlers) resetConnectorTopics(w http.ResponseWriter, r *http.Request) error {
 	name := pathParam(r, "connector")
 	err := call0(a, r, fmt.Sprintf("resetting the active topics of connector %q", name), func(ctx context.Context) error {
 		return a.w.ResetConnectorTopics(ctx, name)

@@ -250,7 +250,7 @@ func topicCounts(ctx context.Context, bootstrap, topic string) (map[string]int, 
 
 // groupLag is how many records of the topic a consumer group has not committed: the sum over
 // partitions of the end offset less the committed one (the whole partition when none is).
-func groupLag(ctx context.Context, bootstrap, group, topic string) (int64, error) {
+func groupLag(_ context.Context, bootstrap, group, topic string) (int64, error) {
 	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": false})
 	if err != nil {
 		return 0, err

@@ -18,8 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
-	"github.com/sluicehq/sluice/runtime/cluster"
+	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/cluster"
 )
 
 // The tests below run worker processes of one cluster (one group.id) on the test Kafka.
@@ -40,17 +40,17 @@ func placement(t *testing.T, base, name string, n int, live []*sluicetest.Proces
 	t.Helper()
 	var where map[int]string
 	sluicetest.Eventually(t, timeout, fmt.Sprintf("%s's %d tasks RUNNING on live workers", name, n), func() (bool, string) {
-		var st runtime.ConnectorStatus
+		var st api.ConnectorStatus
 		if code := sluicetest.Call(t, "GET", base+"/connectors/"+name+"/status", nil, &st); code != 200 {
 			return false, fmt.Sprint("status ", code)
 		}
-		if st.Connector.State != runtime.StateRunning || ownerOf(live, st.Connector.WorkerID) == nil || len(st.Tasks) != n {
+		if st.Connector.State != api.StateRunning || ownerOf(live, st.Connector.WorkerID) == nil || len(st.Tasks) != n {
 			return false, fmt.Sprintf("%+v", st)
 		}
 		where = map[int]string{}
 		perWorker := map[string]int{}
 		for _, ts := range st.Tasks {
-			if ts.State != runtime.StateRunning || ownerOf(live, ts.WorkerID) == nil {
+			if ts.State != api.StateRunning || ownerOf(live, ts.WorkerID) == nil {
 				return false, fmt.Sprintf("%+v", st)
 			}
 			where[ts.ID] = ts.WorkerID
@@ -179,7 +179,7 @@ func TestADeadLeadersWorkWaitsForIt(t *testing.T) {
 	where := placement(t, ws[0].URL, name, 3, ws, time.Minute, spread(1, 1))
 	leaderOf := func(procs []*sluicetest.Process) (*sluicetest.Process, int32) {
 		for _, w := range procs {
-			var info runtime.ServerInfo
+			var info api.ServerInfo
 			if sluicetest.Call(t, "GET", w.URL+"/", nil, &info) == 200 && info.Worker != nil && info.Worker.Leader {
 				return w, info.Worker.Generation
 			}
@@ -193,9 +193,9 @@ func TestADeadLeadersWorkWaitsForIt(t *testing.T) {
 	// GET /cluster: every worker draws the same picture of the group, and it matches the
 	// statuses.
 	for _, w := range ws {
-		var ci runtime.ClusterInfo
+		var ci api.ClusterInfo
 		sluicetest.Eventually(t, 30*time.Second, w.URL+"'s GET /cluster with three workers", func() (bool, string) {
-			ci = runtime.ClusterInfo{}
+			ci = api.ClusterInfo{}
 			code := sluicetest.Call(t, "GET", w.URL+"/cluster", nil, &ci)
 			return code == 200 && len(ci.Workers) == 3 && !ci.Rebalancing && ci.Generation >= gen, fmt.Sprintf("%d %+v", code, ci)
 		})
@@ -239,7 +239,7 @@ func TestADeadLeadersWorkWaitsForIt(t *testing.T) {
 	})
 	sluicetest.Eventually(t, 30*time.Second, "the live workers in the new leader's generation", func() (bool, string) {
 		for _, w := range live {
-			var info runtime.ServerInfo
+			var info api.ServerInfo
 			if sluicetest.Call(t, "GET", w.URL+"/", nil, &info) != 200 || info.Worker == nil || info.Worker.Generation < newGen {
 				return false, fmt.Sprintf("%s: %+v", w.URL, info.Worker)
 			}
@@ -248,7 +248,7 @@ func TestADeadLeadersWorkWaitsForIt(t *testing.T) {
 	})
 	// GET /cluster shows the dead leader's task held for it, and when it will move.
 	for _, w := range live {
-		var ci runtime.ClusterInfo
+		var ci api.ClusterInfo
 		sluicetest.Call(t, "GET", w.URL+"/cluster", nil, &ci)
 		held := ci.Held
 		if len(ci.Workers) != 2 || held == nil || len(held.Tasks) != 1 || held.Tasks[0].String() != lost[0] ||
@@ -311,7 +311,7 @@ func TestFollowersForwardWritesAndRebalancesAnswer409(t *testing.T) {
 	ws := []*sluicetest.Process{c.StartProcess(nil), c.StartProcess(nil), c.StartProcess(nil)}
 	var follower *sluicetest.Process
 	for _, w := range ws {
-		var info runtime.ServerInfo
+		var info api.ServerInfo
 		sluicetest.Call(t, "GET", w.URL+"/", nil, &info)
 		if info.Worker != nil && !info.Worker.Leader {
 			follower = w
@@ -324,7 +324,7 @@ func TestFollowersForwardWritesAndRebalancesAnswer409(t *testing.T) {
 	config := map[string]string{"connector.class": "datagen", "kafka.topic": c.Prefix + "-data", "rate": "5",
 		"topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"}
 	sluicetest.CreateConnector(t, base, name, config)
-	sluicetest.WaitState(t, base, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, base, name, api.StateRunning, 1)
 	config["rate"] = "7"
 	if code := sluicetest.Call(t, "PUT", base+"/connectors/"+name+"/config", config, nil); code != 200 {
 		t.Fatalf("update through a follower: %d", code)
@@ -337,15 +337,15 @@ func TestFollowersForwardWritesAndRebalancesAnswer409(t *testing.T) {
 	if code := sluicetest.Call(t, "PUT", base+"/connectors/"+name+"/pause", nil, nil); code != 202 {
 		t.Fatalf("pause through a follower: %d", code)
 	}
-	sluicetest.WaitState(t, ws[2].URL, name, runtime.StatePaused, 1)
+	sluicetest.WaitState(t, ws[2].URL, name, api.StatePaused, 1)
 	if code := sluicetest.Call(t, "PUT", base+"/connectors/"+name+"/resume", nil, nil); code != 202 {
 		t.Fatalf("resume through a follower: %d", code)
 	}
-	sluicetest.WaitState(t, base, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, base, name, api.StateRunning, 1)
 	if code := sluicetest.Call(t, "POST", base+"/connectors/"+name+"/restart?includeTasks=true", nil, nil); code != 202 {
 		t.Fatalf("restart through a follower: %d", code)
 	}
-	sluicetest.WaitState(t, base, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, base, name, api.StateRunning, 1)
 
 	// A member that joins and then never rejoins keeps the next rebalance open for its
 	// rebalance timeout: the group cannot settle, and writes must say so.
@@ -354,7 +354,7 @@ func TestFollowersForwardWritesAndRebalancesAnswer409(t *testing.T) {
 	holdRebalance(t, c, 45*time.Second)
 	sluicetest.Eventually(t, 20*time.Second, "every worker to be in the rebalance", func() (bool, string) {
 		for _, w := range ws {
-			var h runtime.Health
+			var h api.Health
 			sluicetest.Call(t, "GET", w.URL+"/health", nil, &h)
 			if !strings.Contains(h.Message, "rebalance") {
 				return false, w.URL + ": " + h.Message
@@ -487,7 +487,7 @@ func TestChurnKeepsEveryTaskOnOneWorker(t *testing.T) {
 	sluicetest.Eventually(t, time.Minute, "each task on exactly one worker", func() (bool, string) {
 		count := map[string]int{}
 		for _, w := range ws {
-			var h runtime.Health
+			var h api.Health
 			sluicetest.Call(t, "GET", w.URL+"/health", nil, &h)
 			if h.Worker == nil {
 				return false, "no worker info from " + w.URL
@@ -542,7 +542,7 @@ func TestWorkersJoiningDuringConfigChangesCatchUp(t *testing.T) {
 	sluicetest.Eventually(t, 30*time.Second, "every worker at the same config offset and settled", func() (bool, string) {
 		offsets := map[int64]bool{}
 		for _, w := range ws {
-			var h runtime.Health
+			var h api.Health
 			sluicetest.Call(t, "GET", w.URL+"/health", nil, &h)
 			if h.Worker == nil || strings.Contains(h.Message, "behind") || strings.Contains(h.Message, "rebalance") {
 				return false, w.URL + ": " + h.Message
@@ -645,7 +645,7 @@ func TestTaskCountChangeLeavesOtherConnectorsAlone(t *testing.T) {
 
 	leaders, generations := 0, map[int32]bool{}
 	for _, w := range ws {
-		var info runtime.ServerInfo
+		var info api.ServerInfo
 		sluicetest.Call(t, "GET", w.URL+"/", nil, &info)
 		if info.Worker == nil || info.Worker.Generation <= 0 || info.Worker.LeaderURL == "" {
 			t.Fatalf("GET / on %s does not show the worker's place in the group: %+v", w.URL, info.Worker)
@@ -700,18 +700,18 @@ func runningOnAFollower(t *testing.T, client *http.Client, urls []string, names 
 	}
 	leader := ""
 	for _, u := range urls {
-		var info runtime.ServerInfo
+		var info api.ServerInfo
 		if get(u+"/", &info) == 200 && info.Worker != nil && info.Worker.Leader {
 			leader = info.Worker.WorkerID
 		}
 	}
 	onFollower := 0
 	for _, n := range names {
-		var st runtime.ConnectorStatus
+		var st api.ConnectorStatus
 		sluicetest.Eventually(t, time.Minute, n+" running with its task", func() (bool, string) {
-			st = runtime.ConnectorStatus{}
+			st = api.ConnectorStatus{}
 			code := get(urls[len(urls)-1]+"/connectors/"+url.PathEscape(n)+"/status", &st)
-			return code == 200 && st.Connector.State == runtime.StateRunning && len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateRunning,
+			return code == 200 && st.Connector.State == api.StateRunning && len(st.Tasks) == 1 && st.Tasks[0].State == api.StateRunning,
 				fmt.Sprintf("%d %+v", code, st)
 		})
 		if st.Connector.WorkerID != leader {

@@ -27,7 +27,7 @@ func countSeqs(t *testing.T, pattern string) (map[string]int, int) {
 	return out, lines
 }
 
-func countFileSeqs(t *testing.T, path string, out map[string]int) int {
+func countFileSeqs(_ *testing.T, path string, out map[string]int) int {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0

@@ -23,7 +23,8 @@ import (
 
 	"github.com/sluicehq/sluice/connect"
 	"github.com/sluicehq/sluice/internal/simulate"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // devOptions are the flags of `sluice dev`.
@@ -180,11 +181,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		settings["config.providers"] = "env"
 		settings["config.providers.env.param.allowlist.pattern"] = "INFLUXDB_TOKEN"
 	}
-	cfg, err := runtime.ParseWorkerConfig(settings)
+	cfg, err := worker.ParseWorkerConfig(settings)
 	if err != nil {
 		return err
 	}
-	levels := runtime.NewLogLevels(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}), slog.LevelWarn)
+	levels := worker.NewLogLevels(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}), slog.LevelWarn)
 	if _, err := levels.Set("root", o.logLevel); err != nil {
 		return err
 	}
@@ -273,7 +274,7 @@ func devCreate(ctx context.Context, base string, c devConnector) error {
 }
 
 // devProgress is one line: records through each connector and the tasks' states.
-func devProgress(ctx context.Context, w *runtime.Worker, base string, counted, names []string) string {
+func devProgress(ctx context.Context, w *worker.Worker, base string, counted, names []string) string {
 	counts := map[string]float64{}
 	mfs, _ := w.Metrics().Gather()
 	for _, mf := range mfs {
@@ -290,11 +291,11 @@ func devProgress(ctx context.Context, w *runtime.Worker, base string, counted, n
 	}
 	running, total := 0, 0
 	for _, n := range names {
-		var st runtime.ConnectorStatus
+		var st api.ConnectorStatus
 		if devGet(ctx, base+"/connectors/"+n+"/status", &st) == nil {
 			for _, t := range st.Tasks {
 				total++
-				if t.State == runtime.StateRunning {
+				if t.State == api.StateRunning {
 					running++
 				}
 			}

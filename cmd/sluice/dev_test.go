@@ -86,7 +86,7 @@ func runDevUntilDataFlows(t *testing.T, check func(rest string), extra ...string
 			}
 		}
 		files := 0
-		_ = filepath.WalkDir(filepath.Join(dir, "warehouse"), func(p string, d fs.DirEntry, err error) error {
+		_ = filepath.WalkDir(filepath.Join(dir, "warehouse"), func(p string, _ fs.DirEntry, err error) error {
 			if err == nil && strings.HasSuffix(p, ".parquet") {
 				files++
 			}

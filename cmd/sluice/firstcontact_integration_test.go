@@ -13,7 +13,7 @@ import (
 
 	"github.com/sluicehq/sluice/connect/connecttest"
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // readmeExample returns the README's worker.properties and the body of its POST /connectors,
@@ -71,7 +71,7 @@ func TestReadmeWorkerRunsTheReadmeConnector(t *testing.T) {
 		t.Fatalf("POST /connectors with the README's body: %s", resp.Status)
 	}
 	t.Cleanup(func() { sluicetest.Call(t, "DELETE", url+"/connectors/gen", nil, nil) })
-	st := sluicetest.WaitState(t, url, "gen", runtime.StateRunning, 1)
+	st := sluicetest.WaitState(t, url, "gen", api.StateRunning, 1)
 	if st.Tasks[0].Trace != "" {
 		t.Fatalf("task trace %q", st.Tasks[0].Trace)
 	}

@@ -22,9 +22,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sluicehq/sluice/connect/connecttest"
-
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
+	"github.com/sluicehq/sluice/worker/sessionkey"
 )
 
 // The security suite (issue 17): an attacker on the network replays each attack against real
@@ -74,7 +74,7 @@ func TestAttacksOnWorkersWithDefaultSettingsAreRefused(t *testing.T) {
 	name := c.Prefix + "-gen"
 	sluicetest.CreateConnector(t, ws[0].URL, name, map[string]string{"connector.class": "datagen", "kafka.topic": topic, "rate": "1",
 		"tasks.max": "2", "topic.creation.default.partitions": "1", "topic.creation.default.replication.factor": "-1"})
-	sluicetest.WaitState(t, ws[0].URL, name, runtime.StateRunning, 2)
+	sluicetest.WaitState(t, ws[0].URL, name, api.StateRunning, 2)
 	// A connector with a password given literally, for the attempts to send it elsewhere (its
 	// broker is not there; validation lets that pass, as the tasks keep trying).
 	stored := c.Prefix + "-stored"
@@ -106,7 +106,7 @@ func TestAttacksOnWorkersWithDefaultSettingsAreRefused(t *testing.T) {
 		{"write task configs unsigned", "POST", "/connectors/" + url.PathEscape(name) + "/tasks", evilTasks,
 			[]string{"Content-Type", "application/json"}, 400},
 		{"write task configs with a forged signature", "POST", "/connectors/" + url.PathEscape(name) + "/tasks", evilTasks,
-			[]string{"Content-Type", "application/json", runtime.SignatureHeader, forged, runtime.SignatureAlgorithmHeader, "HmacSHA256"}, 403},
+			[]string{"Content-Type", "application/json", sessionkey.Header, forged, sessionkey.AlgorithmHeader, "HmacSHA256"}, 403},
 		{"send a stored password to a new broker (PATCH)", "PATCH", "/connectors/" + stored + "/config", `{"mqtt.server.uris":"tcp://evil.example:1883"}`,
 			[]string{"Content-Type", "application/json"}, 400},
 		{"send a stored password to a new broker (PUT with [hidden])", "PUT", "/connectors/" + stored + "/config",
@@ -124,7 +124,7 @@ func TestAttacksOnWorkersWithDefaultSettingsAreRefused(t *testing.T) {
 					t.Errorf("the answer holds the worker's /etc/passwd: %s", body)
 				}
 				if a.want == 200 { // validation: the errors must speak of the placeholder, not the value
-					var v runtime.ConfigInfos
+					var v api.ConfigInfos
 					if err := json.Unmarshal([]byte(body), &v); err != nil || v.ErrorCount == 0 {
 						t.Errorf("validation of an unusable placeholder found no error: %s", body)
 					}
@@ -172,8 +172,8 @@ func TestSignedTaskConfigsReachTheLeader(t *testing.T) {
 	body := []byte(`[{"connector.class":"datagen","kafka.topic":"x"}]`)
 	req, _ := http.NewRequest("POST", ws[1].URL+"/connectors/"+url.PathEscape(names[0])+"/tasks", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(runtime.SignatureHeader, base64.StdEncoding.EncodeToString(make([]byte, 32)))
-	req.Header.Set(runtime.SignatureAlgorithmHeader, "HmacSHA256")
+	req.Header.Set(sessionkey.Header, base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	req.Header.Set(sessionkey.AlgorithmHeader, "HmacSHA256")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 	_ "github.com/sluicehq/sluice/connectors/all" // the standard connectors
 	"github.com/sluicehq/sluice/rest"
 	"github.com/sluicehq/sluice/rest/auth"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker"
 )
 
 // settingsFlag collects --set key=value flags.
@@ -49,11 +49,11 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	settings, err := runtime.LoadWorkerSettings(*configPath, os.Environ(), overrides)
+	settings, err := worker.LoadWorkerSettings(*configPath, os.Environ(), overrides)
 	if err != nil {
 		return err
 	}
-	cfg, err := runtime.ParseWorkerConfig(settings)
+	cfg, err := worker.ParseWorkerConfig(settings)
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *logJSON {
 		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
 	}
-	levels := runtime.NewLogLevels(handler, slog.LevelInfo)
+	levels := worker.NewLogLevels(handler, slog.LevelInfo)
 	if _, err := levels.Set("root", *logLevel); err != nil {
 		return err
 	}
@@ -90,13 +90,13 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // servedWorker is a started worker with its REST API.
 type servedWorker struct {
-	w        *runtime.Worker
+	w        *worker.Worker
 	srv      *http.Server
 	serveErr chan error
 }
 
 // startWorker starts a worker and serves its REST API on its first listener.
-func startWorker(ctx context.Context, cfg *runtime.WorkerConfig, levels *runtime.LogLevels, stdout io.Writer) (*servedWorker, error) {
+func startWorker(ctx context.Context, cfg *worker.WorkerConfig, levels *worker.LogLevels, stdout io.Writer) (*servedWorker, error) {
 	restLog := levels.Logger("sluice.rest")
 	authn, err := restAuth(cfg, restLog)
 	if err != nil {
@@ -112,7 +112,7 @@ func startWorker(ctx context.Context, cfg *runtime.WorkerConfig, levels *runtime
 		lis.Close()
 		return nil, err
 	}
-	w, err := runtime.NewWorker(cfg, runtime.Options{Levels: levels, Version: buildVersion(), HTTPClient: client})
+	w, err := worker.NewWorker(cfg, worker.Options{Levels: levels, Version: buildVersion(), HTTPClient: client})
 	if err != nil {
 		lis.Close()
 		return nil, err
@@ -142,7 +142,7 @@ func startWorker(ctx context.Context, cfg *runtime.WorkerConfig, levels *runtime
 
 // restAuth reads the REST API's credentials. A worker with none refuses to start when a
 // listener can be reached from other machines, unless rest.auth.none.allowed says so.
-func restAuth(cfg *runtime.WorkerConfig, log *slog.Logger) (rest.Auth, error) {
+func restAuth(cfg *worker.WorkerConfig, log *slog.Logger) (rest.Auth, error) {
 	certs := cfg.TLS.ClientAuth == "required" || cfg.TLS.ClientAuth == "requested"
 	if cfg.AuthUsersFile == "" && cfg.AuthTokensFile == "" && !certs {
 		if cfg.AuthNoneAllowed {
@@ -181,7 +181,7 @@ func loopbackListener(listener string) bool {
 // ownHostNames are the names requests may give the worker's host besides localhost and
 // addresses: rest.allowed.hosts, the advertised host and the machine's name (Debian maps it to
 // 127.0.1.1, so other workers' forwards reach a loopback address with it).
-func ownHostNames(cfg *runtime.WorkerConfig, advertised string) []string {
+func ownHostNames(cfg *worker.WorkerConfig, advertised string) []string {
 	names := slices.Clone(cfg.AllowedHosts)
 	if u, err := url.Parse(advertised); err == nil && u.Hostname() != "" {
 		names = append(names, u.Hostname())
@@ -228,7 +228,7 @@ func listen(listener string, files rest.TLSFiles) (net.Listener, error) {
 
 // workerClient is the client the worker calls other workers with: over TLS with the
 // listeners.https.ssl.* files when this worker's listener is https:// (its peers' are too).
-func workerClient(cfg *runtime.WorkerConfig, files rest.TLSFiles) (*http.Client, error) {
+func workerClient(cfg *worker.WorkerConfig, files rest.TLSFiles) (*http.Client, error) {
 	if !strings.HasPrefix(cfg.Listeners[0], "https://") {
 		return nil, nil // the defaults
 	}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/sluicehq/sluice/connect"
@@ -36,6 +37,7 @@ func CheckPlugin(t *testing.T, p connect.Plugin, adjust func(connect.Config)) {
 			t.Errorf("plugin %s: setting %q has no documentation", p.Name, k.Name)
 		}
 	}
+	checkTagLengths(t, p.Name, reflect.TypeOf(p.Config))
 	cfg := p.ExampleConfig()
 	if err := p.Spec().Validate(cfg); err != nil {
 		t.Fatalf("plugin %s: example %v does not validate: %v", p.Name, cfg, err)
@@ -95,5 +97,28 @@ func CheckDocs(t *testing.T, p connect.Plugin, docsDir string) {
 	got, err := os.ReadFile(path)
 	if err != nil || string(got) != want {
 		t.Fatalf("%s is not what the config declaration generates (%v); run `go test ./connectors/... -update`", path, err)
+	}
+}
+
+// maxTagDoc is the longest doc a config tag may hold; longer text goes in the struct's Docs
+// method, where it can be read (see connect.SpecOf).
+const maxTagDoc = 160
+
+// checkTagLengths fails for a doc tag of the config struct t, or of a struct in it, longer than
+// maxTagDoc.
+func checkTagLengths(t *testing.T, plugin string, typ reflect.Type) {
+	t.Helper()
+	for typ != nil && typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	if typ == nil || typ.Kind() != reflect.Struct {
+		return
+	}
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		if doc := f.Tag.Get("doc"); len(doc) > maxTagDoc {
+			t.Errorf("plugin %s: the doc tag of %s.%s is %d characters; move it to %s's Docs method", plugin, typ, f.Name, len(doc), typ)
+		}
+		checkTagLengths(t, plugin, f.Type)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // The stream the acceptance tests generate: devices spread over the raw topic's partitions,
@@ -182,7 +182,9 @@ func simulate(parts [][]genFrame, groupField string) (map[string]expectedWindow,
 		for k, a := range wins {
 			dev, startS, _ := strings.Cut(k, "|")
 			var start int64
-			fmt.Sscan(startS, &start)
+			if _, err := fmt.Sscan(startS, &start); err != nil {
+				panic(fmt.Sprintf("window key %q this function made: %v", k, err))
+			}
 			if start+windowMs > maxT-outOfOrder {
 				continue // never closed
 			}
@@ -415,7 +417,7 @@ func TestAggregatesEqualIndependentComputation(t *testing.T) {
 	cfg["metrics.topic"], cfg["errors.deadletterqueue.topic.name"] = metrics, dlq
 	cfg["commit.max.records"] = "5" // small transactions, so that late frames update windows already emitted
 	sluicetest.CreateConnector(t, w.URL, name, cfg)
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 2)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 2)
 	produceFrames(t, c.Bootstrap, raw, parts, 0.5, 1)
 
 	waitConsumed(t, c.Bootstrap, "sluice-aggregate-"+name, raw, 2*time.Minute)
@@ -490,7 +492,7 @@ func TestKilledWorkerStillExactlyOnce(t *testing.T) {
 	}
 	produceFrames(t, c.Bootstrap, raw, parts, 0.6, 1)
 	p2 := c.StartProcess(nil)
-	sluicetest.WaitState(t, p2.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, p2.URL, name, api.StateRunning, 1)
 	waitConsumed(t, c.Bootstrap, group, raw, 3*time.Minute)
 	if !strings.Contains(p2.Log.String(), "window state restored") {
 		t.Errorf("the restarted task did not restore windows from the changelog:\n%s", p2.Log.String())
@@ -535,7 +537,7 @@ func TestGlobalPartitioningPerPlace(t *testing.T) {
 	cfg := aggregateConfig(c.Bootstrap, raw, out, late)
 	cfg["group.by"], cfg["partitioning"], cfg["tasks.max"], cfg["commit.max.records"] = "place_id", "global", "3", "5"
 	sluicetest.CreateConnector(t, w.URL, name, cfg)
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 	group := "sluice-aggregate-" + name
 	c2, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": c.Bootstrap, "group.id": group, "enable.auto.commit": false})
 	if err != nil {

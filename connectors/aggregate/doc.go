@@ -7,8 +7,12 @@ metrics topic for the prometheus-sink, exactly once.
 
 ### How it works
 
-The connector is a source connector only in how the runtime hosts it (status, restarts,
-placement on workers): each task owns its own Kafka clients. A consumer in the group
+**A stream processor hosted as a connector.** It reads Kafka and writes Kafka (consume,
+transform, produce, as Kafka Streams does); the runtime only hosts it, for its REST
+configuration, status, restarts, placement on workers and error policy. The runtime's source
+loop is at least once (records are produced, then their offsets stored), and a window result
+written twice is a wrong aggregate downstream, so each task owns its own Kafka clients and
+keeps its consumed offsets, its window state and its results in one Kafka transaction. A consumer in the group
 ` + "`kafka.group.id`" + ` (static membership, instance ` + "`<group>-<task id>`" + `) reads
 ` + "`source.topic`" + ` with ` + "`isolation.level=read_committed`" + `, and a transactional producer with
 ` + "`transactional.id`" + ` ` + "`sluice-aggregate-<connector>-<task id>`" + ` writes everything. The task's

@@ -25,7 +25,9 @@ func BenchmarkParseAndAdd(b *testing.B) {
 		}
 		f.time += int64(i/len(frames)) * 1000 * 100
 		f.id += fmt.Sprint(i / len(frames))
-		a.add(0, 0, f)
+		if _, err := a.add(0, 0, f); err != nil {
+			b.Fatal(err)
+		}
 		if i%50_000 == 0 {
 			a.advance(0)
 			puts, _, _ := a.changes(0)

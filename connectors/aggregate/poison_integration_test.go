@@ -10,7 +10,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // poisonFrame is a raw frame of the poison tests; a nil Temp leaves the field out.
@@ -92,7 +92,7 @@ func TestPoisonFramesAreDeadLettered(t *testing.T) {
 				cfg[k] = v
 			}
 			sluicetest.CreateConnector(t, w.URL, name, cfg)
-			sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+			sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 			waitPartitionConsumed(t, c.Bootstrap, "sluice-aggregate-"+name, raw, int64(len(msgs)))
 
 			bad := sluicetest.ConsumeAll(t, c.Bootstrap, dlq, 1, 30*time.Second)
@@ -137,7 +137,7 @@ func TestPoisonFramesAreDeadLettered(t *testing.T) {
 					}
 				}
 			}
-			st := sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+			st := sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 			if st.Tasks[0].Restarts != 0 {
 				t.Errorf("the task restarted %d times", st.Tasks[0].Restarts)
 			}

@@ -495,8 +495,5 @@ func (a *aggregator) deleteWindow(scopeID int32, k winKey) {
 	}
 }
 
-// drop forgets all state of a scope.
-func (a *aggregator) drop(scopeID int32) { delete(a.scopes, scopeID) }
-
 // reset forgets all state.
 func (a *aggregator) reset() { clear(a.scopes) }

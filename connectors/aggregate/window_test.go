@@ -111,12 +111,17 @@ func TestHoppingWindows(t *testing.T) {
 	})
 	a := newAggregator(spec)
 	for _, tm := range []int64{7, 12} {
-		a.add(0, 0, testFrame("a", tm, "", 1))
+		if _, err := a.add(0, 0, testFrame("a", tm, "", 1)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if got := describe(a.advance(0)); !slices.Equal(got, []string{"a@0#0:1"}) {
 		t.Errorf("emitted %v", got)
 	}
-	a.add(0, 0, testFrame("a", 20, "", 1)) // watermark 20 closes window 5 (5..15) and 10 (10..20)
+	// watermark 20 closes window 5 (5..15) and 10 (10..20)
+	if _, err := a.add(0, 0, testFrame("a", 20, "", 1)); err != nil {
+		t.Fatal(err)
+	}
 	if got := describe(a.advance(0)); !slices.Equal(got, []string{"a@5#0:2", "a@10#0:1"}) {
 		t.Errorf("emitted %v", got)
 	}
@@ -181,7 +186,9 @@ func TestChangelogRoundTrip(t *testing.T) {
 		}
 	}
 	for _, f := range []*frame{testFrame("a", 1, "1", 2), testFrame("a", 4, "2", 4), testFrame("b", 12, "3", 1), testFrame("a", 13, "4", 1)} {
-		orig.add(0, 0, f)
+		if _, err := orig.add(0, 0, f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	orig.advance(0)
 	persist()

@@ -2,13 +2,15 @@
 // to the binary is one blank import here.
 package all
 
-import _ "github.com/sluicehq/sluice/connectors/aggregate"
-import _ "github.com/sluicehq/sluice/connectors/datagen"
-import _ "github.com/sluicehq/sluice/connectors/file"
-import _ "github.com/sluicehq/sluice/connectors/file-source"
-import _ "github.com/sluicehq/sluice/connectors/iceberg-sink"
-import _ "github.com/sluicehq/sluice/connectors/influxdb-sink"
-import _ "github.com/sluicehq/sluice/connectors/mongodb-sink"
-import _ "github.com/sluicehq/sluice/connectors/mqtt-source"
-import _ "github.com/sluicehq/sluice/connectors/prometheus-sink"
-import _ "github.com/sluicehq/sluice/connectors/timescale-sink"
+import (
+	_ "github.com/sluicehq/sluice/connectors/aggregate"
+	_ "github.com/sluicehq/sluice/connectors/datagen"
+	_ "github.com/sluicehq/sluice/connectors/file"
+	_ "github.com/sluicehq/sluice/connectors/file-source"
+	_ "github.com/sluicehq/sluice/connectors/iceberg-sink"
+	_ "github.com/sluicehq/sluice/connectors/influxdb-sink"
+	_ "github.com/sluicehq/sluice/connectors/mongodb-sink"
+	_ "github.com/sluicehq/sluice/connectors/mqtt-source"
+	_ "github.com/sluicehq/sluice/connectors/prometheus-sink"
+	_ "github.com/sluicehq/sluice/connectors/timescale-sink"
+)

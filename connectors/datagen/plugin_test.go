@@ -38,7 +38,11 @@ func TestExampleConfigStartsTasks(t *testing.T) {
 	if err := c.Start(t.Context(), cfg, fakeConnectorContext{}); err != nil {
 		t.Fatalf("Start with the example: %v", err)
 	}
-	defer c.Stop()
+	defer func() {
+		if err := c.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
 	tasks, err := c.TaskConfigs(3)
 	if err != nil || len(tasks) != 3 {
 		t.Fatalf("TaskConfigs(3) = %d configs, %v", len(tasks), err)
@@ -48,7 +52,9 @@ func TestExampleConfigStartsTasks(t *testing.T) {
 		if err := task.Start(t.Context(), tcfg, newFakeSourceContext(t, i)); err != nil {
 			t.Fatalf("task %d: Start: %v", i, err)
 		}
-		task.Stop()
+		if err := task.Stop(); err != nil {
+			t.Error(err)
+		}
 	}
 }
 

@@ -19,8 +19,6 @@
 package filesource
 
 import (
-	"context"
-	"fmt"
 	"maps"
 
 	"github.com/sluicehq/sluice/connect"
@@ -46,16 +44,7 @@ func init() {
 }
 
 // Connector checks the configuration and plans a single task: a file has one reader.
-type Connector struct{ connect.Base }
-
-// Start fails on an invalid configuration, so that it shows on the connector rather than on
-// the task.
-func (c *Connector) Start(ctx context.Context, cfg connect.Config, cc connect.ConnectorContext) error {
-	if _, err := connect.Decode[Config](cfg); err != nil {
-		return fmt.Errorf("file-source: invalid configuration: %w", err)
-	}
-	return c.Base.Start(ctx, cfg, cc)
-}
+type Connector struct{ connect.TypedBase[Config] }
 
 // TaskConfigs returns one task configuration, whatever tasks.max allows.
 func (c *Connector) TaskConfigs(maxTasks int) ([]connect.Config, error) {

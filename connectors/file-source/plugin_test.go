@@ -17,7 +17,11 @@ func TestOneTaskWhateverTasksMax(t *testing.T) {
 	if err := c.Start(t.Context(), cfg, &connecttest.ConnectorContext{T: t}); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Stop()
+	defer func() {
+		if err := c.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
 	tasks, err := c.TaskConfigs(4)
 	if err != nil || len(tasks) != 1 || tasks[0]["file"] != cfg["file"] {
 		t.Fatalf("TaskConfigs(4) = %v, %v; want one task with the configuration", tasks, err)

@@ -11,7 +11,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // A file holding a line of 3 MB, far over the default line.max.bytes (1 MiB), run by a worker
@@ -50,7 +50,7 @@ func TestOverLongLineGoesToTheDeadLetterTopicAndReadingGoesOn(t *testing.T) {
 	if !strings.Contains(reason, want) {
 		t.Errorf("dead-letter reason %q, want it to contain %q", reason, want)
 	}
-	sluicetest.WaitState(t, w.URL, "long", runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, "long", api.StateRunning, 1)
 
 	// The worker stops (storing the offset after "after"); a new one reads only what follows.
 	w.Stop()
@@ -65,7 +65,7 @@ func TestOverLongLineGoesToTheDeadLetterTopicAndReadingGoesOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	w2 := c.StartWorker(nil)
-	sluicetest.WaitState(t, w2.URL, "long", runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w2.URL, "long", api.StateRunning, 1)
 	got = sluicetest.ConsumeAll(t, c.Bootstrap, topic, 3, time.Minute)
 	if len(got) != 3 || string(got[2].Value) != `"later"` {
 		t.Fatalf("after the restart the topic holds %q, want first, after, later", values(got))

@@ -11,9 +11,6 @@
 package file
 
 import (
-	"context"
-	"fmt"
-
 	"github.com/sluicehq/sluice/connect"
 )
 
@@ -34,16 +31,7 @@ func init() {
 }
 
 // Connector checks the configuration and gives every task a copy of it.
-type Connector struct{ connect.Base }
-
-// Start fails on an invalid configuration, so that it shows on the connector rather than on
-// each task.
-func (c *Connector) Start(ctx context.Context, cfg connect.Config, cc connect.ConnectorContext) error {
-	if _, err := connect.Decode[Config](cfg); err != nil {
-		return fmt.Errorf("file: invalid configuration: %w", err)
-	}
-	return c.Base.Start(ctx, cfg, cc)
-}
+type Connector struct{ connect.TypedBase[Config] }
 
 // NewTask returns a task that appends to the file.
 func (*Connector) NewTask() connect.SinkTask { return &Task{} }

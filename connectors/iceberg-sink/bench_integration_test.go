@@ -22,7 +22,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // TestThroughput measures records/s of 1 KB JSON records through a worker into an Iceberg
@@ -40,7 +40,9 @@ func TestThroughput(t *testing.T) {
 	}
 	n := 200_000
 	if v := os.Getenv("SLUICE_BENCH_RECORDS"); v != "" {
-		fmt.Sscan(v, &n)
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			t.Fatalf("SLUICE_BENCH_RECORDS=%q: %v", v, err)
+		}
 	}
 	pad := strings.Repeat("x", 800)
 	msgs := make([]*kafka.Message, n)
@@ -66,7 +68,7 @@ func TestThroughput(t *testing.T) {
 	start := time.Now()
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(l, topic, "commit.interval", "10s", "consumer.max.batch.records", "2000",
 		"table.partition.by", "", "commit.buffer.records", "1000000"))
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 	tbl := tableOf(topic)
 	// The time until the task has been handed every record: consumed, converted from JSON and
 	// buffered as Arrow. The commit (Parquet files and snapshot) follows at the interval.

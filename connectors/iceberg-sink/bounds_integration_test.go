@@ -10,7 +10,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // pendingOf counts the connector's publications waiting in the table.
@@ -45,15 +45,15 @@ func TestTask0AwayStopsThePublicationsAtTheBound(t *testing.T) {
 	const bound = 3
 	sluicetest.CreateConnector(t, procs[0].URL, name, sinkConfig(l, topic, "tasks.max", "2",
 		"commit.max.pending.publications", fmt.Sprint(bound), "commit.buffer.records", "1000"))
-	status := func(base string) runtime.ConnectorStatus {
-		var st runtime.ConnectorStatus
+	status := func(base string) api.ConnectorStatus {
+		var st api.ConnectorStatus
 		sluicetest.Call(t, "GET", base+"/connectors/"+name+"/status", nil, &st)
 		return st
 	}
 	var coordProc, otherProc *sluicetest.Process
 	sluicetest.Eventually(t, 90*time.Second, "the two tasks running on the two workers", func() (bool, string) {
 		st := status(procs[0].URL)
-		if len(st.Tasks) != 2 || st.Tasks[0].State != runtime.StateRunning || st.Tasks[1].State != runtime.StateRunning {
+		if len(st.Tasks) != 2 || st.Tasks[0].State != api.StateRunning || st.Tasks[1].State != api.StateRunning {
 			return false, fmt.Sprintf("%+v", st)
 		}
 		for _, p := range procs {

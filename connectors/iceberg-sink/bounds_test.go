@@ -338,7 +338,7 @@ func loadIfExists(t *testing.T, cfg connect.Config, name string) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeCatalog(cat)
+	defer func() { _ = closeCatalog(cat) }()
 	_, err = cat.LoadTable(t.Context(), []string{c.Namespace, name})
 	return err == nil
 }

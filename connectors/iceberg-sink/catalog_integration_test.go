@@ -17,7 +17,7 @@ import (
 
 	"github.com/sluicehq/sluice/connect/connecttest"
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // TestRecordsFromKafkaReadBackWithScan runs frames through a worker into a table in a SQL
@@ -70,7 +70,7 @@ func writeAndReadBack(t *testing.T, uri, warehouse string, load func(*testing.T,
 	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
 	name := sluicetest.UniqueName("ice-scan")
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(lake{uri: uri, warehouse: warehouse}, topic))
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 	// 3,000 frames a minute apart: three days, three places.
 	const n = 3000
 	sluicetest.Produce(t, c.Bootstrap, topic, frames(0, n, nil)...)

@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
+
 	"github.com/sluicehq/sluice/connect"
 )
 
@@ -44,7 +45,7 @@ func openTable(t testing.TB, cfg connect.Config, name string) *table.Table {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeCatalog(cat)
+	defer func() { _ = closeCatalog(cat) }()
 	tbl, err := cat.LoadTable(context.Background(), catalog.ToIdentifier(c.Namespace, name))
 	if err != nil {
 		t.Fatalf("loading table %s: %v", name, err)

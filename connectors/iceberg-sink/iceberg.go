@@ -43,19 +43,15 @@ func init() {
 
 // Connector checks the configuration and the catalog, and gives every task a copy of the
 // configuration.
-type Connector struct{ connect.Base }
+type Connector struct{ connect.TypedBase[Config] }
 
 // Start fails on an invalid configuration or an unreachable catalog, so that it shows on the
 // connector rather than on each task.
 func (c *Connector) Start(ctx context.Context, cfg connect.Config, cc connect.ConnectorContext) error {
-	conf, err := connect.Decode[Config](cfg)
-	if err != nil {
-		return fmt.Errorf("iceberg-sink: invalid configuration: %w", err)
-	}
-	if err := CheckCatalog(ctx, conf); err != nil {
+	if err := c.TypedBase.Start(ctx, cfg, cc); err != nil {
 		return err
 	}
-	return c.Base.Start(ctx, cfg, cc)
+	return CheckCatalog(ctx, c.Typed)
 }
 
 // CheckCatalog is the connection test: it opens the catalog and lists its namespaces.
@@ -64,7 +60,7 @@ func CheckCatalog(ctx context.Context, conf Config) error {
 	if err != nil {
 		return fmt.Errorf("iceberg-sink: opening the %s catalog: %w", conf.CatalogType, err)
 	}
-	defer closeCatalog(cat)
+	defer func() { _ = closeCatalog(cat) }() // the check only read from it
 	if _, err := cat.ListNamespaces(ctx, nil); err != nil {
 		return fmt.Errorf("iceberg-sink: listing the catalog's namespaces: %w", err)
 	}

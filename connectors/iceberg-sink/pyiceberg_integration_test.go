@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // envPyIceberg names a Python that has pyiceberg; scripts/testenv installs it from PyPI.
@@ -81,7 +81,7 @@ func TestPyIcebergReadsTheTable(t *testing.T) {
 	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
 	name := sluicetest.UniqueName("ice-py")
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(l, topic))
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 	const n = 1500
 	sluicetest.Produce(t, c.Bootstrap, topic, frames(0, n/2, nil)...)
 	// A second batch with a new field: pyiceberg reads the evolved schema, old rows as null.

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -22,6 +20,7 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
+
 	"github.com/sluicehq/sluice/connect"
 )
 
@@ -948,9 +947,6 @@ func (t *Task) commitSnapshot(ctx context.Context, ts *tableState, pubs map[stri
 		if err := tx.AddDataFiles(ctx, files, iceberg.Properties{t.key: string(prop)}); err != nil {
 			return err
 		}
-		if dir := os.Getenv(holdCommitEnv); dir != "" && ranges != nil {
-			holdCommit(ctx, dir)
-		}
 	}
 	tbl, err := tx.Commit(ctx)
 	if err != nil {
@@ -974,16 +970,6 @@ func (t *Task) commitSnapshot(ctx context.Context, ts *tableState, pubs map[stri
 		t.clear(ts)
 	}
 	return nil
-}
-
-// holdCommitEnv names a directory for crash tests: with it set, a task that has written its
-// data files announces it there (a file named "holding") and waits for ctx before it commits,
-// so a test can kill the worker at exactly that moment.
-const holdCommitEnv = "SLUICE_ICEBERG_TEST_HOLD_COMMIT"
-
-func holdCommit(ctx context.Context, dir string) {
-	_ = os.WriteFile(filepath.Join(dir, "holding"), nil, 0o644)
-	<-ctx.Done()
 }
 
 // finish turns the column buffers into a record batch and starts new ones.
@@ -1039,12 +1025,6 @@ func (t *Task) discard(ts *tableState) {
 		if s, ok := t.seen[tp]; ok && s > off {
 			t.seen[tp] = off
 		}
-	}
-}
-
-func (t *Task) discardAll() {
-	for _, ts := range t.tables {
-		t.discard(ts)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // Worker-level tests: the connector in real workers, reading real Kafka, writing Iceberg tables
@@ -61,6 +62,36 @@ func loadTable(t testing.TB, driver, dsn string, dialect sqlcat.SupportedDialect
 		return nil
 	}
 	return tbl
+}
+
+// holdCatalogWrites takes SQLite's write lock on the lake's catalog (BEGIN IMMEDIATE) until
+// the returned function is called: readers go on, a commit waits (and, past the worker's busy
+// timeout, fails and is retried).
+func (l lake) holdCatalogWrites(t *testing.T) (release func()) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(l.dir, "catalog.db")+"?_pragma=busy_timeout(30000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(t.Context(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatalf("taking the catalog's write lock: %v", err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+				t.Errorf("releasing the catalog's write lock: %v", err)
+			}
+			_ = conn.Close()
+			_ = db.Close()
+		})
+	}
+	t.Cleanup(release)
+	return release
 }
 
 // committed is the row count of the table's current snapshot, -1 before the first.
@@ -127,9 +158,9 @@ func seqCounts(t testing.TB, tbl *table.Table) map[int64]int {
 }
 
 // dataFiles counts the Parquet files in the warehouse, committed or not.
-func (l lake) dataFiles(t testing.TB) int {
+func (l lake) dataFiles(_ testing.TB) int {
 	n := 0
-	_ = filepath.Walk(strings.TrimPrefix(l.warehouse, "file://"), func(p string, info os.FileInfo, err error) error {
+	_ = filepath.Walk(strings.TrimPrefix(l.warehouse, "file://"), func(p string, _ os.FileInfo, err error) error {
 		if err == nil && strings.HasSuffix(p, ".parquet") {
 			n++
 		}
@@ -190,7 +221,7 @@ func TestKilledWorkersLeaveEveryRecordInTheTableOnce(t *testing.T) {
 	sluicetest.CreateTopic(t, c.Bootstrap, topic, 3)
 	name := sluicetest.UniqueName("ice-eos")
 	sluicetest.CreateConnector(t, p.URL, name, sinkConfig(l, topic))
-	sluicetest.WaitState(t, p.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, p.URL, name, api.StateRunning, 1)
 	tbl := tableOf(topic)
 
 	const first, second, third = 2000, 20000, 5000
@@ -200,22 +231,24 @@ func TestKilledWorkersLeaveEveryRecordInTheTableOnce(t *testing.T) {
 		return n == first, fmt.Sprint(n)
 	})
 	p.Term()
-	hold := t.TempDir()
-	t.Setenv("SLUICE_ICEBERG_TEST_HOLD_COMMIT", hold)
+	// Catalog writes wait while the test holds SQLite's write lock: the restarted worker
+	// writes its data files and then waits at the commit, where the test kills it.
+	release := l.holdCatalogWrites(t)
+	filesAtHold := l.dataFiles(t)
 	p = c.StartProcess(settings)
 	sluicetest.Produce(t, c.Bootstrap, topic, frames(first, second, nil)...)
-	sluicetest.Eventually(t, 60*time.Second, "data files written and held before their commit", func() (bool, string) {
-		_, err := os.Stat(filepath.Join(hold, "holding"))
-		return err == nil, fmt.Sprint(err)
+	sluicetest.Eventually(t, 60*time.Second, "data files written while the catalog refuses the commit", func() (bool, string) {
+		n := l.dataFiles(t)
+		return n > filesAtHold, fmt.Sprint(n)
 	})
 	p.Kill()
+	release()
 	tb := l.load(t, tbl)
 	if files, done := l.dataFiles(t), committedFiles(t, tb); files <= done {
 		t.Fatalf("killed with %d data files in the warehouse, %d committed: the kill was not between write and commit", files, done)
 	}
 	t.Logf("first kill: %d rows committed; %d data files in the warehouse, %d committed", committed(tb), l.dataFiles(t), committedFiles(t, tb))
 
-	t.Setenv("SLUICE_ICEBERG_TEST_HOLD_COMMIT", "")
 	p = c.StartProcess(settings)
 	sluicetest.Produce(t, c.Bootstrap, topic, frames(first+second, third, nil)...)
 	// Kill right after a commit: wait for a new snapshot, then kill at once.
@@ -230,8 +263,8 @@ func TestKilledWorkersLeaveEveryRecordInTheTableOnce(t *testing.T) {
 
 	p = c.StartProcess(settings)
 	const total = first + second + third
-	tb = l.awaitEachOnce(t, tbl, total)
-	sluicetest.WaitState(t, p.URL, name, runtime.StateRunning, 1)
+	l.awaitEachOnce(t, tbl, total)
+	sluicetest.WaitState(t, p.URL, name, api.StateRunning, 1)
 }
 
 // TestANewFieldMidStreamAddsAColumn runs records through a worker, then records with a new
@@ -244,7 +277,7 @@ func TestANewFieldMidStreamAddsAColumn(t *testing.T) {
 	sluicetest.CreateTopic(t, c.Bootstrap, topic, 1)
 	name := sluicetest.UniqueName("ice-evolve")
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(l, topic))
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 	sluicetest.Produce(t, c.Bootstrap, topic, frames(0, 100, nil)...)
 	sluicetest.Produce(t, c.Bootstrap, topic, frames(100, 50, map[string]any{"humidity": 41.5})...)
 	tbl := tableOf(topic)
@@ -293,7 +326,7 @@ func TestTwoTasksOnTwoWorkersMakeOneSnapshotPerInterval(t *testing.T) {
 	name := sluicetest.UniqueName("ice-two")
 	const interval = 2 * time.Second
 	sluicetest.CreateConnector(t, w1.URL, name, sinkConfig(l, topic, "tasks.max", "2", "commit.interval", interval.String()))
-	st := sluicetest.WaitState(t, w1.URL, name, runtime.StateRunning, 2)
+	st := sluicetest.WaitState(t, w1.URL, name, api.StateRunning, 2)
 	if st.Tasks[0].WorkerID == st.Tasks[1].WorkerID {
 		t.Logf("both tasks on %s", st.Tasks[0].WorkerID)
 	}
@@ -370,7 +403,7 @@ func TestKillingWorkersOfTwoTasksLeavesEveryRecordOnce(t *testing.T) {
 	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
 	name := sluicetest.UniqueName("ice-kill2")
 	sluicetest.CreateConnector(t, p1.URL, name, sinkConfig(l, topic, "tasks.max", "2"))
-	sluicetest.WaitState(t, p1.URL, name, runtime.StateRunning, 2)
+	sluicetest.WaitState(t, p1.URL, name, api.StateRunning, 2)
 	tbl := tableOf(topic)
 	const step = 6000
 	total := 0

@@ -208,7 +208,7 @@ func (e *encoder) walk(rec *connect.Record, obj map[string]any, schema *connect.
 func isString(v any) bool { _, ok := v.(string); return ok }
 
 // fieldValue is the typed field value of v: float, integer, unsigned, boolean or string.
-func (e *encoder) fieldValue(name string, v any, schema *connect.Schema, schemaful bool) (any, error) {
+func (e *encoder) fieldValue(name string, v any, _ *connect.Schema, schemaful bool) (any, error) {
 	switch x := v.(type) {
 	case string, bool:
 		return x, nil

@@ -13,7 +13,7 @@ import (
 
 	"github.com/sluicehq/sluice/connect/connecttest"
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // Worker-level tests: the connector in real workers, reading real Kafka, writing the test
@@ -82,7 +82,7 @@ func TestKilledWorkerLosesNothing(t *testing.T) {
 	sluicetest.CreateTopic(t, c.Bootstrap, topic, 3)
 	name := sluicetest.UniqueName("influx-kill")
 	sluicetest.CreateConnector(t, p.URL, name, sinkConfig(base, db, topic, "consumer.max.batch.records", "200", "batch.size", "500"))
-	sluicetest.WaitState(t, p.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, p.URL, name, api.StateRunning, 1)
 
 	const first, second = 3000, 60000
 	sluicetest.Produce(t, c.Bootstrap, topic, readings(0, first)...)
@@ -107,7 +107,7 @@ func TestKilledWorkerLosesNothing(t *testing.T) {
 	if want := fmt.Sprintf("0|%d|%d", first+second, (first+second-1)*(first+second)/2); err != nil || len(rows) != 1 || rows[0] != want {
 		t.Errorf("count and sum of seq: %v (%v), want %s: each record once", rows, err, want)
 	}
-	sluicetest.WaitState(t, p.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, p.URL, name, api.StateRunning, 1)
 }
 
 // TestServerStoppedUnderLoad stops InfluxDB for 30 s while records keep arriving: the task's
@@ -121,7 +121,7 @@ func TestServerStoppedUnderLoad(t *testing.T) {
 	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
 	name := sluicetest.UniqueName("influx-down")
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(base, db, topic, "influxdb.timeout", "2s"))
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 
 	producer, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": c.Bootstrap, "acks": "all", "go.delivery.reports": false})
 	if err != nil {
@@ -155,9 +155,9 @@ func TestServerStoppedUnderLoad(t *testing.T) {
 		}
 	})
 	load(15 * time.Second)
-	var st runtime.ConnectorStatus
+	var st api.ConnectorStatus
 	sluicetest.Call(t, "GET", w.URL+"/connectors/"+name+"/status", nil, &st)
-	if len(st.Tasks) != 1 || st.Tasks[0].State != runtime.StateRunning || !strings.Contains(st.Tasks[0].Trace, "retrying put") {
+	if len(st.Tasks) != 1 || st.Tasks[0].State != api.StateRunning || !strings.Contains(st.Tasks[0].Trace, "retrying put") {
 		t.Errorf("status with InfluxDB stopped: %+v, want the task RUNNING and saying it is retrying", st)
 	}
 	load(15 * time.Second)
@@ -171,7 +171,7 @@ func TestServerStoppedUnderLoad(t *testing.T) {
 		n := points(base, db, "readings")
 		return n == int64(produced), fmt.Sprintf("%d of %d", n, produced)
 	})
-	st = sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	st = sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 	if st.Tasks[0].Trace != "" {
 		t.Errorf("the status still says %q after the restart", st.Tasks[0].Trace)
 	}
@@ -220,10 +220,10 @@ func TestBadRecordsLandOnTheDeadLetterTopic(t *testing.T) {
 			t.Errorf("dead letter %s (%s) with reason %q, want one containing %q", m.Key, m.Value, reason, w)
 		}
 	}
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 
 	// The REST API's validation tests the connection.
-	var infos runtime.ConfigInfos
+	var infos api.ConfigInfos
 	cfg := sinkConfig("http://127.0.0.1:1", db, topic)
 	if code := sluicetest.Call(t, "PUT", w.URL+"/connector-plugins/influxdb-sink/config/validate", cfg, &infos); code != 200 || infos.ErrorCount != 1 {
 		t.Errorf("validate with nothing listening: %d, %d errors", code, infos.ErrorCount)

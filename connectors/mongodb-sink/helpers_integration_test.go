@@ -36,7 +36,7 @@ func mongoDB(t testing.TB) (uri string, db *mongo.Database) {
 }
 
 // count counts a collection's documents, or returns -1 when the server does not answer.
-func count(t testing.TB, coll *mongo.Collection) int64 {
+func count(_ testing.TB, coll *mongo.Collection) int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	n, err := coll.CountDocuments(ctx, bson.D{})

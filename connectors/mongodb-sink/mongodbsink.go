@@ -37,16 +37,10 @@ func init() {
 }
 
 // Connector checks the configuration and gives every task a copy of it.
-type Connector struct{ connect.Base }
+type Connector struct{ connect.TypedBase[Config] }
 
-// Start fails on an invalid configuration, so that it shows on the connector rather than on
-// each task.
-func (c *Connector) Start(ctx context.Context, cfg connect.Config, cc connect.ConnectorContext) error {
-	if _, err := connect.Decode[Config](cfg); err != nil {
-		return fmt.Errorf("mongodb-sink: invalid configuration: %w", err)
-	}
-	return c.Base.Start(ctx, cfg, cc)
-}
+// Connector checks that the server answers before a configuration is stored.
+var _ connect.Validator = (*Connector)(nil)
 
 // Validate is the connection test of PUT /connector-plugins/mongodb-sink/config/validate: it
 // connects and runs a ping, and says on connection.uri why that failed.

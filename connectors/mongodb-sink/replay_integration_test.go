@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // With write.model insert and the default errors.tolerance (none), the sink's offsets reset so
@@ -31,13 +31,13 @@ func TestReplayedInsertsKeepTheTaskRunning(t *testing.T) {
 	})
 	for round := range 2 {
 		sluicetest.Call(t, "PUT", w.URL+"/connectors/"+name+"/stop", nil, nil)
-		sluicetest.WaitState(t, w.URL, name, runtime.StateStopped, 0)
+		sluicetest.WaitState(t, w.URL, name, api.StateStopped, 0)
 		var msg struct{ Message string }
 		if code := sluicetest.Call(t, "DELETE", w.URL+"/connectors/"+name+"/offsets", nil, &msg); code != 200 || !strings.Contains(msg.Message, "reset") {
 			t.Fatalf("round %d: reset the sink's offsets: %d %+v", round, code, msg)
 		}
 		sluicetest.Call(t, "PUT", w.URL+"/connectors/"+name+"/resume", nil, nil)
-		sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 2)
+		sluicetest.WaitState(t, w.URL, name, api.StateRunning, 2)
 		// Records after the replayed ones show that the replay is through.
 		from := n/2 + round*n/4
 		sluicetest.Produce(t, c.Bootstrap, topic, frames(from, from+n/4, 50)...)
@@ -46,7 +46,7 @@ func TestReplayedInsertsKeepTheTaskRunning(t *testing.T) {
 			return k == int64(from+n/4), fmt.Sprint(k, " documents")
 		})
 	}
-	st := sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 2)
+	st := sluicetest.WaitState(t, w.URL, name, api.StateRunning, 2)
 	for _, ts := range st.Tasks {
 		if ts.Trace != "" {
 			t.Errorf("task %d has a trace: %s", ts.ID, ts.Trace)

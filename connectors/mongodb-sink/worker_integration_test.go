@@ -12,7 +12,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // sinkConfig is a mongodb-sink connector writing topic to collection frames of db, one
@@ -62,7 +62,7 @@ func TestWorkerKilledMidStreamLeavesOneDocumentPerID(t *testing.T) {
 		k := count(t, coll)
 		return k >= n, fmt.Sprint(k, " documents")
 	})
-	sluicetest.WaitState(t, p2.URL, name, runtime.StateRunning, 2)
+	sluicetest.WaitState(t, p2.URL, name, api.StateRunning, 2)
 	checkSeqs(t, coll, n)
 	// The records the new worker wrote beyond those missing at the kill were replays.
 	put := putTotal(t, p2.URL, name)
@@ -103,7 +103,7 @@ func TestServerStoppedUnderLoadLosesNothing(t *testing.T) {
 	w := c.StartWorker(nil)
 	name := sluicetest.UniqueName("mongo-outage")
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(uri, db.Name(), topic, "timeout", "2s"))
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 2)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 2)
 
 	// Load: 100 records every 50 ms until told to stop.
 	var produced atomic.Int64
@@ -165,10 +165,10 @@ func TestServerStoppedUnderLoadLosesNothing(t *testing.T) {
 	// retry and never fail.
 	retryLogged, retryShown := false, false
 	for time.Since(down) < 30*time.Second {
-		var st runtime.ConnectorStatus
+		var st api.ConnectorStatus
 		sluicetest.Call(t, "GET", w.URL+"/connectors/"+name+"/status", nil, &st)
 		for _, ts := range st.Tasks {
-			if ts.State != runtime.StateRunning {
+			if ts.State != api.StateRunning {
 				t.Fatalf("during the outage task %d is %s: %s", ts.ID, ts.State, ts.Trace)
 			}
 			retryShown = retryShown || (strings.HasPrefix(ts.Trace, "retrying put: ") && strings.Contains(ts.Trace, "bulk write"))
@@ -201,9 +201,9 @@ func TestServerStoppedUnderLoadLosesNothing(t *testing.T) {
 		k := count(t, coll)
 		return k >= int64(n), fmt.Sprintf("%d of %d documents", k, n)
 	})
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 2)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 2)
 	sluicetest.Eventually(t, 30*time.Second, "the retry note gone from the status", func() (bool, string) {
-		var st runtime.ConnectorStatus
+		var st api.ConnectorStatus
 		sluicetest.Call(t, "GET", w.URL+"/connectors/"+name+"/status", nil, &st)
 		for _, ts := range st.Tasks {
 			if ts.Trace != "" {
@@ -271,5 +271,5 @@ func TestBadDocumentsGoToTheDeadLetterTopic(t *testing.T) {
 		k := count(t, coll)
 		return k == 2, fmt.Sprint(k, " documents")
 	})
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 }

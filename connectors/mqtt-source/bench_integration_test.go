@@ -119,7 +119,7 @@ func dialMQTT(t testing.TB, server string, cfg paho.ClientConfig) *paho.Client {
 
 // publishAll publishes benchMessages(qos) payloads of benchPayload bytes from benchPublishers
 // clients at once.
-func publishAll(t *testing.T, server, topic string, qos byte) error {
+func publishAll(_ *testing.T, server, topic string, qos byte) error {
 	payload := make([]byte, benchPayload)
 	for i := range payload {
 		payload[i] = 'x'

@@ -118,7 +118,7 @@ func pollUntilMarker(t *testing.T, task *Task, pub *publisher, topic string) []c
 	for {
 		for _, r := range pollN(t, task, 1) {
 			if string(r.Value.([]byte)) == marker {
-				_ = task.Acknowledged(t.Context(), []connect.Record{r})
+				_ = task.Acknowledged(t.Context(), r)
 				return out
 			}
 			out = append(out, r)
@@ -177,7 +177,7 @@ func TestPlainListenerDeliversWithMetadata(t *testing.T) {
 	if got, _ := recs[1].Header("mqtt.qos"); string(got) != "2" {
 		t.Errorf("second record's QoS %q, want 2", got)
 	}
-	if err := task.Acknowledged(t.Context(), recs); err != nil {
+	if err := acknowledge(t.Context(), task, recs...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -204,7 +204,7 @@ func TestUnacknowledgedMessagesComeBack(t *testing.T) {
 			}
 			recs := pollN(t, first, 6)
 			// Kafka acknowledged m0, m1 and m4 (out of order, as partitions may); the rest not.
-			if err := first.Acknowledged(t.Context(), []connect.Record{recs[0], recs[4], recs[1]}); err != nil {
+			if err := acknowledge(t.Context(), first, recs[0], recs[4], recs[1]); err != nil {
 				t.Fatal(err)
 			}
 			if err := first.Stop(); err != nil {
@@ -238,7 +238,7 @@ func TestBadPayloadIsReportedAndAcknowledged(t *testing.T) {
 	if !strings.Contains(tc.Reasons[0].Error(), base+"/d") || !strings.Contains(tc.Reasons[0].Error(), "not JSON") {
 		t.Errorf("reason %v", tc.Reasons[0])
 	}
-	_ = task.Acknowledged(t.Context(), recs)
+	_ = acknowledge(t.Context(), task, recs...)
 	if err := task.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestMutualTLS(t *testing.T) {
 			if got := values(recs); got[0] != "over-tls" {
 				t.Errorf("got %q", got)
 			}
-			_ = task.Acknowledged(t.Context(), recs)
+			_ = acknowledge(t.Context(), task, recs...)
 		})
 	}
 }
@@ -407,7 +407,7 @@ func sharedSubscriptionSplitsTheStream(t *testing.T, version string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_ = task.Acknowledged(t.Context(), recs)
+			_ = acknowledge(t.Context(), task, recs...)
 			for _, v := range values(recs) {
 				seen[v]++
 				counts[i]++
@@ -448,7 +448,7 @@ func TestKeptSessionWithABacklogLargerThanTheBufferStarts(t *testing.T) {
 			seen := map[string]bool{}
 			for _, r := range pollN(t, second, backlog) {
 				seen[string(r.Value.([]byte))] = true
-				if err := second.Acknowledged(t.Context(), []connect.Record{r}); err != nil {
+				if err := second.Acknowledged(t.Context(), r); err != nil {
 					t.Fatal(err)
 				}
 			}

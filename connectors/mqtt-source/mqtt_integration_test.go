@@ -20,7 +20,7 @@ import (
 
 	"github.com/sluicehq/sluice/connect/connecttest"
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // The tests below run the connector in workers (in-process, or processes a test can kill)
@@ -148,7 +148,7 @@ func TestRecordsCarryMappingKeyEventTimeAndHeaders(t *testing.T) {
 		"payload.format": "json", "value.converter": "json", "value.converter.schemas.enable": "false"})
 	delete(cfg, "kafka.topic")
 	sluicetest.CreateConnector(t, w.URL, "map", cfg)
-	sluicetest.WaitState(t, w.URL, "map", runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, "map", api.StateRunning, 1)
 	waitSubscribed(t, c.Logs, clientID(base+"/+/reading", "map", 0))
 
 	eventTime := time.Date(2024, 5, 1, 12, 0, 0, 250_000_000, time.UTC)
@@ -196,7 +196,7 @@ func TestMalformedPayloadsReachTheDeadLetterTopic(t *testing.T) {
 		"mqtt.server.uris": server, "key.source": "field", "key.field": "id", "payload.max.bytes": "100",
 		"errors.tolerance": "all", "errors.deadletterqueue.topic.name": base + "-dlq",
 		"errors.deadletterqueue.topic.replication.factor": "-1", "errors.deadletterqueue.context.headers.enable": "true"}))
-	sluicetest.WaitState(t, w.URL, "dlq", runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, "dlq", api.StateRunning, 1)
 	waitSubscribed(t, c.Logs, clientID(base+"/#", "dlq", 0))
 	p.publish(base+"/a", 1, `{"id":"g1"}`, nil)
 	p.publish(base+"/b", 1, `garbage`, nil)
@@ -232,7 +232,7 @@ func TestMalformedPayloadsReachTheDeadLetterTopic(t *testing.T) {
 			t.Errorf("dead letter %d: mqtt.topic %q value %q mqtt.error %q exception %q; want %q %q %q", i, topic, m.Value, reason, exc, w.topic, w.value, w.reason)
 		}
 	}
-	sluicetest.WaitState(t, w.URL, "dlq", runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, "dlq", api.StateRunning, 1)
 }
 
 // TestMutualTLSListener: with the client certificate the connector delivers over the mTLS
@@ -255,18 +255,18 @@ func TestMutualTLSListener(t *testing.T) {
 	// ...and without the connection test, its task fails saying why.
 	noCert["mqtt.validate.connection"] = "false"
 	sluicetest.CreateConnector(t, w.URL, "mtls-nocert", noCert)
-	sluicetest.WaitState(t, w.URL, "mtls-ok", runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, "mtls-ok", api.StateRunning, 1)
 	waitSubscribed(t, c.Logs, clientID(base+"/#", "mtls-ok", 0))
 	p.publish(base+"/x", 1, "over mutual TLS", nil)
 	if got := sluicetest.ConsumeAll(t, c.Bootstrap, base, 1, 60*time.Second); len(got) != 1 || string(got[0].Value) != "over mutual TLS" {
 		t.Errorf("records over mTLS: %v", got)
 	}
 
-	var st runtime.ConnectorStatus
+	var st api.ConnectorStatus
 	sluicetest.Eventually(t, 60*time.Second, "the certificate-less task FAILED", func() (bool, string) {
-		st = runtime.ConnectorStatus{}
+		st = api.ConnectorStatus{}
 		sluicetest.Call(t, "GET", w.URL+"/connectors/mtls-nocert/status", nil, &st)
-		return len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateFailed, fmt.Sprintf("%+v", st)
+		return len(st.Tasks) == 1 && st.Tasks[0].State == api.StateFailed, fmt.Sprintf("%+v", st)
 	})
 	trace := st.Tasks[0].Trace
 	t.Logf("status trace: %s", trace)
@@ -283,7 +283,7 @@ func TestValidateEndpointTestsTheConnection(t *testing.T) {
 	c := sluicetest.NewCluster(t)
 	env := connecttest.Envs(t, connecttest.EnvMQTTTLS, connecttest.EnvMQTTTLSCA)
 	w := c.StartWorker(nil)
-	var out runtime.ConfigInfos
+	var out api.ConfigInfos
 	code := sluicetest.Call(t, "PUT", w.URL+"/connector-plugins/mqtt-source/config/validate",
 		mqttConfig("x/#", "t", map[string]string{"mqtt.server.uris": env[0], "mqtt.tls.ca": env[1]}), &out)
 	found := ""
@@ -307,7 +307,7 @@ func TestTaskRestartsLoseNothing(t *testing.T) {
 	p := newPub(t)
 	base := sluicetest.UniqueName("restart")
 	sluicetest.CreateConnector(t, w.URL, "restart", mqttConfig(base+"/#", base, map[string]string{"mqtt.server.uris": server}))
-	sluicetest.WaitState(t, w.URL, "restart", runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, "restart", api.StateRunning, 1)
 	waitSubscribed(t, c.Logs, clientID(base+"/#", "restart", 0))
 	const n = 3000
 	subscriptions := func() int {
@@ -351,7 +351,7 @@ func TestKilledWorkersTaskMovesAndLosesNothing(t *testing.T) {
 	base := sluicetest.UniqueName("kill")
 	name := c.Prefix + "-mqtt"
 	sluicetest.CreateConnector(t, ws[0].URL, name, mqttConfig(base+"/#", base, map[string]string{"mqtt.server.uris": server}))
-	st := sluicetest.WaitState(t, ws[0].URL, name, runtime.StateRunning, 1)
+	st := sluicetest.WaitState(t, ws[0].URL, name, api.StateRunning, 1)
 	victim, survivor := ws[0], ws[1]
 	if "http://"+st.Tasks[0].WorkerID == ws[1].URL {
 		victim, survivor = ws[1], ws[0]
@@ -366,9 +366,9 @@ func TestKilledWorkersTaskMovesAndLosesNothing(t *testing.T) {
 	victim.Kill()
 	p.publishRange(base+"/d", n/2, n) // while the task is down and moving
 	sluicetest.Eventually(t, 2*time.Minute, "the task RUNNING on the surviving worker", func() (bool, string) {
-		var st runtime.ConnectorStatus
+		var st api.ConnectorStatus
 		sluicetest.Call(t, "GET", survivor.URL+"/connectors/"+name+"/status", nil, &st)
-		ok := len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateRunning && "http://"+st.Tasks[0].WorkerID == survivor.URL
+		ok := len(st.Tasks) == 1 && st.Tasks[0].State == api.StateRunning && "http://"+st.Tasks[0].WorkerID == survivor.URL
 		return ok, fmt.Sprintf("%+v", st)
 	})
 	seen := distinct(t, c.Bootstrap, base, n, 2*time.Minute)
@@ -390,9 +390,9 @@ func TestTwoTasksOnTwoWorkersShareTheStream(t *testing.T) {
 	name := c.Prefix + "-mqtt"
 	sluicetest.CreateConnector(t, ws[0].URL, name, mqttConfig(base+"/#", base, map[string]string{"mqtt.server.uris": server, "tasks.max": "2"}))
 	sluicetest.Eventually(t, 2*time.Minute, "two tasks RUNNING on two workers", func() (bool, string) {
-		var st runtime.ConnectorStatus
+		var st api.ConnectorStatus
 		sluicetest.Call(t, "GET", ws[0].URL+"/connectors/"+name+"/status", nil, &st)
-		if len(st.Tasks) != 2 || st.Tasks[0].State != runtime.StateRunning || st.Tasks[1].State != runtime.StateRunning {
+		if len(st.Tasks) != 2 || st.Tasks[0].State != api.StateRunning || st.Tasks[1].State != api.StateRunning {
 			return false, fmt.Sprintf("%+v", st)
 		}
 		return st.Tasks[0].WorkerID != st.Tasks[1].WorkerID, fmt.Sprintf("%+v", st)
@@ -555,7 +555,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 			base := sluicetest.UniqueName("brokerrestart")
 			sluicetest.CreateConnector(t, w.URL, "br", mqttConfig(base+"/#", base, map[string]string{"mqtt.server.uris": broker.uri(),
 				"mqtt.reconnect.backoff.max": "1s", "mqtt.protocol.version": version}))
-			sluicetest.WaitState(t, w.URL, "br", runtime.StateRunning, 1)
+			sluicetest.WaitState(t, w.URL, "br", api.StateRunning, 1)
 			waitSubscribed(t, c.Logs, clientID(base+"/#", "br", 0))
 			const n = 1000
 			p := pubOn(t, broker.uri())
@@ -568,7 +568,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 			if m := missing(seen, n); len(m) > 0 {
 				t.Fatalf("%d of %d messages missing after a broker restart, first %v", len(m), n, m[:min(10, len(m))])
 			}
-			sluicetest.WaitState(t, w.URL, "br", runtime.StateRunning, 1)
+			sluicetest.WaitState(t, w.URL, "br", api.StateRunning, 1)
 			t.Logf("%d messages, %d duplicates across a broker restart", n, duplicates(seen))
 		})
 	}

@@ -9,8 +9,8 @@
 // acknowledged its record (Acknowledged), or the error policy dealt with it, so a task that
 // dies loses nothing the broker accepted; the broker sends what was not acknowledged again
 // (at least once). MQTT has no offsets: records carry no source partition, so the runtime
-// stores nothing for them, and each record's SourceOffset only carries its message's delivery
-// handle back to Acknowledged.
+// stores nothing for them; each record's AckHandle carries its message's delivery back to
+// Acknowledged.
 //
 // With more than one task, each subscribes through a shared subscription
 // ($share/<group>/<filter>) and the broker splits the messages between them, wherever they
@@ -88,8 +88,7 @@ func init() {
 // up to tasks.max sharing one. With mqtt.session.cleanup it ends the sessions of tasks that no
 // longer exist (sessions.go).
 type Connector struct {
-	connect.Base
-	cfg  Config
+	connect.TypedBase[Config]
 	name string
 	log  *slog.Logger
 
@@ -97,6 +96,9 @@ type Connector struct {
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when tidy returned
 }
+
+// Connector checks that the server answers before a configuration is stored.
+var _ connect.Validator = (*Connector)(nil)
 
 var (
 	_ connect.SourceConnector = (*Connector)(nil)
@@ -106,15 +108,11 @@ var (
 // Start fails on an invalid configuration, so that it shows on the connector rather than on
 // each task.
 func (c *Connector) Start(ctx context.Context, cfg connect.Config, cc connect.ConnectorContext) error {
-	dc, err := connect.Decode[Config](cfg)
-	if err != nil {
-		return fmt.Errorf("mqtt-source: invalid configuration: %w", err)
-	}
-	c.cfg, c.name = dc, cfg["name"]
-	if err := c.Base.Start(ctx, cfg, cc); err != nil {
+	if err := c.TypedBase.Start(ctx, cfg, cc); err != nil {
 		return err
 	}
-	if dc.SessionCleanup && c.name != "" {
+	c.name = cfg["name"]
+	if c.Typed.SessionCleanup && c.name != "" {
 		c.log = slog.Default()
 		if cc != nil {
 			c.log = cc.Logger()
@@ -134,11 +132,7 @@ func (c *Connector) TaskConfigs(maxTasks int) ([]connect.Config, error) {
 	if maxTasks < 1 {
 		return nil, nil
 	}
-	cfg, err := connect.Decode[Config](c.Config)
-	if err != nil {
-		return nil, err
-	}
-	shared := cfg.Shared
+	shared := c.Typed.Shared
 	switch {
 	case shared == SharedNever || shared == SharedAuto && maxTasks == 1:
 		maxTasks, shared = 1, SharedNever
@@ -151,7 +145,7 @@ func (c *Connector) TaskConfigs(maxTasks int) ([]connect.Config, error) {
 		out[i]["mqtt.shared.subscription"] = shared
 	}
 	if c.planned != nil {
-		ids := c.cfg.clientIDs(c.name, maxTasks)
+		ids := c.Typed.clientIDs(c.name, maxTasks)
 		select { // the latest plan replaces one tidy has not taken yet
 		case <-c.planned:
 		default:
@@ -175,11 +169,11 @@ func (c *Connector) Stop() error {
 // unreachable, say) is tried again with backoff.
 func (c *Connector) tidy(ctx context.Context) {
 	defer close(c.done)
-	s := newSessions(&c.cfg, c.name, c.log)
+	s := newSessions(&c.Typed, c.name, c.log)
 	var inUse []string
 	pass, failures := 0, 0
 	var due <-chan time.Time
-	retry := backoff(c.cfg.BackoffMin, c.cfg.BackoffMax)
+	retry := backoff(c.Typed.BackoffMin, c.Typed.BackoffMax)
 	for {
 		select {
 		case <-ctx.Done():
@@ -236,7 +230,7 @@ func (c *Connector) tidyPass(ctx context.Context, s *sessions, inUse []string, f
 			return err
 		}
 		c.log.Info("MQTT sessions tidied: the list names the client ids in use", "client_ids", inUse,
-			"topic", c.cfg.registryTopic(c.name), "ended", ended)
+			"topic", c.Typed.registryTopic(c.name), "ended", ended)
 	}
 	return nil
 }

@@ -6,11 +6,10 @@ import (
 	"testing"
 	"time"
 
-	mqttsource "github.com/sluicehq/sluice/connectors/mqtt-source"
-
 	"github.com/sluicehq/sluice/connect/connecttest"
+	mqttsource "github.com/sluicehq/sluice/connectors/mqtt-source"
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // TestOrphanedSessionsAreEnded: after tasks.max is lowered, the client id prefix changes, or
@@ -73,7 +72,7 @@ func TestOrphanedSessionsAreEnded(t *testing.T) {
 			}
 
 			sluicetest.CreateConnector(t, w.URL, name, cfg)
-			sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 3)
+			sluicetest.WaitState(t, w.URL, name, api.StateRunning, 3)
 			for i := range 3 {
 				waitSubscribed(t, c.Logs, idOf(oldPrefix, i))
 			}
@@ -115,7 +114,7 @@ func TestOrphanedSessionsAreEnded(t *testing.T) {
 					t.Fatalf("update: %d", code)
 				}
 			}
-			sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, len(live))
+			sluicetest.WaitState(t, w.URL, name, api.StateRunning, len(live))
 			for _, id := range live {
 				sluicetest.Eventually(t, time.Minute, id+" subscribed again", func() (bool, string) {
 					return subs(id) > before[id], fmt.Sprint(subs(id), " subscriptions")

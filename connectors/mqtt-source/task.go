@@ -17,11 +17,6 @@ import (
 	"github.com/sluicehq/sluice/connect"
 )
 
-// ackKey is the SourceOffset key under which a record carries its message's delivery, so that
-// Acknowledged can acknowledge it. Records have no SourcePartition: MQTT has no offsets to
-// resume from (the broker's session is the position), so the runtime stores nothing for them.
-const ackKey = "mqtt.delivery"
-
 // delivery is one message as the client received it. Both protocol versions describe it as a
 // paho.golang Publish (MQTT 3.1.1 messages have no properties).
 type delivery struct {
@@ -396,9 +391,10 @@ func (t *Task) record(d *delivery) (connect.Record, error) {
 	p := d.pub
 	rec := connect.Record{Topic: t.cfg.Topic, Time: d.arrived}
 	if p.QoS > 0 {
-		off := offsetMaps.Get().(map[string]any)
-		off[ackKey] = d
-		rec.SourceOffset = off
+		// The record's AckHandle is its delivery, for Acknowledged. Records have no
+		// SourcePartition: MQTT has no offsets to resume from (the broker's session is the
+		// position), so the runtime stores nothing for them.
+		rec.AckHandle = d
 	}
 	ti := t.topicInfo(p.Topic)
 	if t.cfg.Headers {
@@ -465,11 +461,6 @@ func (t *Task) record(d *delivery) (connect.Record, error) {
 	}
 	return rec, nil
 }
-
-// offsetMaps recycles the SourceOffset maps that carry deliveries to Acknowledged: a map is
-// put back once its record was acknowledged. The runtime keeps no offsets of records without
-// a SourcePartition, so nothing reads the map after that.
-var offsetMaps = sync.Pool{New: func() any { return make(map[string]any, 1) }}
 
 // topicInfo is what the records of one MQTT topic share, worked out once.
 type topicInfo struct {
@@ -562,17 +553,12 @@ func (a *arena) number(n uint64) []byte {
 	return a.digits[start:len(a.digits):len(a.digits)]
 }
 
-// Acknowledged acknowledges each record's message to the broker (QoS 1 and 2) once Kafka has
+// Acknowledged acknowledges a record's message to the broker (QoS 1 and 2) once Kafka has
 // the record. A message whose connection is gone is not acknowledged: the broker sends it
 // again on the new connection, and it is written again (at least once).
-func (t *Task) Acknowledged(_ context.Context, records []connect.Record) error {
-	for i := range records {
-		off := records[i].SourceOffset
-		if d, ok := off[ackKey].(*delivery); ok {
-			t.ack(d)
-			clear(off)
-			offsetMaps.Put(off)
-		}
+func (t *Task) Acknowledged(_ context.Context, rec connect.Record) error {
+	if d, ok := rec.AckHandle.(*delivery); ok {
+		t.ack(d)
 	}
 	return nil
 }

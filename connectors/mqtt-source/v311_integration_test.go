@@ -10,7 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/connect/connecttest"
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // endSession ends a 3.1.1 persistent session on the test broker when the test ends (3.1.1
@@ -39,7 +39,7 @@ func TestV311RecordsReachKafkaWithMappingAndKey(t *testing.T) {
 		"kafka.topic.mappings": filter + "=" + base + ".{1}", "key.source": "field", "key.field": "device.id"})
 	delete(cfg, "kafka.topic")
 	sluicetest.CreateConnector(t, w.URL, "v311map", cfg)
-	sluicetest.WaitState(t, w.URL, "v311map", runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, "v311map", api.StateRunning, 1)
 	waitSubscribed(t, c.Logs, clientID(filter, "v311map", 0))
 	if !strings.Contains(c.Logs.String(), "client="+clientID(filter, "v311map", 0)+" session_present=false mqtt_version=3.1.1") {
 		t.Error("the log does not say the task connected with MQTT 3.1.1")
@@ -71,7 +71,7 @@ func TestV311TaskRestartsLoseNothing(t *testing.T) {
 	p := newPub(t)
 	sluicetest.CreateConnector(t, w.URL, "v311restart", mqttConfig(base+"/#", base, map[string]string{"mqtt.server.uris": server,
 		"mqtt.protocol.version": "3.1.1"}))
-	sluicetest.WaitState(t, w.URL, "v311restart", runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, "v311restart", api.StateRunning, 1)
 	waitSubscribed(t, c.Logs, clientID(base+"/#", "v311restart", 0))
 	const n = 3000
 	subscriptions := func() int {
@@ -117,7 +117,7 @@ func TestV311MutualTLSListenerReachesKafka(t *testing.T) {
 	p := newPub(t)
 	sluicetest.CreateConnector(t, w.URL, "v311tls", mqttConfig(base+"/#", base, map[string]string{"mqtt.protocol.version": "3.1.1",
 		"mqtt.server.uris": env[0], "mqtt.tls.ca": env[1], "mqtt.tls.cert": env[2], "mqtt.tls.key": env[3]}))
-	sluicetest.WaitState(t, w.URL, "v311tls", runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, "v311tls", api.StateRunning, 1)
 	waitSubscribed(t, c.Logs, clientID(base+"/#", "v311tls", 0))
 	for i := range 5 {
 		p.publish(base+"/x", 1, fmt.Sprint("tls-", i), nil)

@@ -130,7 +130,7 @@ func TestV311DeliversRecordsWithMappingAndKey(t *testing.T) {
 			t.Errorf("header %s = %q on 3.1.1, which has no properties", k, got)
 		}
 	}
-	if err := task.Acknowledged(t.Context(), recs); err != nil {
+	if err := acknowledge(t.Context(), task, recs...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -149,7 +149,7 @@ func TestAutoSpeaksV5ToMosquitto(t *testing.T) {
 	if got, _ := recs[0].Header("site"); string(got) != "s1" {
 		t.Errorf("user property header %q", got)
 	}
-	_ = task.Acknowledged(t.Context(), recs)
+	_ = acknowledge(t.Context(), task, recs...)
 }
 
 // v3OnlyBroker stands in for a broker that speaks only MQTT 3.1.1: it answers a CONNECT of
@@ -257,7 +257,7 @@ func TestAutoFallsBackTo311WhenTheBrokerRefusesV5(t *testing.T) {
 	}
 	pub.publish(base+"/x", 1, "one", nil)
 	recs := pollN(t, task, 1)
-	_ = task.Acknowledged(t.Context(), recs)
+	_ = acknowledge(t.Context(), task, recs...)
 	if err := task.Stop(); err != nil {
 		t.Fatal(err)
 	}

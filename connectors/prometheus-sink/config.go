@@ -20,35 +20,97 @@ const (
 
 // Config is the prometheus-sink connector's configuration.
 type Config struct {
-	Listen string `config:"listen.address" default:"0.0.0.0:9400" group:"Endpoint" doc:"host:port the scrape endpoint listens on. Task n listens on port + n, so that several tasks on one worker do not collide; port 0 picks a free port. A wildcard host (0.0.0.0, ::, empty) is published for service discovery as the worker's advertised host."`
+	Listen string `config:"listen.address" default:"0.0.0.0:9400" group:"Endpoint"`
 	Path   string `config:"listen.path" default:"/metrics" pattern:"/.*" group:"Endpoint" doc:"HTTP path of the scrape endpoint. It answers in the Prometheus text format, or OpenMetrics when the scraper asks for it."`
-	Scrape bool   `config:"scrape.enable" default:"true" group:"Endpoint" doc:"Serve the scrape endpoint. Set it to false to use remote write only (remote.write.url is then required); the task then publishes no scrape target, and its own metrics are remote-written with the samples."`
+	Scrape bool   `config:"scrape.enable" default:"true" group:"Endpoint"`
 
-	MetricName      string   `config:"metric.name" pattern:"[a-zA-Z_:][a-zA-Z0-9_:]*" group:"Metrics" importance:"high" doc:"Metric name. With several value fields, each metric is named <name>_<value field>. Leave empty to take the name from metric.name.field, or to name each metric after its value field."`
-	MetricNameField string   `config:"metric.name.field" group:"Metrics" doc:"Record field (a dotted path into the value) holding the metric name, instead of a fixed metric.name. Names are sanitized to Prometheus' rules: characters other than letters, digits, _ and : become _, and a leading digit gets a _ in front."`
-	ValueFields     []string `config:"value.fields" default:"value" group:"Metrics" importance:"high" doc:"Record fields (dotted paths into the value) holding sample values; several fields make several metrics from one record. A value must be a number, a boolean (1 or 0) or a string holding a number; a record whose value field is missing or not numeric goes to the error policy."`
-	LabelFields     []string `config:"label.fields" group:"Metrics" importance:"high" doc:"Record fields (dotted paths into the value) whose values become labels, for example sensor_id,place_id. The label is named after the field's last path element, sanitized. A record missing one goes to the error policy."`
+	MetricName      string   `config:"metric.name" pattern:"[a-zA-Z_:][a-zA-Z0-9_:]*" group:"Metrics" importance:"high"`
+	MetricNameField string   `config:"metric.name.field" group:"Metrics"`
+	ValueFields     []string `config:"value.fields" default:"value" group:"Metrics" importance:"high"`
+	LabelFields     []string `config:"label.fields" group:"Metrics" importance:"high"`
 	MetricType      string   `config:"metric.type" default:"gauge" enum:"gauge,counter" group:"Metrics" doc:"Prometheus type of the metrics: gauge, or counter for values that only grow (name counters with a _total suffix)."`
 	Help            string   `config:"metric.help" default:"Served by Sluice's prometheus-sink from Kafka records." group:"Metrics" doc:"HELP text of the metrics."`
-	Timestamps      bool     `config:"timestamps.enable" default:"false" group:"Metrics" doc:"Expose each sample with its record's timestamp (the Kafka record time, or timestamp.field). Prometheus drops samples older than its head block (about an hour), so leave this off for data that may arrive late."`
-	TimestampField  string   `config:"timestamp.field" group:"Metrics" doc:"Record field holding the sample time in milliseconds since the epoch (or an RFC 3339 string), used when timestamps.enable is true; empty uses the Kafka record timestamp."`
+	Timestamps      bool     `config:"timestamps.enable" default:"false" group:"Metrics"`
+	TimestampField  string   `config:"timestamp.field" group:"Metrics"`
 
-	MaxSeries      int           `config:"series.max" default:"100000" min:"1" group:"Limits" doc:"Most series a task keeps. A sample that would add a series beyond it is dropped and counted in sluice_prometheus_sink_series_dropped_total; existing series keep updating. While samples are being dropped, the task's status (GET /connectors/{name}/status) says so in its trace, naming a dropped series, and a warning is logged; the note goes once there is room again (series.ttl removes idle series)."`
+	MaxSeries      int           `config:"series.max" default:"100000" min:"1" group:"Limits"`
 	TTL            time.Duration `config:"series.ttl" default:"5m" min:"0" group:"Limits" doc:"A series not updated for this long is removed and counted in sluice_prometheus_sink_series_expired_total; 0 keeps series forever."`
-	MaxLabelLength int           `config:"label.value.max.length" default:"2048" min:"1" max:"1048576" group:"Limits" doc:"Longest label value a record may give, in bytes; a metric name taken from metric.name.field counts as one (it is the value of the __name__ label). A record with a longer one goes to the error policy, with a reason naming the field, the value's length and this limit. With series.max and series.labels.max it bounds the memory the series take: at most series.max x (labels + 1) x this many bytes. The default is Grafana Mimir's limit."`
-	MaxLabels      int           `config:"series.labels.max" default:"30" min:"1" max:"1000" group:"Limits" doc:"Most labels a series may have, counting the metric name (__name__) as Prometheus-compatible stores do: label.fields may name at most one less. The default is Grafana Mimir's limit."`
+	MaxLabelLength int           `config:"label.value.max.length" default:"2048" min:"1" max:"1048576" group:"Limits"`
+	MaxLabels      int           `config:"series.labels.max" default:"30" min:"1" max:"1000" group:"Limits"`
 
-	RemoteWriteURL   string        `config:"remote.write.url" endpoint:"true" group:"Remote write" doc:"URL of a Prometheus remote-write receiver (remote write 1.0: snappy-compressed protobuf), such as http://prometheus:9090/api/v1/write; empty turns remote write off. Prometheus itself must run with --web.enable-remote-write-receiver."`
-	RemoteInterval   time.Duration `config:"remote.write.interval" default:"15s" min:"1" group:"Remote write" doc:"How often the task pushes its samples. Without timestamps.enable every push sends every series held, stamped with the push time, as a scrape would; with it, a push sends the samples updated since the last one, with their own timestamps."`
-	RemoteTimeout    time.Duration `config:"remote.write.timeout" default:"30s" min:"1" group:"Remote write" doc:"Timeout of one remote-write HTTP request."`
+	RemoteWriteURL   string        `config:"remote.write.url" endpoint:"true" group:"Remote write"`
+	RemoteInterval   time.Duration `config:"remote.write.interval" default:"15s" min:"1ms" group:"Remote write"`
+	RemoteTimeout    time.Duration `config:"remote.write.timeout" default:"30s" min:"1ms" group:"Remote write" doc:"Timeout of one remote-write HTTP request."`
 	RemoteBatch      int           `config:"remote.write.batch.size" default:"2000" min:"1" group:"Remote write" doc:"Most samples in one remote-write request; a push sends as many requests as it needs, one after the other."`
-	RemoteRetries    int           `config:"remote.write.retries" default:"10" min:"0" group:"Remote write" doc:"How many times a request the receiver answers with a 5xx or 429 (or that fails on the network) is retried, with exponential backoff and jitter, before it is given up and counted in sluice_prometheus_sink_remote_write_failures_total. Samples given up are sent again by the next push. 0 retries until the request succeeds or the task stops. Other 4xx answers are never retried: they are logged and counted, and their samples dropped."`
-	RemoteBackoff    time.Duration `config:"remote.write.retry.backoff.min" default:"30ms" min:"1" group:"Remote write" doc:"Wait before the first retry; it doubles with each retry up to remote.write.retry.backoff.max. A Retry-After in the answer is added to it."`
-	RemoteBackoffMax time.Duration `config:"remote.write.retry.backoff.max" default:"5s" min:"1" group:"Remote write" doc:"Longest wait between retries."`
+	RemoteRetries    int           `config:"remote.write.retries" default:"10" min:"0" group:"Remote write"`
+	RemoteBackoff    time.Duration `config:"remote.write.retry.backoff.min" default:"30ms" min:"1ms" group:"Remote write" doc:"Wait before the first retry; it doubles with each retry up to remote.write.retry.backoff.max. A Retry-After in the answer is added to it."`
+	RemoteBackoffMax time.Duration `config:"remote.write.retry.backoff.max" default:"5s" min:"1ms" group:"Remote write" doc:"Longest wait between retries."`
 	RemoteUser       string        `config:"remote.write.basic.auth.user" group:"Remote write" doc:"User name for HTTP basic authentication to the receiver."`
 	RemotePassword   string        `config:"remote.write.basic.auth.password" secret:"true" group:"Remote write" doc:"Password for HTTP basic authentication; needs remote.write.basic.auth.user."`
 	RemoteToken      string        `config:"remote.write.bearer.token" secret:"true" group:"Remote write" doc:"Bearer token sent as Authorization: Bearer <token>, instead of basic authentication."`
-	RemoteHeaders    []string      `config:"remote.write.headers" group:"Remote write" doc:"Extra HTTP headers sent with each request, as Name=value pairs separated by commas, such as X-Scope-OrgID=tenant1. The protocol's own headers (Content-Type, Content-Encoding, X-Prometheus-Remote-Write-Version) and Authorization cannot be set this way."`
+	RemoteHeaders    []string      `config:"remote.write.headers" group:"Remote write"`
+}
+
+// Docs documents the settings whose text is too long for a tag (see connect.SpecOf).
+func (Config) Docs() map[string]string {
+	return map[string]string{
+		"listen.address": "host:port the scrape endpoint listens on. Task n listens on port + n, so that " +
+			"several tasks on one worker do not collide; port 0 picks a free port. A wildcard " +
+			"host (0.0.0.0, ::, empty) is published for service discovery as the worker's " +
+			"advertised host.",
+		"scrape.enable": "Serve the scrape endpoint. Set it to false to use remote write only " +
+			"(remote.write.url is then required); the task then publishes no scrape target, and " +
+			"its own metrics are remote-written with the samples.",
+		"metric.name": "Metric name. With several value fields, each metric is named <name>_<value field>. " +
+			"Leave empty to take the name from metric.name.field, or to name each metric after " +
+			"its value field.",
+		"metric.name.field": "Record field (a dotted path into the value) holding the metric name, instead of a " +
+			"fixed metric.name. Names are sanitized to Prometheus' rules: characters other than " +
+			"letters, digits, _ and : become _, and a leading digit gets a _ in front.",
+		"value.fields": "Record fields (dotted paths into the value) holding sample values; several fields " +
+			"make several metrics from one record. A value must be a number, a boolean (1 or 0) " +
+			"or a string holding a number; a record whose value field is missing or not numeric " +
+			"goes to the error policy.",
+		"label.fields": "Record fields (dotted paths into the value) whose values become labels, for example " +
+			"sensor_id,place_id. The label is named after the field's last path element, " +
+			"sanitized. A record missing one goes to the error policy.",
+		"timestamps.enable": "Expose each sample with its record's timestamp (the Kafka record time, or " +
+			"timestamp.field). Prometheus drops samples older than its head block (about an " +
+			"hour), so leave this off for data that may arrive late.",
+		"timestamp.field": "Record field holding the sample time in milliseconds since the epoch (or an RFC 3339 " +
+			"string), used when timestamps.enable is true; empty uses the Kafka record timestamp.",
+		"series.max": "Most series a task keeps. A sample that would add a series beyond it is dropped and " +
+			"counted in sluice_prometheus_sink_series_dropped_total; existing series keep " +
+			"updating. While samples are being dropped, the task's status (GET " +
+			"/connectors/{name}/status) says so in its trace, naming a dropped series, and a " +
+			"warning is logged; the note goes once there is room again (series.ttl removes idle " +
+			"series).",
+		"label.value.max.length": "Longest label value a record may give, in bytes; a metric name taken from " +
+			"metric.name.field counts as one (it is the value of the __name__ label). A record " +
+			"with a longer one goes to the error policy, with a reason naming the field, the " +
+			"value's length and this limit. With series.max and series.labels.max it bounds the " +
+			"memory the series take: at most series.max x (labels + 1) x this many bytes. The " +
+			"default is Grafana Mimir's limit.",
+		"series.labels.max": "Most labels a series may have, counting the metric name (__name__) as " +
+			"Prometheus-compatible stores do: label.fields may name at most one less. The default " +
+			"is Grafana Mimir's limit.",
+		"remote.write.url": "URL of a Prometheus remote-write receiver (remote write 1.0: snappy-compressed " +
+			"protobuf), such as http://prometheus:9090/api/v1/write; empty turns remote write " +
+			"off. Prometheus itself must run with --web.enable-remote-write-receiver.",
+		"remote.write.interval": "How often the task pushes its samples. Without timestamps.enable every push sends " +
+			"every series held, stamped with the push time, as a scrape would; with it, a push " +
+			"sends the samples updated since the last one, with their own timestamps.",
+		"remote.write.retries": "How many times a request the receiver answers with a 5xx or 429 (or that fails on " +
+			"the network) is retried, with exponential backoff and jitter, before it is given up " +
+			"and counted in sluice_prometheus_sink_remote_write_failures_total. Samples given up " +
+			"are sent again by the next push. 0 retries until the request succeeds or the task " +
+			"stops. Other 4xx answers are never retried: they are logged and counted, and their " +
+			"samples dropped.",
+		"remote.write.headers": "Extra HTTP headers sent with each request, as Name=value pairs separated by commas, " +
+			"such as X-Scope-OrgID=tenant1. The protocol's own headers (Content-Type, " +
+			"Content-Encoding, X-Prometheus-Remote-Write-Version) and Authorization cannot be set " +
+			"this way.",
+	}
 }
 
 // reservedHeaders are the headers remote.write.headers may not set.

@@ -12,7 +12,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // A worker on the real Kafka: a record with a 900 KB label value goes to the dead-letter topic
@@ -47,15 +47,15 @@ func TestHugeLabelsAndTheSeriesLimitReportClearly(t *testing.T) {
 	}
 
 	wantNote := fmt.Sprintf(`series.max 2 reached: samples that would add a series, such as %s{sensor_id="s3",place_id="p2"}, are dropped`, metric)
-	var st runtime.ConnectorStatus
+	var st api.ConnectorStatus
 	sluicetest.Eventually(t, time.Minute, "the series limit in the task's status", func() (bool, string) {
-		st = runtime.ConnectorStatus{}
+		st = api.ConnectorStatus{}
 		sluicetest.Call(t, "GET", w.URL+"/connectors/"+name+"/status", nil, &st)
-		return len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateRunning && strings.Contains(st.Tasks[0].Trace, wantNote),
+		return len(st.Tasks) == 1 && st.Tasks[0].State == api.StateRunning && strings.Contains(st.Tasks[0].Trace, wantNote),
 			fmt.Sprintf("%+v", st)
 	})
 
-	var groups []runtime.TargetGroup
+	var groups []api.TargetGroup
 	sluicetest.Call(t, "GET", w.URL+"/connectors/"+name+"/prometheus-targets", nil, &groups)
 	if len(groups) != 1 || len(groups[0].Targets) != 1 {
 		t.Fatalf("targets %+v", groups)

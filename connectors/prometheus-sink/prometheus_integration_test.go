@@ -14,7 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/connect/connecttest"
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // promResult is one series of a Prometheus instant query.
@@ -68,13 +68,13 @@ func TestPrometheusScrapesAndFollowsTheTask(t *testing.T) {
 		"metric.name":    metric, "value.fields": "temperature", "label.fields": "sensor_id,place_id",
 		"series.max": "3",
 	})
-	sluicetest.WaitState(t, a.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, a.URL, name, api.StateRunning, 1)
 
 	// Both workers answer the same discovery document, from the task's status.
 	var first string
 	for _, w := range []*sluicetest.Worker{a, b} {
 		sluicetest.Eventually(t, 30*time.Second, "a prometheus target", func() (bool, string) {
-			var groups []runtime.TargetGroup
+			var groups []api.TargetGroup
 			code := sluicetest.Call(t, "GET", w.URL+"/connectors/"+name+"/prometheus-targets", nil, &groups)
 			if code != 200 || len(groups) != 1 || len(groups[0].Targets) != 1 || strings.HasPrefix(groups[0].Targets[0], "0.0.0.0") ||
 				groups[0].Labels["__metrics_path__"] != "/metrics" || groups[0].Labels["connector"] != name || groups[0].Labels["task"] != "0" {
@@ -105,7 +105,7 @@ func TestPrometheusScrapesAndFollowsTheTask(t *testing.T) {
 	})
 
 	// Stop the worker running the task; the task moves to the other one.
-	var st runtime.ConnectorStatus
+	var st api.ConnectorStatus
 	sluicetest.Call(t, "GET", a.URL+"/connectors/"+name+"/status", nil, &st)
 	stay := b
 	if st.Tasks[0].WorkerID == b.W.ID() {
@@ -116,11 +116,11 @@ func TestPrometheusScrapesAndFollowsTheTask(t *testing.T) {
 	}
 	var moved string
 	sluicetest.Eventually(t, 90*time.Second, "the task to run on the remaining worker", func() (bool, string) {
-		var st runtime.ConnectorStatus
+		var st api.ConnectorStatus
 		sluicetest.Call(t, "GET", stay.URL+"/connectors/"+name+"/status", nil, &st)
-		var groups []runtime.TargetGroup
+		var groups []api.TargetGroup
 		sluicetest.Call(t, "GET", stay.URL+"/connectors/"+name+"/prometheus-targets", nil, &groups)
-		if len(st.Tasks) != 1 || st.Tasks[0].State != runtime.StateRunning || st.Tasks[0].WorkerID != stay.W.ID() || len(groups) != 1 {
+		if len(st.Tasks) != 1 || st.Tasks[0].State != api.StateRunning || st.Tasks[0].WorkerID != stay.W.ID() || len(groups) != 1 {
 			return false, fmt.Sprintf("%+v %+v", st, groups)
 		}
 		moved = groups[0].Targets[0]
@@ -147,7 +147,7 @@ func TestExpiredSeriesLeavePrometheus(t *testing.T) {
 		"connector.class": "prometheus-sink", "tasks.max": "1", "topics": topic, "listen.address": "127.0.0.1:0",
 		"metric.name": metric, "value.fields": "temperature", "label.fields": "sensor_id,place_id", "series.ttl": "5s",
 	})
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 	httpSDJob(t, name, w.URL+"/connectors/"+name+"/prometheus-targets")
 	sluicetest.Eventually(t, 60*time.Second, "Prometheus to have the series", func() (bool, string) {
 		res := query(t, prom, fmt.Sprintf(`%s{job=%q}`, metric, name))

@@ -22,9 +22,6 @@
 package prometheussink
 
 import (
-	"context"
-	"fmt"
-
 	"github.com/sluicehq/sluice/connect"
 )
 
@@ -76,16 +73,7 @@ func init() {
 }
 
 // Connector checks the configuration and gives every task a copy of it.
-type Connector struct{ connect.Base }
-
-// Start fails on an invalid configuration, so that it shows on the connector rather than on
-// each task.
-func (c *Connector) Start(ctx context.Context, cfg connect.Config, cc connect.ConnectorContext) error {
-	if _, err := connect.Decode[Config](cfg); err != nil {
-		return fmt.Errorf("prometheus-sink: invalid configuration: %w", err)
-	}
-	return c.Base.Start(ctx, cfg, cc)
-}
+type Connector struct{ connect.TypedBase[Config] }
 
 // NewTask returns a task that serves a scrape endpoint.
 func (*Connector) NewTask() connect.SinkTask { return &Task{} }

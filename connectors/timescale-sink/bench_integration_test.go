@@ -162,7 +162,7 @@ func rawUpsert(ctx context.Context, db *pgxpool.Pool, table string, batch []conn
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback(ctx)
+	defer func() { _ = tx.Rollback(ctx) }() // after Commit, a no-op
 	stage := "raw_stage_" + strings.ReplaceAll(table, ".", "_")
 	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+stage+" (LIKE "+table+") ON COMMIT DELETE ROWS"); err != nil {
 		return err

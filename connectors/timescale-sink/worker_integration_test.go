@@ -14,7 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/connect/connecttest"
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // Worker-level tests: the connector in real workers, reading real Kafka, writing the test
@@ -80,7 +80,7 @@ func TestExactlyOnceAppendSurvivesAKilledWorker(t *testing.T) {
 	eos, plain := sluicetest.UniqueName("ts-eos"), sluicetest.UniqueName("ts-plain")
 	sluicetest.CreateConnector(t, p.URL, eos, sinkConfig(url, topic, schema+".eos", "exactly.once", "true", "offsets.table", schema+".offsets"))
 	sluicetest.CreateConnector(t, p.URL, plain, sinkConfig(url, topic, schema+".plain"))
-	sluicetest.WaitState(t, p.URL, eos, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, p.URL, eos, api.StateRunning, 1)
 
 	const first, second = 3000, 100000 // the second batch long enough for the kill to land while both tables are still filling
 	sluicetest.Produce(t, c.Bootstrap, topic, readings(0, first)...)
@@ -113,7 +113,7 @@ func TestExactlyOnceAppendSurvivesAKilledWorker(t *testing.T) {
 	if n := count(db, "SELECT count(*) FROM "+schema+".plain"); n <= total {
 		t.Errorf("the plain connector has %d rows for %d records: the restart delivered nothing again, so the test proves nothing", n, total)
 	}
-	sluicetest.WaitState(t, p.URL, eos, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, p.URL, eos, api.StateRunning, 1)
 	if n := count(db, "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_schema = '"+schema+"'"); n != 2 {
 		t.Errorf("%d of the two tables are hypertables", n)
 	}
@@ -131,7 +131,7 @@ func TestDatabaseStoppedUnderLoad(t *testing.T) {
 	name := sluicetest.UniqueName("ts-down")
 	sluicetest.CreateConnector(t, w.URL, name, sinkConfig(url, topic, schema+".down", "exactly.once", "true",
 		"offsets.table", schema+".offsets", "write.timeout", "5s", "connection.timeout", "2s"))
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 
 	// Load: 200 records every 100 ms until told to stop.
 	producer, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": c.Bootstrap, "acks": "all"})
@@ -212,7 +212,7 @@ func TestDatabaseStoppedUnderLoad(t *testing.T) {
 	if n := count(db, "SELECT count(*) FROM "+schema+".down"); n != total {
 		t.Errorf("%d rows for %d records, want each once", n, total)
 	}
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 	if !strings.Contains(c.Logs.String(), "put failed; retrying the same batch") {
 		t.Errorf("the worker never retried a batch: the outage was not noticed")
 	}
@@ -267,10 +267,10 @@ func TestBadRowsLandOnTheDeadLetterTopic(t *testing.T) {
 	if rows := count(db, "SELECT count(*) FROM "+schema+".dl WHERE device_id LIKE 'good-%'"); rows != 3 {
 		t.Errorf("%d good rows, want 3", rows)
 	}
-	sluicetest.WaitState(t, w.URL, name, runtime.StateRunning, 1)
+	sluicetest.WaitState(t, w.URL, name, api.StateRunning, 1)
 
 	// The REST API's validation tests the connection.
-	var infos runtime.ConfigInfos
+	var infos api.ConfigInfos
 	cfg := sinkConfig("postgres://sluice:x@127.0.0.1:1/db", topic, "t", "connection.timeout", "2s")
 	if code := sluicetest.Call(t, "PUT", w.URL+"/connector-plugins/timescale-sink/config/validate", cfg, &infos); code != 200 {
 		t.Fatalf("validate: %d", code)

@@ -162,9 +162,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls: []*url.URL{u}, KeepAlive: 20, CleanStartOnInitialConnection: true,
 		ConnectUsername: cfg.Username, ConnectPassword: []byte(cfg.Password),
-		ConnectRetryDelay: time.Second,
-		OnConnectionUp:    func(*autopaho.ConnectionManager, *paho.Connack) { once.Do(func() { close(connected) }) },
-		ClientConfig:      paho.ClientConfig{ClientID: cfg.ClientID},
+		ReconnectBackoff: autopaho.NewConstantBackoff(time.Second),
+		OnConnectionUp:   func(*autopaho.ConnectionManager, *paho.Connack) { once.Do(func() { close(connected) }) },
+		ClientConfig:     paho.ClientConfig{ClientID: cfg.ClientID},
 	})
 	if err != nil {
 		return Summary{}, fmt.Errorf("simulate: connect to %s: %w", cfg.Broker, err)

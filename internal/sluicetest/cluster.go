@@ -22,7 +22,7 @@ import (
 	"github.com/sluicehq/sluice/connect"
 	"github.com/sluicehq/sluice/connect/connecttest"
 	"github.com/sluicehq/sluice/rest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker"
 )
 
 // Cluster is a set of workers sharing internal topics and a group, named uniquely per test.
@@ -80,7 +80,7 @@ func (c *Cluster) Settings(listener string, extra map[string]string) map[string]
 
 // Worker is an in-process worker with its REST API.
 type Worker struct {
-	W   *runtime.Worker
+	W   *worker.Worker
 	URL string
 	srv *httptest.Server
 }
@@ -94,12 +94,12 @@ func (c *Cluster) StartWorker(extra map[string]string) *Worker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := runtime.ParseWorkerConfig(c.Settings("http://"+lis.Addr().String(), extra))
+	cfg, err := worker.ParseWorkerConfig(c.Settings("http://"+lis.Addr().String(), extra))
 	if err != nil {
 		t.Fatal(err)
 	}
-	levels := runtime.NewLogLevels(slog.NewTextHandler(io.MultiWriter(c.Logs, testLogWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}), slog.LevelInfo)
-	w, err := runtime.NewWorker(cfg, runtime.Options{Registry: c.Registry, Levels: levels, Version: "test"})
+	levels := worker.NewLogLevels(slog.NewTextHandler(io.MultiWriter(c.Logs, testLogWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}), slog.LevelInfo)
+	w, err := worker.NewWorker(cfg, worker.Options{Registry: c.Registry, Levels: levels, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // Call sends a request to a REST API and decodes a JSON answer into out (when not nil); it
@@ -79,11 +79,11 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 }
 
 // WaitState waits until the connector and exactly n tasks are in the wanted state.
-func WaitState(t testing.TB, base, name string, want runtime.State, tasks int) runtime.ConnectorStatus {
+func WaitState(t testing.TB, base, name string, want api.State, tasks int) api.ConnectorStatus {
 	t.Helper()
-	var st runtime.ConnectorStatus
+	var st api.ConnectorStatus
 	Eventually(t, 60*time.Second, fmt.Sprintf("%s %s with %d tasks", name, want, tasks), func() (bool, string) {
-		st = runtime.ConnectorStatus{}
+		st = api.ConnectorStatus{}
 		code := Call(t, "GET", base+"/connectors/"+url.PathEscape(name)+"/status", nil, &st)
 		if code != 200 || st.Connector.State != want || len(st.Tasks) != tasks {
 			return false, fmt.Sprintf("%d %+v", code, st)

@@ -17,7 +17,7 @@ import (
 
 	_ "github.com/sluicehq/sluice/connectors/all"
 	"github.com/sluicehq/sluice/internal/sluicetest"
-	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/worker/api"
 )
 
 // The console in a real browser (Debian's Chromium, headless, driven by chromedp) against real
@@ -117,11 +117,11 @@ func TestConsoleInABrowser(t *testing.T) {
 	sluicetest.CreateConnector(t, w.URL, "sensors-gen", map[string]string{"connector.class": "datagen", "kafka.topic": topic, "rate": "20", "tasks.max": "2"})
 	// A sink whose file is a directory: its task fails on start, with a trace.
 	sluicetest.CreateConnector(t, w.URL, "broken-sink", map[string]string{"connector.class": "file", "topics": topic, "file": t.TempDir()})
-	sluicetest.WaitState(t, w.URL, "sensors-gen", runtime.StateRunning, 2)
+	sluicetest.WaitState(t, w.URL, "sensors-gen", api.StateRunning, 2)
 	sluicetest.Eventually(t, time.Minute, "the broken sink's task to fail", func() (bool, string) {
-		var st runtime.ConnectorStatus
+		var st api.ConnectorStatus
 		sluicetest.Call(t, "GET", w.URL+"/connectors/broken-sink/status", nil, &st)
-		return len(st.Tasks) == 1 && st.Tasks[0].State == runtime.StateFailed, fmt.Sprintf("%+v", st)
+		return len(st.Tasks) == 1 && st.Tasks[0].State == api.StateFailed, fmt.Sprintf("%+v", st)
 	})
 
 	t.Run("the connectors with their states", func(t *testing.T) {
@@ -148,7 +148,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		screenshot(t, ctx, "cluster")
 
 		// The task on the other worker has a rate: its metrics come through this worker.
-		st := sluicetest.WaitState(t, w.URL, "sensors-gen", runtime.StateRunning, 2)
+		st := sluicetest.WaitState(t, w.URL, "sensors-gen", api.StateRunning, 2)
 		remote := -1
 		for _, ts := range st.Tasks {
 			if ts.WorkerID == peer {
@@ -184,7 +184,7 @@ func TestConsoleInABrowser(t *testing.T) {
 			t.Fatalf("the page reported %q for the pause", msg)
 		}
 		run(t, ctx, "PAUSED on the page", chromedp.WaitVisible(chromedp.CSS(`#state .state-paused`)))
-		sluicetest.WaitState(t, w.URL, "sensors-gen", runtime.StatePaused, 2)
+		sluicetest.WaitState(t, w.URL, "sensors-gen", api.StatePaused, 2)
 	})
 
 	t.Run("create through the form, a bad value shows its error", func(t *testing.T) {

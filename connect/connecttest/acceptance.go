@@ -117,14 +117,19 @@ func Row(run string, n int) map[string]any {
 }
 
 // Acknowledge tells a source task that implements connect.SourceAcker that Kafka has the
-// records, as the runtime does once Kafka acknowledged them. Tests call Acknowledged through
-// it only, so that a change of its signature is made here.
+// records, one by one as the runtime does once Kafka acknowledged each. Tests call
+// Acknowledged through it only, so that a change of its signature is made here.
 func Acknowledge(ctx context.Context, task connect.SourceTask, records []connect.Record) error {
 	acker, ok := task.(connect.SourceAcker)
-	if !ok || len(records) == 0 {
+	if !ok {
 		return nil
 	}
-	return acker.Acknowledged(ctx, records)
+	for _, rec := range records {
+		if err := acker.Acknowledged(ctx, rec); err != nil {
+			return fmt.Errorf("acknowledging %s: %w", rec.Topic, err)
+		}
+	}
+	return nil
 }
 
 // run is what both checks share: the plugin, its goroutines, and what to stop on the way out.

@@ -314,10 +314,10 @@ func (k *fakeSourceTask) Poll(ctx context.Context) ([]connect.Record, error) {
 	return out, nil
 }
 
-func (k *fakeSourceTask) Acknowledged(_ context.Context, records []connect.Record) error {
+func (k *fakeSourceTask) Acknowledged(context.Context, connect.Record) error {
 	k.q.mu.Lock()
 	defer k.q.mu.Unlock()
-	k.q.acked += len(records)
+	k.q.acked++
 	return nil
 }
 

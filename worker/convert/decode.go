@@ -169,57 +169,131 @@ func (d *decoder) enter() error {
 	return nil
 }
 
-func (d *decoder) object() (any, error) {
+// open steps into the object or array whose opening bracket is at pos and reports whether it
+// is empty: then its closing bracket was consumed too, and the depth restored.
+func (d *decoder) open(closing byte) (empty bool, err error) {
 	if err := d.enter(); err != nil {
-		return nil, err
+		return false, err
 	}
-	d.pos++ // '{'
-	base := len(d.kvs)
+	d.pos++
 	d.skipSpace()
-	if d.pos < len(d.data) && d.data[d.pos] == '}' {
+	if d.pos < len(d.data) && d.data[d.pos] == closing {
 		d.pos++
 		d.depth--
-		return map[string]any{}, nil
+		return true, nil
 	}
-	for {
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, d.errEOF()
+	return false, nil
+}
+
+// emptyOr is the empty value of an empty object or array, or nil with err.
+func emptyOr(empty any, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return empty, nil
+}
+
+// memberKey checks that an object key starts at the next non-space byte; inlined when no
+// space comes before it.
+func (d *decoder) memberKey() error {
+	if d.pos < len(d.data) && d.data[d.pos] == '"' {
+		return nil
+	}
+	return d.memberKeyAfterSpace()
+}
+
+func (d *decoder) memberKeyAfterSpace() error {
+	d.skipSpace()
+	if d.pos >= len(d.data) {
+		return d.errEOF()
+	}
+	if d.data[d.pos] != '"' {
+		return d.errChar("looking for beginning of object key string")
+	}
+	return nil
+}
+
+// colon consumes the ':' after an object key; inlined when no space comes before it.
+func (d *decoder) colon() error {
+	if d.pos < len(d.data) && d.data[d.pos] == ':' {
+		d.pos++
+		return nil
+	}
+	return d.colonAfterSpace()
+}
+
+func (d *decoder) colonAfterSpace() error {
+	d.skipSpace()
+	if d.pos >= len(d.data) {
+		return d.errEOF()
+	}
+	if d.data[d.pos] != ':' {
+		return d.errChar("after object key")
+	}
+	d.pos++
+	return nil
+}
+
+// next consumes what follows a member or element: a ',' (more follows) or the closing
+// bracket, which also restores the depth. after names the place for the error message. The
+// common case, no space before the separator, is small enough to be inlined.
+func (d *decoder) next(closing byte, after string) (more bool, err error) {
+	if d.pos < len(d.data) {
+		switch d.data[d.pos] {
+		case ',':
+			d.pos++
+			return true, nil
+		case closing:
+			d.pos++
+			d.depth--
+			return false, nil
 		}
-		if d.data[d.pos] != '"' {
-			return nil, d.errChar("looking for beginning of object key string")
+	}
+	return d.nextAfterSpace(closing, after)
+}
+
+func (d *decoder) nextAfterSpace(closing byte, after string) (more bool, err error) {
+	d.skipSpace()
+	if d.pos >= len(d.data) {
+		return false, d.errEOF()
+	}
+	switch d.data[d.pos] {
+	case ',':
+		d.pos++
+		return true, nil
+	case closing:
+		d.pos++
+		d.depth--
+		return false, nil
+	}
+	return false, d.errChar(after)
+}
+
+func (d *decoder) object() (any, error) {
+	empty, err := d.open('}')
+	if err != nil || empty {
+		return emptyOr(map[string]any{}, err)
+	}
+	base := len(d.kvs)
+	for more := true; more; {
+		if err := d.memberKey(); err != nil {
+			return nil, err
 		}
 		k, err := d.key()
 		if err != nil {
 			return nil, err
 		}
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, d.errEOF()
+		if err := d.colon(); err != nil {
+			return nil, err
 		}
-		if d.data[d.pos] != ':' {
-			return nil, d.errChar("after object key")
-		}
-		d.pos++
 		v, err := d.value()
 		if err != nil {
 			return nil, err
 		}
 		d.kvs = append(d.kvs, kv{k, v})
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, d.errEOF()
+		if more, err = d.next('}', "after object key:value pair"); err != nil {
+			return nil, err
 		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-			continue
-		case '}':
-			d.pos++
-		default:
-			return nil, d.errChar("after object key:value pair")
-		}
-		break
 	}
 	m := make(map[string]any, len(d.kvs)-base)
 	for _, e := range d.kvs[base:] {
@@ -227,48 +301,29 @@ func (d *decoder) object() (any, error) {
 	}
 	clear(d.kvs[base:])
 	d.kvs = d.kvs[:base]
-	d.depth--
 	return m, nil
 }
 
 func (d *decoder) array() (any, error) {
-	if err := d.enter(); err != nil {
-		return nil, err
+	empty, err := d.open(']')
+	if err != nil || empty {
+		return emptyOr([]any{}, err)
 	}
-	d.pos++ // '['
 	base := len(d.elems)
-	d.skipSpace()
-	if d.pos < len(d.data) && d.data[d.pos] == ']' {
-		d.pos++
-		d.depth--
-		return []any{}, nil
-	}
-	for {
+	for more := true; more; {
 		v, err := d.value()
 		if err != nil {
 			return nil, err
 		}
 		d.elems = append(d.elems, v)
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, d.errEOF()
+		if more, err = d.next(']', "after array element"); err != nil {
+			return nil, err
 		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-			continue
-		case ']':
-			d.pos++
-		default:
-			return nil, d.errChar("after array element")
-		}
-		break
 	}
 	a := make([]any, len(d.elems)-base)
 	copy(a, d.elems[base:])
 	clear(d.elems[base:])
 	d.elems = d.elems[:base]
-	d.depth--
 	return a, nil
 }
 
@@ -523,85 +578,32 @@ func (d *decoder) skipValue() error {
 	}
 	switch c := d.data[d.pos]; c {
 	case '{':
-		if err := d.enter(); err != nil {
-			return err
+		empty, err := d.open('}')
+		for more := !empty; err == nil && more; {
+			if err = d.memberKey(); err != nil {
+				break
+			}
+			if err = d.skipString(); err != nil {
+				break
+			}
+			if err = d.colon(); err != nil {
+				break
+			}
+			if err = d.skipValue(); err != nil {
+				break
+			}
+			more, err = d.next('}', "after object key:value pair")
 		}
-		d.pos++
-		d.skipSpace()
-		if d.pos < len(d.data) && d.data[d.pos] == '}' {
-			d.pos++
-			d.depth--
-			return nil
-		}
-		for {
-			d.skipSpace()
-			if d.pos >= len(d.data) {
-				return d.errEOF()
-			}
-			if d.data[d.pos] != '"' {
-				return d.errChar("looking for beginning of object key string")
-			}
-			if err := d.skipString(); err != nil {
-				return err
-			}
-			d.skipSpace()
-			if d.pos >= len(d.data) {
-				return d.errEOF()
-			}
-			if d.data[d.pos] != ':' {
-				return d.errChar("after object key")
-			}
-			d.pos++
-			if err := d.skipValue(); err != nil {
-				return err
-			}
-			d.skipSpace()
-			if d.pos >= len(d.data) {
-				return d.errEOF()
-			}
-			switch d.data[d.pos] {
-			case ',':
-				d.pos++
-				continue
-			case '}':
-				d.pos++
-				d.depth--
-				return nil
-			default:
-				return d.errChar("after object key:value pair")
-			}
-		}
+		return err
 	case '[':
-		if err := d.enter(); err != nil {
-			return err
-		}
-		d.pos++
-		d.skipSpace()
-		if d.pos < len(d.data) && d.data[d.pos] == ']' {
-			d.pos++
-			d.depth--
-			return nil
-		}
-		for {
-			if err := d.skipValue(); err != nil {
-				return err
+		empty, err := d.open(']')
+		for more := !empty; err == nil && more; {
+			if err = d.skipValue(); err != nil {
+				break
 			}
-			d.skipSpace()
-			if d.pos >= len(d.data) {
-				return d.errEOF()
-			}
-			switch d.data[d.pos] {
-			case ',':
-				d.pos++
-				continue
-			case ']':
-				d.pos++
-				d.depth--
-				return nil
-			default:
-				return d.errChar("after array element")
-			}
+			more, err = d.next(']', "after array element")
 		}
+		return err
 	case '"':
 		return d.skipString()
 	default:

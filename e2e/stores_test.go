@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -120,18 +119,7 @@ func frameIDs(msgs []*kafka.Message) map[string]int {
 
 func mongoDatabase(t *testing.T, uri string) *mongo.Database {
 	t.Helper()
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := client.Database(strings.ReplaceAll(sluicetest.UniqueName("e2e"), "-", "_"))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = db.Drop(ctx)
-		_ = client.Disconnect(ctx)
-	})
-	return db
+	return sluicetest.MongoDatabase(t, uri, "e2e")
 }
 
 // mongoDocs reads a collection's documents matching filter; an error when the server does

@@ -3,9 +3,6 @@ package influxdbsink_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +10,7 @@ import (
 	"github.com/sluicehq/sluice/connect"
 	"github.com/sluicehq/sluice/connect/connecttest"
 	influxdbsink "github.com/sluicehq/sluice/connectors/influxdb-sink"
+	"github.com/sluicehq/sluice/internal/sluicetest"
 )
 
 // influxdb-sink against the test InfluxDB 1.8, through its v1 compatibility path, a database
@@ -49,55 +47,15 @@ func TestAcceptance(t *testing.T) {
 	}
 }
 
-// influxQL asks InfluxDB's /query and returns the rows of every series as maps by column,
-// the time (epoch nanoseconds) as the Meta time too.
+// influxQL reads rows by column, the time (epoch nanoseconds) as the Meta time too.
 func influxQL(ctx context.Context, base, db, q string) ([]map[string]any, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/query?epoch=ns&db="+url.QueryEscape(db),
-		strings.NewReader(url.Values{"q": {q}}.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Results []struct {
-			Error  string `json:"error"`
-			Series []struct {
-				Columns []string `json:"columns"`
-				Values  [][]any  `json:"values"`
-			} `json:"series"`
-		} `json:"results"`
-		Error string `json:"error"`
-	}
-	dec := json.NewDecoder(resp.Body)
-	dec.UseNumber()
-	if err := dec.Decode(&out); err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", q, resp.Status, err)
-	}
-	if out.Error != "" {
-		return nil, fmt.Errorf("%s: %s", q, out.Error)
-	}
-	var rows []map[string]any
-	for _, r := range out.Results {
-		if r.Error != "" {
-			return nil, fmt.Errorf("%s: %s", q, r.Error)
-		}
-		for _, s := range r.Series {
-			for _, v := range s.Values {
-				row := map[string]any{}
-				for i, c := range s.Columns {
-					row[c] = v[i]
-				}
-				if ns, err := row["time"].(json.Number).Int64(); err == nil {
-					row[connecttest.MetaTime] = time.Unix(0, ns)
-				}
-				rows = append(rows, row)
+	rows, err := sluicetest.InfluxRows(ctx, base, db, q)
+	for _, row := range rows {
+		if n, ok := row["time"].(json.Number); ok {
+			if ns, err := n.Int64(); err == nil {
+				row[connecttest.MetaTime] = time.Unix(0, ns)
 			}
 		}
 	}
-	return rows, nil
+	return rows, err
 }

@@ -3,17 +3,15 @@ package mongodbsink_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/sluicehq/sluice/connect"
 	"github.com/sluicehq/sluice/connect/connecttest"
 	mongodbsink "github.com/sluicehq/sluice/connectors/mongodb-sink"
+	"github.com/sluicehq/sluice/internal/sluicetest"
 )
 
 // mongodb-sink against the test MongoDB server (mongo-java-server), a database of its own per
@@ -34,7 +32,7 @@ func TestAcceptance(t *testing.T) {
 		{"insert with new object ids", connect.Config{"write.model": "insert", "id.strategy": "objectid", "max.in.flight": "4"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			db := testDatabase(t, uri)
+			db := sluicetest.MongoDatabase(t, uri, "acc")
 			tc.cfg["connection.uri"] = uri
 			tc.cfg["database"] = db.Name()
 			tc.cfg["collection"] = "acceptance"
@@ -49,23 +47,6 @@ func TestAcceptance(t *testing.T) {
 			})
 		})
 	}
-}
-
-// testDatabase returns a database of its own on the test server, dropped when the test ends.
-func testDatabase(t *testing.T, uri string) *mongo.Database {
-	t.Helper()
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := client.Database(strings.ReplaceAll(connecttest.UniqueName("acc"), "-", "_"))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = db.Drop(ctx)
-		_ = client.Disconnect(ctx)
-	})
-	return db
 }
 
 // readDocuments returns the collection's documents as rows: their fields, with the record

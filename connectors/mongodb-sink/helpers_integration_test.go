@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,18 +20,7 @@ import (
 func mongoDB(t testing.TB) (uri string, db *mongo.Database) {
 	t.Helper()
 	uri = connecttest.Env(t, connecttest.EnvMongoDB)
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db = client.Database(strings.ReplaceAll(sluicetest.UniqueName("it"), "-", "_"))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = db.Drop(ctx)
-		_ = client.Disconnect(ctx)
-	})
-	return uri, db
+	return uri, sluicetest.MongoDatabase(t, uri, "it")
 }
 
 // count counts a collection's documents, or returns -1 when the server does not answer.

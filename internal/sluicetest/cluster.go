@@ -6,7 +6,6 @@ package sluicetest
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -156,18 +155,9 @@ func (w testLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-var nameSeq struct {
-	sync.Mutex
-	n int
-}
-
-// UniqueName returns a name unique to this run, for topics, groups and connectors.
-func UniqueName(prefix string) string {
-	nameSeq.Lock()
-	defer nameSeq.Unlock()
-	nameSeq.n++
-	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano()%1e9, nameSeq.n)
-}
+// UniqueName returns a name unique to this run, for topics, groups and connectors
+// (connecttest.UniqueName).
+func UniqueName(prefix string) string { return connecttest.UniqueName(prefix) }
 
 // Counter sums a counter of the worker's metrics over the series of one connector.
 func (tw *Worker) Counter(t testing.TB, name, connector string) float64 {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/sluicehq/sluice/worker/api"
 )
@@ -238,4 +240,22 @@ func ScrapeJob(t testing.TB, envDir, script, job string, sdURLs ...string) {
 	if err := reload(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// MongoDatabase returns a database of its own on the test MongoDB at uri, named after prefix,
+// dropped when the test ends.
+func MongoDatabase(t testing.TB, uri, prefix string) *mongo.Database {
+	t.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := client.Database(strings.ReplaceAll(UniqueName(prefix), "-", "_"))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = db.Drop(ctx)
+		_ = client.Disconnect(ctx)
+	})
+	return db
 }

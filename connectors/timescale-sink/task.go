@@ -542,20 +542,14 @@ func (t *Task) beginWithOffsets(ctx context.Context, conn *pgxpool.Conn, next co
 	if err != nil {
 		return nil, err
 	}
-	stored := connect.Offsets{}
-	for rows.Next() {
-		var tp connect.TopicPartition
-		var off int64
-		if err := rows.Scan(&tp.Topic, &tp.Partition, &off); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		if off >= 0 {
-			stored[tp] = off
-		}
-	}
-	if err := rows.Err(); err != nil {
+	stored, err := scanOffsets(rows)
+	if err != nil {
 		return nil, err
+	}
+	for tp, off := range stored {
+		if off < 0 {
+			delete(stored, tp)
+		}
 	}
 	return stored, br.Close()
 }
@@ -569,12 +563,17 @@ func (t *Task) storedOffsets(ctx context.Context) (connect.Offsets, error) {
 	if err != nil {
 		return nil, err
 	}
+	return scanOffsets(rows)
+}
+
+// scanOffsets reads rows of (topic, partition, offset) and closes them.
+func scanOffsets(rows pgx.Rows) (connect.Offsets, error) {
+	defer rows.Close()
 	out := connect.Offsets{}
 	for rows.Next() {
 		var tp connect.TopicPartition
 		var off int64
 		if err := rows.Scan(&tp.Topic, &tp.Partition, &off); err != nil {
-			rows.Close()
 			return nil, err
 		}
 		out[tp] = off

@@ -127,6 +127,26 @@ func appendValue(b []byte, v any, path string) ([]byte, error) {
 }
 
 func appendObject(b []byte, m map[string]any, path string) ([]byte, error) {
+	return appendSortedObject(b, m, path, plainMembers{})
+}
+
+// memberWriter writes one value of an object. appendSortedObject takes it as a type parameter
+// rather than a func value so that each kind is compiled on its own, with a direct call: a func
+// value cost the schemaless encoder 5% (BenchmarkJSONToKafka).
+type memberWriter interface {
+	write(b []byte, v any, path string) ([]byte, error)
+}
+
+// plainMembers writes values without a schema.
+type plainMembers struct{}
+
+func (plainMembers) write(b []byte, v any, path string) ([]byte, error) {
+	return appendValue(b, v, path)
+}
+
+// appendSortedObject writes m as an object with its keys sorted (so equal maps serialize
+// alike), each value by w.
+func appendSortedObject[W memberWriter](b []byte, m map[string]any, path string, w W) ([]byte, error) {
 	var buf [32]string
 	keys := buf[:0]
 	for k := range m {
@@ -141,7 +161,7 @@ func appendObject(b []byte, m map[string]any, path string) ([]byte, error) {
 		b = appendString(b, k)
 		b = append(b, ':')
 		var err error
-		if b, err = appendValue(b, m[k], join(path, k)); err != nil {
+		if b, err = w.write(b, m[k], join(path, k)); err != nil {
 			return b, err
 		}
 	}

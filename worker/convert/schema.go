@@ -786,25 +786,17 @@ func appendWithSchema(b []byte, s *connect.Schema, v any, path string, numeric b
 }
 
 func appendStringMap(b []byte, vs *connect.Schema, m map[string]any, path string, numeric bool) ([]byte, error) {
-	var buf [32]string
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, k)
-		b = append(b, ':')
-		var err error
-		if b, err = appendWithSchema(b, vs, m[k], join(path, k), numeric); err != nil {
-			return b, err
-		}
-	}
-	return append(b, '}'), nil
+	return appendSortedObject(b, m, path, schemaMembers{vs, numeric})
+}
+
+// schemaMembers writes values by a map's value schema.
+type schemaMembers struct {
+	vs      *connect.Schema
+	numeric bool
+}
+
+func (s schemaMembers) write(b []byte, v any, path string) ([]byte, error) {
+	return appendWithSchema(b, s.vs, v, path, s.numeric)
 }
 
 func floorDiv(a, b int64) int64 {

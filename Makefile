@@ -5,8 +5,9 @@
 #                  exit with the tests' status.
 #                  TESTENV_ARGS is passed to `scripts/testenv up` (e.g. --brokers 3),
 #                  GOTEST_FLAGS to `go test` (e.g. -run TestX -v), PKGS picks the packages.
-#                  With neither set, the end-to-end pipeline tests (./e2e) run on their own
-#                  after the rest, and a last phase restarts Kafka with three brokers and runs
+#                  With neither set, the tests that stop a shared server ($(OUTAGE_TESTS))
+#                  and the end-to-end pipeline tests (./e2e) run on their own after the
+#                  rest, and a last phase restarts Kafka with three brokers and runs
 #                  the broker failure tests ($(BROKER_TESTS)) against it, then a shortened
 #                  run of the chaos suite ($(CHAOS_SHORT_DURATION) at $(CHAOS_SHORT_RATE) frames/s).
 #   make chaos     the chaos suite (./chaos, issue item 17) in full on fresh test servers with
@@ -38,6 +39,10 @@ PKGS ?= ./...
 LINT := $(GO) tool -modfile=tools/go.mod golangci-lint
 # The tests that need three brokers; make test runs them in a second phase.
 BROKER_TESTS ?= ^TestBroker
+# Tests that stop a server every package shares (PostgreSQL, MongoDB, InfluxDB) for tens of
+# seconds: they run on their own, one package at a time, after the main run, which skips them.
+OUTAGE_TESTS ?= ^(TestDatabaseStoppedUnderLoad|TestServerStoppedUnderLoad|TestServerStoppedUnderLoadLosesNothing)$$
+OUTAGE_PKGS := ./connectors/timescale-sink/ ./connectors/mongodb-sink/ ./connectors/influxdb-sink/
 # The chaos suite: the full run of make chaos, and the shortened one at the end of make test.
 CHAOS_DURATION ?= 5m
 CHAOS_RATE ?= 2000
@@ -64,9 +69,12 @@ test:
 	$(LINT) run $(PKGS) || exit $$?; \
 	full=; [[ -z "$(GOTEST_FLAGS)" && "$(PKGS)" == ./... ]] && full=1; \
 	pkgs="$(PKGS)"; [[ -n "$$full" ]] && pkgs=$$($(GO) list ./... | grep -v '/e2e$$'); \
-	echo "go test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $(PKGS)"; \
-	$(GO) test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $$pkgs || exit $$?; \
+	skip=; [[ -n "$$full" ]] && skip='$(OUTAGE_TESTS)'; \
+	echo "go test -race -count=1 -timeout 40m $(GOTEST_FLAGS) $(PKGS)$${skip:+ (skipping the outage tests)}"; \
+	$(GO) test -race -count=1 -timeout 40m -skip "$$skip" $(GOTEST_FLAGS) $$pkgs || exit $$?; \
 	[[ -n "$$full" ]] || exit 0; \
+	echo "server outage tests (alone: each stops a server the other packages' tests use)"; \
+	$(GO) test -race -count=1 -timeout 15m -p 1 -run '$(OUTAGE_TESTS)' -v $(OUTAGE_PKGS) | grep -E '^(=== RUN|---|ok|FAIL|panic|\s+\S+_test\.go)' || exit $$?; \
 	echo "end-to-end pipeline tests (alone: other packages' tests stop and start the shared servers)"; \
 	$(GO) test -race -count=1 -timeout 20m -v ./e2e/ | grep -E '^(=== RUN|---|ok|FAIL|panic|BENCH|\s+\S+_test\.go)' || exit $$?; \
 	echo "broker failure tests: Kafka restarted with three brokers"; \

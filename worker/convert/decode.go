@@ -199,38 +199,30 @@ func (d *decoder) memberKey() error {
 	if d.pos < len(d.data) && d.data[d.pos] == '"' {
 		return nil
 	}
-	return d.memberKeyAfterSpace()
-}
-
-func (d *decoder) memberKeyAfterSpace() error {
-	d.skipSpace()
-	if d.pos >= len(d.data) {
-		return d.errEOF()
-	}
-	if d.data[d.pos] != '"' {
-		return d.errChar("looking for beginning of object key string")
-	}
-	return nil
+	return d.expectAfterSpace('"', "looking for beginning of object key string")
 }
 
 // colon consumes the ':' after an object key; inlined when no space comes before it.
 func (d *decoder) colon() error {
-	if d.pos < len(d.data) && d.data[d.pos] == ':' {
-		d.pos++
-		return nil
+	if d.pos >= len(d.data) || d.data[d.pos] != ':' {
+		if err := d.expectAfterSpace(':', "after object key"); err != nil {
+			return err
+		}
 	}
-	return d.colonAfterSpace()
+	d.pos++
+	return nil
 }
 
-func (d *decoder) colonAfterSpace() error {
+// expectAfterSpace skips space and checks that c comes next, without consuming it; where is
+// the place for the error message.
+func (d *decoder) expectAfterSpace(c byte, where string) error {
 	d.skipSpace()
 	if d.pos >= len(d.data) {
 		return d.errEOF()
 	}
-	if d.data[d.pos] != ':' {
-		return d.errChar("after object key")
+	if d.data[d.pos] != c {
+		return d.errChar(where)
 	}
-	d.pos++
 	return nil
 }
 

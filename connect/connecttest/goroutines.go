@@ -45,18 +45,6 @@ func (g *Goroutines) Do(f func()) {
 	pprof.Do(context.Background(), pprof.Labels(goroutineLabelKey, g.label), func(context.Context) { f() })
 }
 
-// ignoredGoroutines are goroutines a plugin may leave behind: long-lived pools that a library
-// starts once per process on first use and that are not the plugin's to stop. Each entry is
-// a function name prefix matched against every frame of the goroutine's stack, with why it
-// may stay. The runtime's and testing's own goroutines need no entry: they never carry a
-// plugin's label. None of the client libraries the connectors use (confluent-kafka-go, the
-// MongoDB driver, pgx, database/sql with pgx and SQLite, iceberg-go, paho, influxdb-client-go,
-// net/http with a transport of the connector's own) keeps one: all their goroutines end when
-// the client is closed, so the list is empty. A connector that shares http.DefaultTransport
-// would leave its idle keep-alive connections' readLoop and writeLoop goroutines there for
-// up to 90 s; close a transport of the connector's own instead.
-var ignoredGoroutines = []struct{ frame, why string }{}
-
 // goroutineGroup is a set of goroutines with one stack, as the goroutine profile groups them.
 type goroutineGroup struct {
 	count  int
@@ -74,7 +62,13 @@ func (gg goroutineGroup) String() string {
 	return b.String()
 }
 
-// running returns the goroutines started under Do that are running now, but for ignored ones.
+// running returns the goroutines started under Do that are running now. No goroutine is
+// excused: none of the client libraries the connectors use (confluent-kafka-go, the MongoDB
+// driver, pgx, database/sql with pgx and SQLite, iceberg-go, paho, influxdb-client-go, net/http
+// with a transport of the connector's own) keeps a process-wide pool under a plugin's label;
+// all their goroutines end when the client is closed. A connector that shares
+// http.DefaultTransport would leave its idle keep-alive connections' readLoop and writeLoop
+// goroutines for up to 90 s; close a transport of the connector's own instead.
 func (g *Goroutines) running() ([]goroutineGroup, error) {
 	var buf bytes.Buffer
 	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
@@ -87,22 +81,11 @@ func (g *Goroutines) running() ([]goroutineGroup, error) {
 	want := fmt.Sprintf("%q:%q", goroutineLabelKey, g.label)
 	var out []goroutineGroup
 	for _, gg := range groups {
-		if strings.Contains(gg.labels, want) && !ignoredGroup(gg) {
+		if strings.Contains(gg.labels, want) {
 			out = append(out, gg)
 		}
 	}
 	return out, nil
-}
-
-func ignoredGroup(gg goroutineGroup) bool {
-	for _, f := range gg.frames {
-		for _, ig := range ignoredGoroutines {
-			if strings.HasPrefix(f, ig.frame) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // parseGoroutineProfile reads the goroutine profile in its debug=1 text form:

@@ -70,8 +70,7 @@ func (r Run) Source(ctx context.Context, t connect.SourceTask, acker connect.Sou
 	loop := &sourceLoop{host: r.Host, setup: r.Setup, task: t, producer: producer, policy: policy, gate: r.Gate,
 		pending: newSubmitted(), topics: topics, router: newSourceRouter(producer, byOrder), acker: acker,
 		maxMessageBytes: maxMessageBytes(r.Kafka.Settings.Producer, producerOverrides)}
-	tc := r.Context
-	return loop.run(ctx, &sourceContext{TaskContext: tc, loop: loop})
+	return loop.run(ctx, &sourceContext{TaskContext: r.Context, loop: loop})
 }
 
 // Sink runs a sink task. aware is the task's PartitionAware, if it is one (t may be a
@@ -110,8 +109,7 @@ func (r Run) Sink(ctx context.Context, t connect.SinkTask, aware connect.Partiti
 		r.Setup.Log.Warn("consumer settings the sink consumer (franz-go) does not use", "settings", unused)
 	}
 	loop := &sinkLoop{host: r.Host, setup: r.Setup, common: &common, task: t, consumer: consumer, policy: policy, gate: r.Gate, aware: aware}
-	tc := r.Context
-	return loop.run(ctx, &sinkContext{TaskContext: tc, loop: loop})
+	return loop.run(ctx, &sinkContext{TaskContext: r.Context, loop: loop})
 }
 
 // errorPolicy makes the task's error policy and, with a dead-letter topic, makes sure the topic

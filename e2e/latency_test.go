@@ -5,14 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -43,7 +47,8 @@ func TestLatencyUnderLoad(t *testing.T) {
 	v := connecttest.Envs(t, connecttest.EnvPostgres, connecttest.EnvMQTT, connecttest.EnvMongoDB)
 	pgURL, mqttURL, mongoURL := v[0], v[1], v[2]
 	c := sluicetest.NewCluster(t)
-	wk := c.StartProcess(nil)
+	// SLUICE_LATENCY_WORKER_SETTINGS="k=v,k=v" adds worker settings, to measure them.
+	wk := c.StartProcess(settingsFrom(os.Getenv("SLUICE_LATENCY_WORKER_SETTINGS")))
 	raw := c.Prefix + "-raw"
 	createTopics(t, c.Bootstrap, map[string]int{raw: 3})
 	mdb := mongoDatabase(t, mongoURL)
@@ -78,21 +83,34 @@ func TestLatencyUnderLoad(t *testing.T) {
 
 	w := watch(t.Context(), pg, schema, mdb.Collection("raw"), 40)
 	w.readTopic(t.Context(), t, c.Bootstrap, raw, 3)
+	w.subscribe(t, mqttURL, root+"/#")
 	sum := run(int(rate)*seconds, w)
 	w.await(t, time.Minute)
-	line := fmt.Sprintf("BENCH e2e_latency_load rate=%.0f frames=%d watched=%d mongodb_p50_ms=%.1f mongodb_p99_ms=%.1f postgres_p50_ms=%.1f postgres_p99_ms=%.1f kafka_p50_ms=%.1f kafka_p99_ms=%.1f",
-		float64(sum.Sent)/sum.Seconds, sum.Sent, len(w.at), w.pct(0, 0.5), w.pct(0, 0.99), w.pct(1, 0.5), w.pct(1, 0.99), w.pct(2, 0.5), w.pct(2, 0.99))
+	line := fmt.Sprintf("BENCH e2e_latency_load rate=%.0f frames=%d watched=%d mongodb_p50_ms=%.1f mongodb_p99_ms=%.1f postgres_p50_ms=%.1f postgres_p99_ms=%.1f kafka_p50_ms=%.1f kafka_p99_ms=%.1f mqtt_p50_ms=%.1f mqtt_p99_ms=%.1f",
+		float64(sum.Sent)/sum.Seconds, sum.Sent, len(w.at), w.pct(0, 0.5), w.pct(0, 0.99), w.pct(1, 0.5), w.pct(1, 0.99), w.pct(2, 0.5), w.pct(2, 0.99), w.pct(3, 0.5), w.pct(3, 0.99))
 	fmt.Println(line)
 	t.Logf("%s (max %.0f / %.0f ms; each store is asked every %v for the watched frames it does not show yet)", line, w.pct(0, 1), w.pct(1, 1), watchEvery)
+}
+
+// settingsFrom reads "k=v,k=v".
+func settingsFrom(list string) map[string]string {
+	settings := map[string]string{}
+	for _, kv := range strings.Split(list, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			settings[k] = v
+		}
+	}
+	return settings
 }
 
 // watchEvery is how often a watcher asks each store for the frames it waits for.
 const watchEvery = 5 * time.Millisecond
 
 // watcher notes when each watched frame becomes visible in MongoDB (store 0) and in
-// PostgreSQL (store 1), asking each by id for the frames still missing there, and when it
+// PostgreSQL (store 1), asking each by id for the frames still missing there; when it
 // reaches the Kafka topic (store 2, read by a consumer of its own): the part of the latency
-// that is the source's.
+// that is the source's; and when a subscriber of its own gets it from the MQTT broker (store
+// 3): the floor under the source's part, which no worker can go below.
 type watcher struct {
 	pg    *pgxpool.Pool
 	table string
@@ -102,19 +120,21 @@ type watcher struct {
 	n     int
 	at    map[string]int64   // watched frame id -> sent_at_ms
 	seen  [2]map[string]bool // by store
-	lat   [3][]float64       // by store, ms
+	lat   [4][]float64       // by store, ms
 	sent  bool               // the simulator is done
 	errs  [2]error           // the last query error of each store
 	wg    sync.WaitGroup
 	// inKafka is when each frame (watched or not: the consumer may see a frame before the
 	// simulator reports it sent) reached the topic.
 	inKafka map[string]time.Time
+	// inMQTT is when the watcher's own MQTT subscriber got each frame.
+	inMQTT map[string]time.Time
 }
 
 // watch starts asking both stores, until ctx ends or, once the simulator is done, every
 // watched frame was seen in each.
 func watch(ctx context.Context, pg *pgxpool.Pool, schema string, coll *mongo.Collection, every int) *watcher {
-	w := &watcher{pg: pg, table: schema + ".raw", coll: coll, every: every, at: map[string]int64{}, seen: [2]map[string]bool{{}, {}}, inKafka: map[string]time.Time{}}
+	w := &watcher{pg: pg, table: schema + ".raw", coll: coll, every: every, at: map[string]int64{}, seen: [2]map[string]bool{{}, {}}, inKafka: map[string]time.Time{}, inMQTT: map[string]time.Time{}}
 	for store := range 2 {
 		w.wg.Add(1)
 		go func() {
@@ -143,9 +163,16 @@ func (w *watcher) readTopic(ctx context.Context, t *testing.T, bootstrap, topic 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// From the end offsets of now, not OffsetEnd: librdkafka resolves that when it first
+	// fetches, after the simulator may have started, and the frames before it would never
+	// be seen (the watcher then waited out its whole timeout).
 	var tps []kafka.TopicPartition
 	for p := range partitions {
-		tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: int32(p), Offset: kafka.OffsetEnd})
+		_, high, err := c.QueryWatermarkOffsets(topic, int32(p), 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: int32(p), Offset: kafka.Offset(high)})
 	}
 	if err := c.Assign(tps); err != nil {
 		t.Fatal(err)
@@ -154,12 +181,6 @@ func (w *watcher) readTopic(ctx context.Context, t *testing.T, bootstrap, topic 
 	go func() {
 		defer w.wg.Done()
 		defer c.Close()
-		var f struct {
-			FrameID string `json:"frame_id"`
-			Payload struct {
-				FrameID string `json:"frame_id"`
-			} `json:"payload"`
-		}
 		for ctx.Err() == nil {
 			m, ok := c.Poll(20).(*kafka.Message)
 			if !ok {
@@ -168,19 +189,66 @@ func (w *watcher) readTopic(ctx context.Context, t *testing.T, bootstrap, topic 
 				}
 				continue
 			}
-			now := time.Now()
-			f.FrameID, f.Payload.FrameID = "", ""
-			if json.Unmarshal(m.Value, &f) != nil {
-				continue
-			}
-			id := cmp.Or(f.FrameID, f.Payload.FrameID)
-			w.mu.Lock()
-			if _, ok := w.inKafka[id]; !ok {
-				w.inKafka[id] = now
-			}
-			w.mu.Unlock()
+			w.arrived(w.inKafka, m.Value, time.Now())
 		}
 	}()
+}
+
+// subscribe notes when each frame published under filter reaches a subscriber of the
+// watcher's own (QoS 1, as mqtt-source subscribes).
+func (w *watcher) subscribe(t *testing.T, broker, filter string) {
+	u, err := url.Parse(broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribed := make(chan error, 1)
+	cm, err := autopaho.NewConnection(t.Context(), autopaho.ClientConfig{
+		ServerUrls: []*url.URL{u}, KeepAlive: 20, CleanStartOnInitialConnection: true,
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+			_, err := cm.Subscribe(t.Context(), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}})
+			select {
+			case subscribed <- err:
+			default:
+			}
+		},
+		ClientConfig: paho.ClientConfig{ClientID: filter + "-latency",
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(p paho.PublishReceived) (bool, error) {
+				w.arrived(w.inMQTT, p.Packet.Payload, time.Now())
+				return true, nil
+			}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cm.Disconnect(context.Background()) })
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			t.Fatalf("subscribing to %s: %v", filter, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no subscription to %s within 20 s", filter)
+	}
+}
+
+// arrived notes in seen when the frame in payload (as published, or as the source wrote
+// it) first arrived.
+func (w *watcher) arrived(seen map[string]time.Time, payload []byte, now time.Time) {
+	var f struct {
+		FrameID string `json:"frame_id"`
+		Payload struct {
+			FrameID string `json:"frame_id"`
+		} `json:"payload"`
+	}
+	if json.Unmarshal(payload, &f) != nil {
+		return
+	}
+	id := cmp.Or(f.FrameID, f.Payload.FrameID)
+	w.mu.Lock()
+	if _, ok := seen[id]; !ok {
+		seen[id] = now
+	}
+	w.mu.Unlock()
 }
 
 // finishedKafka says whether the simulator is done and every watched frame reached the topic.
@@ -280,8 +348,10 @@ func (w *watcher) await(t *testing.T, timeout time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for id, sentAt := range w.at {
-		if at, ok := w.inKafka[id]; ok {
-			w.lat[2] = append(w.lat[2], float64(at.UnixMicro()-sentAt*1000)/1000)
+		for store, seen := range map[int]map[string]time.Time{2: w.inKafka, 3: w.inMQTT} {
+			if at, ok := seen[id]; ok {
+				w.lat[store] = append(w.lat[store], float64(at.UnixMicro()-sentAt*1000)/1000)
+			}
 		}
 	}
 	for store, name := range []string{"MongoDB", "PostgreSQL"} {

@@ -15,7 +15,7 @@ import (
 	_ "github.com/apache/iceberg-go/catalog/rest" // registers the rest catalog
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	iceio "github.com/apache/iceberg-go/io"
-	_ "github.com/apache/iceberg-go/io/gocloud" // s3:// warehouses
+	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// warehouses (only S3: GCS and Azure are not offered)
 	"github.com/apache/iceberg-go/table"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	"github.com/sluicehq/sluice/connect"

@@ -39,17 +39,16 @@ type Log struct {
 	done chan struct{}
 }
 
-func NewLog(topic string, clients *kafkaclient.Factory, log *slog.Logger, apply func(*kafka.Message)) (*Log, error) {
+// NewLog makes the clients of a log on topic; consumer holds settings of the consumer beyond the
+// ones every log has.
+func NewLog(topic string, clients *kafkaclient.Factory, log *slog.Logger, apply func(*kafka.Message), consumer map[string]string) (*Log, error) {
 	c, err := clients.Consumer(map[string]string{
 		"group.id":             "sluice-internal-reader", // never joined or committed: partitions are assigned
 		"enable.auto.commit":   "false",
 		"enable.partition.eof": "true",
 		"isolation.level":      "read_committed",
 		"auto.offset.reset":    "earliest",
-		// Read what any worker writes within milliseconds, not the default half second: a
-		// write is acknowledged to the REST caller once it has been read back.
-		"fetch.wait.max.ms": "10",
-	})
+	}, consumer)
 	if err != nil {
 		return nil, fmt.Errorf("consumer for %s: %w", topic, err)
 	}

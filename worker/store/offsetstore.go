@@ -31,7 +31,7 @@ type sourceOffset struct {
 
 func NewOffsets(clients *kafkaclient.Factory, topic string, logger *slog.Logger) (*Offsets, error) {
 	s := &Offsets{logger: logger, offsets: map[string]map[string]sourceOffset{}}
-	l, err := NewLog(topic, clients, logger, s.apply)
+	l, err := NewLog(topic, clients, logger, s.apply, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ type Status struct {
 
 func NewStatuses(clients *kafkaclient.Factory, topic string, logger *slog.Logger) (*Statuses, error) {
 	s := &Statuses{logger: logger, connectors: map[string]Status{}, tasks: map[api.TaskID]Status{}, activeTopics: map[string]map[string]bool{}}
-	l, err := NewLog(topic, clients, logger, s.apply)
+	l, err := NewLog(topic, clients, logger, s.apply, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,7 +47,7 @@ func TestLatencyUnderLoad(t *testing.T) {
 	pgURL, mqttURL, mongoURL := v[0], v[1], v[2]
 	c := sluicetest.NewCluster(t)
 	// SLUICE_LATENCY_WORKER_SETTINGS="k=v,k=v" adds worker settings, to measure them.
-	wk := c.StartProcess(settingsFrom(os.Getenv("SLUICE_LATENCY_WORKER_SETTINGS")))
+	wk := c.StartProcess(sluicetest.SettingsFromEnv("SLUICE_LATENCY_WORKER_SETTINGS", nil))
 	raw := c.Prefix + "-raw"
 	createTopics(t, c.Bootstrap, map[string]int{raw: 3})
 	mdb := mongoDatabase(t, mongoURL)
@@ -83,24 +82,13 @@ func TestLatencyUnderLoad(t *testing.T) {
 
 	w := watch(t.Context(), pg, schema, mdb.Collection("raw"), 40)
 	w.readTopic(t.Context(), t, c.Bootstrap, raw, 3)
-	w.subscribe(t, mqttURL, root+"/#")
+	w.subscribe(t, mqttURL, root+"/#", c.Prefix+"-watcher")
 	sum := run(int(rate)*seconds, w)
 	w.await(t, time.Minute)
 	line := fmt.Sprintf("BENCH e2e_latency_load rate=%.0f frames=%d watched=%d mongodb_p50_ms=%.1f mongodb_p99_ms=%.1f postgres_p50_ms=%.1f postgres_p99_ms=%.1f kafka_p50_ms=%.1f kafka_p99_ms=%.1f mqtt_p50_ms=%.1f mqtt_p99_ms=%.1f",
 		float64(sum.Sent)/sum.Seconds, sum.Sent, len(w.at), w.pct(0, 0.5), w.pct(0, 0.99), w.pct(1, 0.5), w.pct(1, 0.99), w.pct(2, 0.5), w.pct(2, 0.99), w.pct(3, 0.5), w.pct(3, 0.99))
 	fmt.Println(line)
 	t.Logf("%s (max %.0f / %.0f ms; each store is asked every %v for the watched frames it does not show yet)", line, w.pct(0, 1), w.pct(1, 1), watchEvery)
-}
-
-// settingsFrom reads "k=v,k=v".
-func settingsFrom(list string) map[string]string {
-	settings := map[string]string{}
-	for _, kv := range strings.Split(list, ",") {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			settings[k] = v
-		}
-	}
-	return settings
 }
 
 // watchEvery is how often a watcher asks each store for the frames it waits for.
@@ -196,7 +184,7 @@ func (w *watcher) readTopic(ctx context.Context, t *testing.T, bootstrap, topic 
 
 // subscribe notes when each frame published under filter reaches a subscriber of the
 // watcher's own (QoS 1, as mqtt-source subscribes).
-func (w *watcher) subscribe(t *testing.T, broker, filter string) {
+func (w *watcher) subscribe(t *testing.T, broker, filter, clientID string) {
 	u, err := url.Parse(broker)
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +199,7 @@ func (w *watcher) subscribe(t *testing.T, broker, filter string) {
 			default:
 			}
 		},
-		ClientConfig: paho.ClientConfig{ClientID: filter + "-latency",
+		ClientConfig: paho.ClientConfig{ClientID: clientID,
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(p paho.PublishReceived) (bool, error) {
 				w.arrived(w.inMQTT, p.Packet.Payload, time.Now())
 				return true, nil

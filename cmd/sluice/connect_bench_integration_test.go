@@ -95,14 +95,10 @@ func TestThroughputAgainstKafkaConnect(t *testing.T) {
 			name: "sluice",
 			start: func(t *testing.T) (string, int) {
 				c := sluicetest.NewCluster(t)
-				settings := map[string]string{"value.converter": "org.apache.kafka.connect.storage.StringConverter",
-					"connector.file.allowed.paths": dir}
 				// SLUICE_BENCH_WORKER_SETTINGS="k=v,k=v" adds worker settings, to measure them.
-				for _, kv := range strings.Split(os.Getenv("SLUICE_BENCH_WORKER_SETTINGS"), ",") {
-					if k, v, ok := strings.Cut(kv, "="); ok {
-						settings[k] = v
-					}
-				}
+				settings := sluicetest.SettingsFromEnv("SLUICE_BENCH_WORKER_SETTINGS", map[string]string{
+					"value.converter":              "org.apache.kafka.connect.storage.StringConverter",
+					"connector.file.allowed.paths": dir})
 				p := c.StartProcess(settings)
 				return p.URL, p.Cmd.Process.Pid
 			},

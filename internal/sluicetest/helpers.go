@@ -259,3 +259,17 @@ func MongoDatabase(t testing.TB, uri, prefix string) *mongo.Database {
 	})
 	return db
 }
+
+// SettingsFromEnv reads the environment variable name as "k=v,k=v" into settings, which the
+// benchmarks use to try worker settings without a change to the code.
+func SettingsFromEnv(name string, settings map[string]string) map[string]string {
+	if settings == nil {
+		settings = map[string]string{}
+	}
+	for _, kv := range strings.Split(os.Getenv(name), ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			settings[k] = v
+		}
+	}
+	return settings
+}

@@ -86,7 +86,8 @@ func (Config) Docs() map[string]string {
 			"timestamp.",
 		"insert.mode": "append writes every record as a new row with COPY. upsert COPYs the batch into a " +
 			"temporary table and merges it with INSERT ... ON CONFLICT (key.columns) DO UPDATE in " +
-			"the same transaction, so the last record of a key wins.",
+			"the same transaction (a batch of up to 100 rows is one INSERT ... ON CONFLICT, in one " +
+			"round trip), so the last record of a key wins.",
 		"key.columns": "Columns that identify a row, for upsert (required there). Each comes from the record " +
 			"value or, when the value lacks it, from the record key: a field of a struct or JSON " +
 			"object key by name, or a plain key (string or number) as a whole when one column is " +

@@ -412,6 +412,53 @@ func TestUpsertKeepsRecordOrderAndRefusesBadRows(t *testing.T) {
 	}
 }
 
+// TestUpsertBatchesSmallAndLarge covers both ways an upsert batch is written: up to
+// smallUpsert rows as one INSERT ... ON CONFLICT, more through the staging table. A row the
+// database refuses in a small batch sends the batch to the row-by-row path, and a table
+// without a unique constraint on the key columns is explained either way.
+func TestUpsertBatchesSmallAndLarge(t *testing.T) {
+	url, db, schema := testDB(t)
+	if _, err := db.Exec(context.Background(), "CREATE TABLE "+schema+".v (time timestamptz NOT NULL, device_id text NOT NULL, n bigint CHECK (n >= 0), PRIMARY KEY (device_id, time))"); err != nil {
+		t.Fatal(err)
+	}
+	task, tc := startPG(t, url, "table", schema+".v", "insert.mode", "upsert", "key.columns", "device_id,time", "time.field", "ts")
+	rec := func(off int64, dev string, n int64) connect.Record {
+		return connect.Record{Topic: "x", KafkaOffset: off, Value: map[string]any{"ts": "2024-05-01T12:00:00Z", "device_id": dev, "n": n}}
+	}
+	putPG(t, task, rec(0, "d1", 1), rec(1, "d2", -1), rec(2, "d3", 2)) // d2 breaks the CHECK
+	if got, want := queryStrings(t, db, "SELECT device_id, n FROM "+schema+".v ORDER BY device_id"), []string{"d1|1", "d3|2"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("small batch: rows %v, want %v", got, want)
+	}
+	if len(tc.Reported) != 1 || tc.Reported[0].KafkaOffset != 1 || !strings.Contains(tc.Reasons[0].Error(), "violates check constraint") {
+		t.Errorf("small batch: reported %v %v, want offset 1 with the database's message", tc.Reported, tc.Reasons)
+	}
+
+	for round := range int64(2) { // the second round updates every row of the first
+		var batch []connect.Record
+		for i := range int64(smallUpsert + 50) {
+			batch = append(batch, rec(100+round*1000+i, fmt.Sprint("big-", i), i+round))
+		}
+		putPG(t, task, batch...)
+	}
+	if got := queryStrings(t, db, "SELECT count(*), sum(n)::bigint FROM "+schema+".v WHERE device_id LIKE 'big-%'"); len(got) != 1 || got[0] != "150|11325" {
+		t.Errorf("large batches: count and sum %v, want 150|11325 (each row once, with the second round's value)", got)
+	}
+
+	if _, err := db.Exec(context.Background(), "CREATE TABLE "+schema+".nokey (time timestamptz NOT NULL, device_id text NOT NULL, n bigint)"); err != nil {
+		t.Fatal(err)
+	}
+	nokey, _ := startPG(t, url, "table", schema+".nokey", "insert.mode", "upsert", "key.columns", "device_id,time", "time.field", "ts")
+	for _, n := range []int{1, smallUpsert + 1} {
+		var batch []connect.Record
+		for i := range n {
+			batch = append(batch, rec(int64(i), fmt.Sprint("d", i), 1))
+		}
+		if err := nokey.Put(t.Context(), batch); err == nil || !strings.Contains(err.Error(), "has no primary key or unique constraint on key.columns") {
+			t.Errorf("a batch of %d into a table without a key: %v, want the missing constraint explained", n, err)
+		}
+	}
+}
+
 func TestAutoEvolveAddsTheCatchAllColumn(t *testing.T) {
 	url, db, schema := testDB(t)
 	if _, err := db.Exec(context.Background(), "CREATE TABLE "+schema+".k (time timestamptz NOT NULL, temp double precision)"); err != nil {

@@ -92,6 +92,9 @@ func TestUpsertSQL(t *testing.T) {
 	if got, want := d.insertRow(tbl, cols), `INSERT INTO "iot"."agg" ("time", "device_id", "temp") VALUES ($1, $2, $3) ON CONFLICT ("device_id", "time") DO UPDATE SET "temp" = EXCLUDED."temp"`; got != want {
 		t.Errorf("insertRow:\n%s\nwant\n%s", got, want)
 	}
+	if got, want := d.insertRows(tbl, cols[:2], 2), `INSERT INTO "iot"."agg" ("time", "device_id") VALUES ($1, $2), ($3, $4) ON CONFLICT ("device_id", "time") DO NOTHING`; got != want {
+		t.Errorf("insertRows:\n%s\nwant\n%s", got, want)
+	}
 	if got, want := d.merge(tbl, []string{"time", "device_id"}), `INSERT INTO "iot"."agg" ("time", "device_id") SELECT "time", "device_id" FROM "sluice_stage_1" ON CONFLICT ("device_id", "time") DO NOTHING`; got != want {
 		t.Errorf("merge of keys only:\n%s\nwant\n%s", got, want)
 	}

@@ -171,16 +171,25 @@ func (d ddl) merge(t *table, cols []string) string {
 }
 
 // insertRow writes one row, for the row-by-row path.
-func (d ddl) insertRow(t *table, cols []string) string {
+func (d ddl) insertRow(t *table, cols []string) string { return d.insertRows(t, cols, 1) }
+
+// insertRows writes n rows, their values in parameters row after row.
+func (d ddl) insertRows(t *table, cols []string, n int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES (", t.name, quoteList(cols))
-	for i := range cols {
-		if i > 0 {
+	fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", t.name, quoteList(cols))
+	for r := range n {
+		if r > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "$%d", i+1)
+		b.WriteByte('(')
+		for i := range cols {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", r*len(cols)+i+1)
+		}
+		b.WriteByte(')')
 	}
-	b.WriteString(")")
 	if d.cfg.Mode == ModeUpsert {
 		b.WriteString(d.onConflict(cols))
 	}

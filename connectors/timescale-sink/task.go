@@ -346,9 +346,14 @@ func (t *Task) writeTx(ctx context.Context, p *plan, rowByRow bool) error {
 	}
 	defer conn.Release()
 	pid := conn.Conn().PgConn().PID()
-	if !t.cfg.ExactlyOnce && t.cfg.Mode == ModeAppend && !rowByRow && len(p.bad) == 0 && len(p.groups) == 1 {
-		// The common case needs no transaction around the COPY, which is atomic by itself.
-		done, err := t.copyWithoutTx(ctx, conn, p)
+	if !t.cfg.ExactlyOnce && !rowByRow && len(p.bad) == 0 && len(p.groups) == 1 {
+		// The common case needs no transaction around the COPY or the INSERT, each atomic by
+		// itself.
+		write := t.copyWithoutTx
+		if t.cfg.Mode == ModeUpsert {
+			write = t.upsertWithoutTx
+		}
+		done, err := write(ctx, conn, p)
 		if done || err != nil {
 			return err
 		}
@@ -447,6 +452,44 @@ func (t *Task) copyWithoutTx(ctx context.Context, conn *pgxpool.Conn, p *plan) (
 	return err == nil, err
 }
 
+// smallUpsert is the most rows an upsert batch may have for upsertWithoutTx.
+const smallUpsert = 100
+
+// upsertWithoutTx writes an upsert batch of one table of at most smallUpsert rows, each ready
+// for COPY, as one INSERT ... VALUES ... ON CONFLICT: a single round trip, where the staging
+// path makes five (BEGIN, COPY's two, the merge, COMMIT), each waiting for PostgreSQL to be
+// scheduled on a busy machine. done is false, with nothing written, when the batch is not
+// such a batch. A large batch goes through COPY, which is faster per row.
+func (t *Task) upsertWithoutTx(ctx context.Context, conn *pgxpool.Conn, p *plan) (done bool, err error) {
+	g := p.groups[0]
+	if len(g.rows) > smallUpsert {
+		return false, nil
+	}
+	a := t.assemble(g.tbl, g.rows, false)
+	if len(a.slow) > 0 {
+		return false, nil
+	}
+	rows := dedupe(a) // one statement may not update a row twice
+	args := make([]any, 0, len(rows)*len(a.cols))
+	for _, r := range rows {
+		args = append(args, r...)
+	}
+	if _, err := conn.Exec(ctx, t.ddl.insertRows(g.tbl, a.cols, len(rows)), args...); err != nil {
+		return false, withoutUniqueKey(g.tbl, t.cfg.KeyColumns, err)
+	}
+	return true, nil
+}
+
+// withoutUniqueKey explains the error of an upsert into a table without a unique constraint on
+// the key columns, which the user must add; other errors it returns as they are.
+func withoutUniqueKey(tbl *table, keyColumns []string, err error) error {
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42P10" {
+		return setupErrorf("table %s has no primary key or unique constraint on key.columns (%s), which upsert needs: %s",
+			tbl.name, quoteList(keyColumns), pgErr.Message)
+	}
+	return err
+}
+
 // copyRows COPYs assembled rows into the table, or for upserts into the connection's staging
 // table and from there with INSERT ... ON CONFLICT. created says whether it created the
 // staging table in this transaction.
@@ -465,11 +508,7 @@ func (t *Task) copyRows(ctx context.Context, tx *pgxpool.Conn, tbl *table, a *as
 		return created, err
 	}
 	if _, err := tx.Exec(ctx, t.ddl.merge(tbl, a.cols)); err != nil {
-		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42P10" {
-			return created, setupErrorf("table %s has no primary key or unique constraint on key.columns (%s), which upsert needs: %s",
-				tbl.name, quoteList(t.cfg.KeyColumns), pgErr.Message)
-		}
-		return created, err
+		return created, withoutUniqueKey(tbl, t.cfg.KeyColumns, err)
 	}
 	return created, nil
 }
@@ -488,9 +527,7 @@ func (t *Task) insertRow(ctx context.Context, tx *pgxpool.Conn, tbl *table, cols
 		case classData:
 			return rowError(tbl, err), nil
 		case classFatal:
-			if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42P10" {
-				return nil, setupErrorf("table %s has no primary key or unique constraint on key.columns (%s), which upsert needs", tbl.name, quoteList(t.cfg.KeyColumns))
-			}
+			return nil, withoutUniqueKey(tbl, t.cfg.KeyColumns, err)
 		}
 		return nil, err
 	}

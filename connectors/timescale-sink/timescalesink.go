@@ -9,7 +9,8 @@
 // with auto.evolve.
 //
 // A Put is one transaction: append mode COPYs the batch into the table; upsert mode COPYs it
-// into a temporary staging table and merges that with INSERT ... ON CONFLICT. With
+// into a temporary staging table and merges that with INSERT ... ON CONFLICT, or writes a
+// batch of up to 100 rows as one INSERT ... ON CONFLICT (a single round trip). With
 // exactly.once the transaction also stores each partition's next offset, and the task resumes
 // from those offsets, so rows are written exactly once. A lost connection makes the runtime
 // retry the same batch with backoff; a batch that fails on data is written row by row, each
@@ -81,7 +82,8 @@ func (c *Connector) Validate(ctx context.Context, cfg connect.Config) error {
 
 const pluginDoc = "Writes Kafka records into TimescaleDB hypertables (or plain PostgreSQL tables) with pgx: " +
 	"append mode through COPY, upsert mode through COPY into a temporary table merged with " +
-	"`INSERT ... ON CONFLICT` on `key.columns` in the same transaction. Each record's value becomes a row: " +
+	"`INSERT ... ON CONFLICT` on `key.columns` in the same transaction (a batch of up to 100 rows as one " +
+	"`INSERT ... ON CONFLICT`, a single round trip). Each record's value becomes a row: " +
 	"nested objects are flattened into columns (`reading.temp` to `reading_temp`) or kept as jsonb, " +
 	"`fields.mapping` renames and selects fields, and a catch-all jsonb column can keep the rest. The time " +
 	"column comes from a value field or the Kafka timestamp.\n\n" +

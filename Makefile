@@ -105,7 +105,7 @@ bench:
 	$(TESTENV) up --only kafka,postgres,mosquitto,mongodb || exit $$?; \
 	source .testenv/env || exit $$?; \
 	SLUICE_BENCH_CONNECT_LIB=$$($(TESTENV) connect) || exit $$?; export SLUICE_BENCH_CONNECT_LIB; \
-	SLUICE_BENCH=1 $(GO) test -count=1 -v -run 'TestThroughput|TestIdleMemory|TestRESTLatency|TestLatencyUnderLoad' ./worker/ ./cmd/sluice/ ./e2e/ | grep -E '^(BENCH|---|ok|FAIL)|rounds:'
+	SLUICE_BENCH=1 $(GO) test -p 1 -count=1 -v -run 'TestThroughput|TestIdleMemory|TestRESTLatency|TestLatencyUnderLoad' ./worker/ ./cmd/sluice/ ./e2e/ | grep -E '^(BENCH|---|ok|FAIL)|rounds:'
 
 # The web console's screenshots in docs/console: the browser tests, writing them there.
 screenshots:

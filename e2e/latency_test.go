@@ -9,14 +9,17 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -31,9 +34,12 @@ import (
 // 2,000 frames/s by default; `make bench` runs it): the simulator publishes over MQTT QoS 1
 // to one worker running mqtt-source -> Kafka (3 partitions) -> mongodb-sink and timescale-sink
 // (a hypertable), each with the settings a user starts with. Every 40th frame is watched by id
-// in both stores every 5 ms (more often, or more frames, and the queries themselves load mongo-java-server); its latency is from the simulator's sent_at_ms to the
-// first query that found it. It prints the p50 and p99 of each store (BENCH e2e_latency_load).
-// A warm-up run goes first, so that joining the consumer groups is not measured.
+// in both stores every 5 ms (more often, or more frames, and the queries themselves load
+// mongo-java-server); its latency is from the simulator's sent_at_ms to the first query that
+// found it. It prints (BENCH e2e_latency_load) the p50 and p99 of each store, of the topic and
+// of an MQTT subscriber of its own; the p99 of the watcher's queries of each store (how fast
+// the store answers under this load); and the share of the run in which the kernel saw a task
+// waiting for a CPU (/proc/pressure/cpu), which the tail follows on a shared machine.
 func TestLatencyUnderLoad(t *testing.T) {
 	if os.Getenv("SLUICE_BENCH") == "" {
 		t.Skip("latency harness skipped: set SLUICE_BENCH=1 to run it")
@@ -42,7 +48,7 @@ func TestLatencyUnderLoad(t *testing.T) {
 	if v := os.Getenv("SLUICE_LATENCY_RATE"); v != "" {
 		rate, _ = strconv.ParseFloat(v, 64)
 	}
-	const seconds = 20
+	const seconds, warmSeconds = 20, 10
 	v := connecttest.Envs(t, connecttest.EnvPostgres, connecttest.EnvMQTT, connecttest.EnvMongoDB)
 	pgURL, mqttURL, mongoURL := v[0], v[1], v[2]
 	c := sluicetest.NewCluster(t)
@@ -75,18 +81,24 @@ func TestLatencyUnderLoad(t *testing.T) {
 		return sum
 	}
 
-	// Warm-up: a second's worth of frames, all of them watched until both stores have them.
-	warm := watch(t.Context(), pg, schema, mdb.Collection("raw"), 1)
-	run(int(rate), warm)
+	// Warm-up: ten seconds at the same rate, watched the same way, so that neither joining
+	// the consumer groups nor the servers' first minutes (the JVMs of the broker and of
+	// mongo-java-server compile their hot paths then) are measured: in a run straight after
+	// `testenv up`, the machine waited for a CPU 85-97% of the time and every p99 doubled.
+	warm := watch(t.Context(), pg, schema, mdb.Collection("raw"), 40)
+	run(int(rate)*warmSeconds, warm)
 	warm.await(t, 2*time.Minute)
 
 	w := watch(t.Context(), pg, schema, mdb.Collection("raw"), 40)
 	w.readTopic(t.Context(), t, c.Bootstrap, raw, 3)
 	w.subscribe(t, mqttURL, root+"/#", c.Prefix+"-watcher")
+	stallFrom, stallOK := cpuStall()
+	measuredFrom := time.Now()
 	sum := run(int(rate)*seconds, w)
+	stall := stallShare(stallFrom, measuredFrom, stallOK)
 	w.await(t, time.Minute)
-	line := fmt.Sprintf("BENCH e2e_latency_load rate=%.0f frames=%d watched=%d mongodb_p50_ms=%.1f mongodb_p99_ms=%.1f postgres_p50_ms=%.1f postgres_p99_ms=%.1f kafka_p50_ms=%.1f kafka_p99_ms=%.1f mqtt_p50_ms=%.1f mqtt_p99_ms=%.1f",
-		float64(sum.Sent)/sum.Seconds, sum.Sent, len(w.at), w.pct(0, 0.5), w.pct(0, 0.99), w.pct(1, 0.5), w.pct(1, 0.99), w.pct(2, 0.5), w.pct(2, 0.99), w.pct(3, 0.5), w.pct(3, 0.99))
+	line := fmt.Sprintf("BENCH e2e_latency_load rate=%.0f frames=%d watched=%d mongodb_p50_ms=%.1f mongodb_p99_ms=%.1f postgres_p50_ms=%.1f postgres_p99_ms=%.1f kafka_p50_ms=%.1f kafka_p99_ms=%.1f mqtt_p50_ms=%.1f mqtt_p99_ms=%.1f mongodb_query_p99_ms=%.1f postgres_query_p99_ms=%.1f cpu_stall_pct=%.0f",
+		float64(sum.Sent)/sum.Seconds, sum.Sent, len(w.at), w.pct(0, 0.5), w.pct(0, 0.99), w.pct(1, 0.5), w.pct(1, 0.99), w.pct(2, 0.5), w.pct(2, 0.99), w.pct(3, 0.5), w.pct(3, 0.99), w.queryPct(0, 0.99), w.queryPct(1, 0.99), stall)
 	fmt.Println(line)
 	t.Logf("%s (max %.0f / %.0f ms; each store is asked every %v for the watched frames it does not show yet)", line, w.pct(0, 1), w.pct(1, 1), watchEvery)
 }
@@ -111,6 +123,7 @@ type watcher struct {
 	lat   [4][]float64       // by store, ms
 	sent  bool               // the simulator is done
 	errs  [2]error           // the last query error of each store
+	took  [2][]float64       // how long each query of a store took, ms: the store's own pace
 	wg    sync.WaitGroup
 	// inKafka is when each frame (watched or not: the consumer may see a frame before the
 	// simulator reports it sent) reached the topic.
@@ -133,9 +146,10 @@ func watch(ctx context.Context, pg *pgxpool.Pool, schema string, coll *mongo.Col
 					return
 				}
 				if len(ids) > 0 {
+					start := time.Now()
 					got, err := w.query(ctx, store, ids)
 					now := time.Now()
-					w.found(store, got, now, err)
+					w.found(store, got, now, now.Sub(start), err)
 				}
 				time.Sleep(watchEvery)
 			}
@@ -144,40 +158,52 @@ func watch(ctx context.Context, pg *pgxpool.Pool, schema string, coll *mongo.Col
 	return w
 }
 
-// readTopic notes when each frame reaches the topic, from the end the topic has now.
+// readTopic notes when each frame reaches the topic, from the end the topic has now. It
+// reads with franz-go: librdkafka's threads took about a fifth of a core here, a share of
+// the machine the pipeline being measured then waited for.
 func (w *watcher) readTopic(ctx context.Context, t *testing.T, bootstrap, topic string, partitions int) {
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": topic + "-latency",
-		"enable.auto.commit": false, "go.logs.channel.enable": false})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(bootstrap, ",")...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// From the end offsets of now, not OffsetEnd: librdkafka resolves that when it first
-	// fetches, after the simulator may have started, and the frames before it would never
-	// be seen (the watcher then waited out its whole timeout).
-	var tps []kafka.TopicPartition
+	// From the end offsets of now, not AtEnd: that is resolved when the client first
+	// fetches, after the simulator may have started, and the frames before it would never be
+	// seen (the watcher then waited out its whole timeout).
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
 	for p := range partitions {
-		_, high, err := c.QueryWatermarkOffsets(topic, int32(p), 10000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: int32(p), Offset: kafka.Offset(high)})
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = int32(p), -1 // -1: the end
+		rt.Partitions = append(rt.Partitions, rp)
 	}
-	if err := c.Assign(tps); err != nil {
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		cl.Close()
 		t.Fatal(err)
 	}
+	from := map[int32]kgo.Offset{}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				cl.Close()
+				t.Fatalf("end offset of %s[%d]: %v", topic, rp.Partition, err)
+			}
+			from[rp.Partition] = kgo.NewOffset().At(rp.Offset)
+		}
+	}
+	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: from})
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		defer c.Close()
-		for ctx.Err() == nil {
-			m, ok := c.Poll(20).(*kafka.Message)
-			if !ok {
-				if w.finishedKafka() {
-					return
-				}
-				continue
-			}
-			w.arrived(w.inKafka, m.Value, time.Now())
+		defer cl.Close()
+		for ctx.Err() == nil && !w.finishedKafka() {
+			pollCtx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			fetches := cl.PollFetches(pollCtx)
+			cancel()
+			now := time.Now()
+			fetches.EachRecord(func(r *kgo.Record) { w.arrived(w.inKafka, r.Value, now) })
 		}
 	}()
 }
@@ -277,12 +303,13 @@ func (w *watcher) missing(store int) (ids []string, done bool) {
 	return ids, len(ids) == 0 && w.sent
 }
 
-func (w *watcher) found(store int, ids []string, at time.Time, err error) {
+func (w *watcher) found(store int, ids []string, at time.Time, took time.Duration, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
 		w.errs[store] = err
 	}
+	w.took[store] = append(w.took[store], float64(took.Microseconds())/1000)
 	for _, id := range ids {
 		if !w.seen[store][id] {
 			w.seen[store][id] = true
@@ -353,10 +380,54 @@ func (w *watcher) await(t *testing.T, timeout time.Duration) {
 func (w *watcher) pct(store int, q float64) float64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	l := slices.Clone(w.lat[store])
-	if len(l) == 0 {
+	return quantile(w.lat[store], q)
+}
+
+// queryPct is a quantile of how long the watcher's queries of a store took, in ms.
+func (w *watcher) queryPct(store int, q float64) float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return quantile(w.took[store], q)
+}
+
+// quantile is the q-quantile of values (-1 when there are none).
+func quantile(values []float64, q float64) float64 {
+	if len(values) == 0 {
 		return -1
 	}
+	l := slices.Clone(values)
 	slices.Sort(l)
 	return l[int(q*float64(len(l)-1))]
+}
+
+// cpuStall reads the kernel's CPU pressure (/proc/pressure/cpu): the microseconds in which
+// at least one runnable task waited for a CPU, since boot; ok is false where the kernel
+// does not report it.
+func cpuStall() (micros int64, ok bool) {
+	b, err := os.ReadFile("/proc/pressure/cpu")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(line, "some ") {
+			continue
+		}
+		for field := range strings.FieldsSeq(line) {
+			if v, found := strings.CutPrefix(field, "total="); found {
+				n, err := strconv.ParseInt(v, 10, 64)
+				return n, err == nil
+			}
+		}
+	}
+	return 0, false
+}
+
+// stallShare is the share of the time since (then, at) in which a task waited for a CPU, in
+// percent, or -1 when the kernel does not say.
+func stallShare(then int64, at time.Time, ok bool) float64 {
+	now, nowOK := cpuStall()
+	if !ok || !nowOK {
+		return -1
+	}
+	return 100 * float64(now-then) / float64(time.Since(at).Microseconds())
 }

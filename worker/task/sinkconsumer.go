@@ -56,6 +56,9 @@ var consumerIgnored = map[string]bool{
 	"broker.address.family": true, "go.events.channel.enable": true, "go.application.rebalance.enable": true,
 }
 
+// minFetchWait is the least fetch wait franz-go accepts.
+const minFetchWait = 10 * time.Millisecond
+
 // securityTranslated are the security settings groupClientOptions turns into franz-go's TLS
 // and SASL options; any other ssl.* or sasl.* setting is reported as unused.
 var securityTranslated = map[string]bool{
@@ -160,8 +163,12 @@ func newSinkConsumer(bootstrap, clientID string, settings ...map[string]string) 
 			if d, err = ms(k, v); err == nil {
 				opts = append(opts, kgo.RebalanceTimeout(d))
 			}
-		case "fetch.wait.max.ms":
-			if d, err = ms(k, v); err == nil {
+		case "fetch.wait.max.ms", "fetch.max.wait.ms":
+			if d, err = ms(k, v); err == nil && d < minFetchWait {
+				// franz-go refuses less when the task starts; say so, naming the setting.
+				err = fmt.Errorf("consumer setting %s: %q is under %d, the least the sink consumer waits", k, v, minFetchWait.Milliseconds())
+			}
+			if err == nil {
 				opts = append(opts, kgo.FetchMaxWait(d))
 			}
 		case "metadata.max.age.ms", "topic.metadata.refresh.interval.ms":

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -51,6 +52,12 @@ func TestSinkConsumerSettings(t *testing.T) {
 		{name: "a bad size", settings: map[string]string{"fetch.max.bytes": "-1"}, err: `fetch.max.bytes: "-1"`},
 		{name: "a bad reset", settings: map[string]string{"auto.offset.reset": "oldest"}, err: `auto.offset.reset: "oldest"`},
 		{name: "a bad strategy", settings: map[string]string{"partition.assignment.strategy": "sticky"}, err: `"sticky"`},
+		{name: "Kafka Connect's name of the fetch wait", settings: map[string]string{"group.id": "connect-x", "fetch.max.wait.ms": "100"}, client: func(t *testing.T, cl *kgo.Client) {
+			if d := cl.OptValue(kgo.FetchMaxWait); d != 100*time.Millisecond {
+				t.Errorf("fetch max wait %v", d)
+			}
+		}},
+		{name: "a fetch wait under franz-go's least", settings: map[string]string{"fetch.wait.max.ms": "5"}, err: `fetch.wait.max.ms: "5" is under 10`},
 		{name: "a bad isolation level", settings: map[string]string{"isolation.level": "dirty"}, err: `isolation.level: "dirty"`},
 	}
 	for _, tc := range tests {

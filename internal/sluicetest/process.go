@@ -1,6 +1,7 @@
 package sluicetest
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -8,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,7 +30,8 @@ var binary struct {
 func Binary(t testing.TB) string {
 	t.Helper()
 	binary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "sluice-bin")
+		removeStaleBinaries()
+		dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", binaryDirPrefix, os.Getpid()))
 		if err != nil {
 			binary.err = err
 			return
@@ -44,6 +48,26 @@ func Binary(t testing.TB) string {
 		t.Fatal(binary.err)
 	}
 	return binary.path
+}
+
+// binaryDirPrefix starts the name of each test process's binary directory, followed by the
+// process id: a test binary has no hook to remove it on exit, so each removes those whose
+// process is gone (at 167 MB each, a day's test runs filled the disk).
+const binaryDirPrefix = "sluice-bin-"
+
+// removeStaleBinaries removes the binary directories of test processes that have exited.
+func removeStaleBinaries() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), binaryDirPrefix+"*"))
+	for _, dir := range dirs {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(dir), binaryDirPrefix), "-")
+		n, err := strconv.Atoi(pid)
+		if err != nil || n <= 0 {
+			continue
+		}
+		if err := syscall.Kill(n, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(dir)
+		}
+	}
 }
 
 // dropFromPageCache has the kernel forget the file's cached pages, so that a worker started

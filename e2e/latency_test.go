@@ -14,12 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -158,52 +156,40 @@ func watch(ctx context.Context, pg *pgxpool.Pool, schema string, coll *mongo.Col
 	return w
 }
 
-// readTopic notes when each frame reaches the topic, from the end the topic has now. It
-// reads with franz-go: librdkafka's threads took about a fifth of a core here, a share of
-// the machine the pipeline being measured then waited for.
+// readTopic notes when each frame reaches the topic, from the end the topic has now.
 func (w *watcher) readTopic(ctx context.Context, t *testing.T, bootstrap, topic string, partitions int) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(bootstrap, ",")...))
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": topic + "-latency",
+		"enable.auto.commit": false, "go.logs.channel.enable": false})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// From the end offsets of now, not AtEnd: that is resolved when the client first
-	// fetches, after the simulator may have started, and the frames before it would never be
-	// seen (the watcher then waited out its whole timeout).
-	req := kmsg.NewPtrListOffsetsRequest()
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
+	// From the end offsets of now, not OffsetEnd: librdkafka resolves that when it first
+	// fetches, after the simulator may have started, and the frames before it would never
+	// be seen (the watcher then waited out its whole timeout).
+	var tps []kafka.TopicPartition
 	for p := range partitions {
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition, rp.Timestamp = int32(p), -1 // -1: the end
-		rt.Partitions = append(rt.Partitions, rp)
+		_, high, err := c.QueryWatermarkOffsets(topic, int32(p), 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: int32(p), Offset: kafka.Offset(high)})
 	}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		cl.Close()
+	if err := c.Assign(tps); err != nil {
 		t.Fatal(err)
 	}
-	from := map[int32]kgo.Offset{}
-	for _, rt := range resp.Topics {
-		for _, rp := range rt.Partitions {
-			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
-				cl.Close()
-				t.Fatalf("end offset of %s[%d]: %v", topic, rp.Partition, err)
-			}
-			from[rp.Partition] = kgo.NewOffset().At(rp.Offset)
-		}
-	}
-	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: from})
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		defer cl.Close()
-		for ctx.Err() == nil && !w.finishedKafka() {
-			pollCtx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-			fetches := cl.PollFetches(pollCtx)
-			cancel()
-			now := time.Now()
-			fetches.EachRecord(func(r *kgo.Record) { w.arrived(w.inKafka, r.Value, now) })
+		defer c.Close()
+		for ctx.Err() == nil {
+			m, ok := c.Poll(20).(*kafka.Message)
+			if !ok {
+				if w.finishedKafka() {
+					return
+				}
+				continue
+			}
+			w.arrived(w.inKafka, m.Value, time.Now())
 		}
 	}()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicehq/sluice/connect"
 	"github.com/sluicehq/sluice/worker/kafkaclient"
+	"github.com/sluicehq/sluice/worker/task"
 )
 
 // WorkerConfig is a worker's settings, with Kafka Connect's names. It is declared once; the
@@ -200,6 +201,9 @@ func ParseWorkerConfig(settings map[string]string) (*WorkerConfig, error) {
 		case strings.HasPrefix(k, "admin."):
 			cfg.Client.Admin[strings.TrimPrefix(k, "admin.")] = v
 		}
+	}
+	if err := task.CheckConsumerSettings(cfg.Client.Consumer); err != nil {
+		return nil, fmt.Errorf("invalid worker configuration: %w", err)
 	}
 	return &cfg, nil
 }

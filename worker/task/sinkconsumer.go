@@ -66,6 +66,14 @@ var securityTranslated = map[string]bool{
 	"sasl.mechanism": true, "sasl.mechanisms": true, "sasl.username": true, "sasl.password": true,
 }
 
+// CheckConsumerSettings refuses, by name, consumer settings no sink task could start with (a
+// value that is not a number, a fetch wait under franz-go's least, ...), so that a worker
+// refuses them when it starts rather than failing every sink task.
+func CheckConsumerSettings(settings ...map[string]string) error {
+	_, _, err := newSinkConsumer("", "", settings...)
+	return err
+}
+
 // newSinkConsumer builds the options of a sink task's consumer from librdkafka-named settings
 // (the worker's common and consumer.* settings, Sluice's defaults, the connector's
 // consumer.override.*; later maps win). It returns the settings it could not apply, for the

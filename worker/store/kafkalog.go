@@ -24,6 +24,7 @@ type Log struct {
 	Topic    string
 	log      *slog.Logger
 	consumer *kafka.Consumer
+	admin    *kafka.AdminClient // the consumer's, for end offsets
 	producer *kafka.Producer
 	apply    func(rec *kafka.Message)
 
@@ -52,13 +53,19 @@ func NewLog(topic string, clients *kafkaclient.Factory, log *slog.Logger, apply 
 	if err != nil {
 		return nil, fmt.Errorf("consumer for %s: %w", topic, err)
 	}
+	admin, err := kafka.NewAdminClientFromConsumer(c)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("admin client for %s: %w", topic, err)
+	}
 	p, err := clients.Producer(map[string]string{"enable.idempotence": "true", "acks": "all", "linger.ms": "0"})
 	if err != nil {
+		admin.Close()
 		c.Close()
 		return nil, fmt.Errorf("producer for %s: %w", topic, err)
 	}
 	return &Log{
-		Topic: topic, log: log, consumer: c, producer: p, apply: apply,
+		Topic: topic, log: log, consumer: c, admin: admin, producer: p, apply: apply,
 		changed: make(chan struct{}), positions: map[int32]int64{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}, nil
@@ -145,23 +152,9 @@ func (l *Log) ReadToEnd(ctx context.Context) error {
 		parts = append(parts, p)
 	}
 	l.mu.Unlock()
-	ends := make(map[int32]int64, len(parts))
-	for _, p := range parts {
-		// A topic just created may not have a leader yet, and a broker may be moving
-		// leadership: retry until the request's deadline.
-		for {
-			_, high, err := l.consumer.QueryWatermarkOffsets(l.Topic, p, kafkaclient.TimeoutMs(ctx, 10*time.Second))
-			if err == nil {
-				ends[p] = high
-				break
-			}
-			l.mu.Lock()
-			l.endsWhy = fmt.Errorf("end offset of partition %d: %w", p, err)
-			l.mu.Unlock()
-			if retry.Sleep(ctx, 200*time.Millisecond) != nil {
-				return fmt.Errorf("end offsets of %s: %w", l.Topic, err)
-			}
-		}
+	ends, err := l.endOffsets(ctx, parts)
+	if err != nil {
+		return err
 	}
 	l.mu.Lock()
 	l.ends, l.endsWhy = ends, nil
@@ -189,6 +182,51 @@ func (l *Log) ReadToEnd(ctx context.Context) error {
 			return fmt.Errorf("reading %s to the end: %w", l.Topic, ctx.Err())
 		}
 	}
+}
+
+// endOffsets asks for the end offsets of the partitions in one request, as Kafka Connect's
+// KafkaBasedLog does: the reader's long-polling fetch holds the broker connection for up to
+// fetch.wait.max.ms, and a request per partition waited behind one each (12.5 s for the 25
+// partitions of a default offsets topic, before every source task started). A topic just created
+// may not have a leader yet, and a broker may be moving leadership: it retries until ctx ends.
+func (l *Log) endOffsets(ctx context.Context, parts []int32) (map[int32]int64, error) {
+	specs := make(map[kafka.TopicPartition]kafka.OffsetSpec, len(parts))
+	for _, p := range parts {
+		specs[kafka.TopicPartition{Topic: &l.Topic, Partition: p}] = kafka.LatestOffsetSpec
+	}
+	for {
+		ends, err := l.listEnds(ctx, specs)
+		if err == nil {
+			return ends, nil
+		}
+		l.mu.Lock()
+		l.endsWhy = err
+		l.mu.Unlock()
+		if retry.Sleep(ctx, 200*time.Millisecond) != nil {
+			return nil, fmt.Errorf("end offsets of %s: %w", l.Topic, err)
+		}
+	}
+}
+
+func (l *Log) listEnds(ctx context.Context, specs map[kafka.TopicPartition]kafka.OffsetSpec) (map[int32]int64, error) {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// The reader is read_committed: the end it reaches is the last stable offset.
+	res, err := l.admin.ListOffsets(rctx, specs, kafka.SetAdminIsolationLevel(kafka.IsolationLevelReadCommitted))
+	if err != nil {
+		return nil, err
+	}
+	ends := make(map[int32]int64, len(specs))
+	for tp, info := range res.ResultInfos {
+		if info.Error.Code() != kafka.ErrNoError {
+			return nil, fmt.Errorf("end offset of partition %d: %w", tp.Partition, info.Error)
+		}
+		ends[tp.Partition] = int64(info.Offset)
+	}
+	if len(ends) != len(specs) {
+		return nil, fmt.Errorf("end offsets: %d partitions answered of %d", len(ends), len(specs))
+	}
+	return ends, nil
 }
 
 // Progress says how far readToEnd has come, for a worker's start-up report.
@@ -259,6 +297,7 @@ func (l *Log) Close() {
 	}
 	l.producer.Flush(5000)
 	l.producer.Close()
+	l.admin.Close() // the consumer's handle, which stays open until the consumer closes
 	if err := l.consumer.Close(); err != nil && !errors.Is(err, kafka.NewError(kafka.ErrState, "", false)) {
 		l.log.Debug("closing consumer", "topic", l.Topic, "err", err)
 	}

@@ -17,7 +17,7 @@ import (
 type probeConfig struct {
 	Password string `config:"password" secret:"true" doc:"A secret, to check it never leaks."`
 	Server   string `config:"server" endpoint:"true" doc:"Where the sink would log in with password (it never connects)."`
-	Mode     string `config:"mode" default:"ok" enum:"ok,fail,panic,flaky,leak,request-commit,seek-later" doc:"How the sink misbehaves; request-commit asks for a commit at start, records or not; seek-later seeks partition 1 of its topic to offset 0 in its first put."`
+	Mode     string `config:"mode" default:"ok" enum:"ok,fail,panic,flaky,leak,request-commit,seek-later,seek-back,pause-once" doc:"How the sink misbehaves; request-commit asks for a commit at start, records or not; seek-later seeks partition 1 of its topic to offset 0 in its first put; seek-back seeks the partition of its first put's records back to offset 0 there; pause-once pauses the partition of its first put's records and resumes it at the next PreCommit."`
 	Flaky    int    `config:"flaky.failures" default:"3" doc:"Retriable failures before puts succeed."`
 	FailTask int    `config:"fail.task" default:"-1" doc:"In fail and panic modes, the task that fails on its first record; -1 fails any task on a record {\"poison\": true}."`
 }
@@ -44,6 +44,19 @@ type probeTask struct {
 	failures int
 	stopped  atomic.Bool
 	sought   bool
+	paused   *connect.TopicPartition // pause-once: the partition paused, until PreCommit
+	didPause bool
+}
+
+// deliveredWhilePaused counts, by connector name, the records of a paused partition a probe
+// task got: the SDK promises none.
+var deliveredWhilePaused sync.Map
+
+func deliveredWhilePausedCount(name string) int64 {
+	if n, ok := deliveredWhilePaused.Load(name); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
 }
 
 // callsAfterStop counts, by connector name, the calls a probe task got after its Stop: the SDK
@@ -97,6 +110,23 @@ func (p *probeTask) Put(_ context.Context, batch []connect.Record) error {
 			panic("boom")
 		}
 	}
+	if p.paused != nil {
+		for _, r := range batch {
+			if r.Topic == p.paused.Topic && r.KafkaPartition == p.paused.Partition {
+				n, _ := deliveredWhilePaused.LoadOrStore(p.tc.Connector(), new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+			}
+		}
+	}
+	if p.cfg.Mode == "pause-once" && !p.didPause && len(batch) > 0 {
+		p.didPause = true
+		p.paused = &connect.TopicPartition{Topic: batch[0].Topic, Partition: batch[0].KafkaPartition}
+		p.tc.Pause(*p.paused)
+	}
+	if p.cfg.Mode == "seek-back" && !p.sought && len(batch) > 0 {
+		p.sought = true
+		p.tc.Seek(connect.TopicPartition{Topic: batch[0].Topic, Partition: batch[0].KafkaPartition}, 0)
+	}
 	if p.cfg.Mode == "seek-later" && !p.sought && len(batch) > 0 {
 		p.sought = true
 		p.tc.Seek(connect.TopicPartition{Topic: batch[0].Topic, Partition: 1}, 0)
@@ -149,6 +179,10 @@ func partitionsHeld(name string) map[int]int {
 
 func (p *probeTask) PreCommit(_ context.Context, o connect.Offsets) (connect.Offsets, error) {
 	p.called("PreCommit")
+	if p.paused != nil {
+		p.tc.Resume(*p.paused)
+		p.paused = nil
+	}
 	n, _ := preCommits.LoadOrStore(p.tc.Connector(), new(atomic.Int64))
 	n.(*atomic.Int64).Add(1)
 	return o, nil

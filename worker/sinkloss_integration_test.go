@@ -135,3 +135,49 @@ func TestASeekBeforeAPartitionsFirstRecordIsKept(t *testing.T) {
 		return seen["0"] == 1 && seen["1"] == 1 && seen["2"] == 1 && seen["3"] == 1, fmt.Sprint(seen)
 	})
 }
+
+// A sink task's Pause and Seek take effect at once, although the loop reads the next batch
+// while Put writes one: what was read ahead of them is dropped and read again from where they
+// put the partition, nothing lost and nothing twice.
+func TestPauseAndSeekFromPutDropWhatWasReadAhead(t *testing.T) {
+	c := newCluster(t)
+	w := c.StartWorker(nil)
+	topic := sluicetest.UniqueName("readahead")
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 1)
+	var msgs []*kafka.Message
+	for i := range 100 {
+		msgs = append(msgs, &kafka.Message{Value: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+	}
+	sluicetest.Produce(t, c.Bootstrap, topic, msgs...)
+	seq := func(from, to int) (out []string) {
+		for i := from; i < to; i++ {
+			out = append(out, fmt.Sprint(i))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		mode string
+		want []string
+	}{
+		{"pause-once", seq(0, 100)},
+		{"seek-back", append(seq(0, 10), seq(0, 100)...)}, // the first batch, then from offset 0
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			name := sluicetest.UniqueName(tc.mode)
+			sluicetest.CreateConnector(t, w.URL, name, map[string]string{
+				"connector.class": "probe-sink", "topics": topic, "mode": tc.mode, "consumer.max.batch.records": "10"})
+			sluicetest.Eventually(t, time.Minute, "the records in order", func() (bool, string) {
+				var got []string
+				for _, v := range collectedValues(name) {
+					if m, ok := v.(map[string]any); ok {
+						got = append(got, fmt.Sprint(m["n"]))
+					}
+				}
+				return strings.Join(got, ",") == strings.Join(tc.want, ","), strings.Join(got, ",")
+			})
+			if n := deliveredWhilePausedCount(name); n != 0 {
+				t.Errorf("the task got %d records of its partition while it was paused", n)
+			}
+		})
+	}
+}

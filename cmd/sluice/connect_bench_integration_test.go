@@ -42,6 +42,9 @@ type benchSide struct {
 	start  func(t *testing.T) (url string, pid int)
 	source func(file, topic string) map[string]string
 	sink   func(topic, file string) map[string]string
+	// sinkLineBytes is how long a line the sink writes is: FileStreamSink writes the string as
+	// it is, Sluice's file sink (format value) writes it as JSON, in quotes.
+	sinkLineBytes int64
 }
 
 // phase is what one side measured while doing one job.
@@ -90,6 +93,7 @@ func TestThroughputAgainstKafkaConnect(t *testing.T) {
 				return map[string]string{"connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
 					"file": file, "topics": topic, "tasks.max": "1"}
 			},
+			sinkLineBytes: lineBytes,
 		},
 		{
 			name: "sluice",
@@ -109,6 +113,7 @@ func TestThroughputAgainstKafkaConnect(t *testing.T) {
 				return map[string]string{"connector.class": "file", "file": file, "topics": topic, "tasks.max": "1",
 					"format": "value", "fsync": "false"}
 			},
+			sinkLineBytes: lineBytes + 2,
 		},
 	}
 	results := map[string]sideResult{}
@@ -136,7 +141,7 @@ func TestThroughputAgainstKafkaConnect(t *testing.T) {
 				if err != nil {
 					return 0
 				}
-				return st.Size() / lineBytes
+				return st.Size() / side.sinkLineBytes
 			})
 			results[side.name] = r
 			t.Logf("%s: idle RSS %d MB (anon %d); source %v (first to last %v, %.0f records/s), %.1f CPU-s, peak RSS %d MB (anon %d); sink %v (first to last %v, %.0f records/s), %.1f CPU-s, peak RSS %d MB (anon %d)",

@@ -387,6 +387,9 @@ func (c *sinkConsumer) seek(tp connect.TopicPartition, offset int64) bool {
 	return true
 }
 
+// buffered says whether the consumer holds fetched records a poll would return at once.
+func (c *sinkConsumer) buffered() bool { return c.cl.BufferedFetchRecords() > 0 }
+
 // highWatermark is the partition's high watermark as the last fetch saw it.
 func (c *sinkConsumer) highWatermark(tp connect.TopicPartition) (int64, bool) {
 	h, ok := c.high[tp]

@@ -43,6 +43,13 @@ type sinkLoop struct {
 	paused      bool // all partitions paused for a retriable put
 	openErr     error
 	pending     []*kgo.Record // read while only serving the group (paused): the next batch's first
+	// ahead is the next batch, read as soon as the one in hand was taken and converted in a
+	// goroutine of its own while the task's Put writes the one in hand (nil when none is read).
+	// aheadStale are the partitions whose records in it are dropped when it is taken: revoked,
+	// moved by a seek or paused since it was read.
+	ahead       *readBatch
+	aheadStale  map[connect.TopicPartition]bool
+	revocations int // partitions revoked or lost so far, to notice a revocation inside a poll
 
 	mu           sync.Mutex
 	putBatch     []connect.Record                                 // the batch in Put, as the task has it
@@ -56,6 +63,17 @@ type sinkLoop struct {
 	// those records. Touched only by the loop goroutine.
 	laterSeeks    map[connect.TopicPartition]int64
 	pendingPauses []pauseReq
+}
+
+// readBatch is a batch of messages read for Put and the records converted from them.
+type readBatch struct {
+	msgs  []*kgo.Record   // the messages of assigned partitions, in the order read
+	next  connect.Offsets // per partition, the offset after the last message read
+	first connect.Offsets // per partition, the first message's offset
+	recs  []connect.Record
+	raws  []*kgo.Record // the message of each record
+	err   error         // converting failed: the error policy's verdict
+	done  chan struct{} // closed once converted
 }
 
 type pauseReq struct {
@@ -139,6 +157,7 @@ func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
 	l.pendingSeeks = map[connect.TopicPartition]int64{}
 	l.openSeeks = map[connect.TopicPartition]int64{}
 	l.laterSeeks = map[connect.TopicPartition]int64{}
+	l.aheadStale = map[connect.TopicPartition]bool{}
 	if err := Safely("start", func() error { return l.task.Start(ctx, l.setup.Task, tc) }); err != nil {
 		l.consumer.close()
 		return fmt.Errorf("starting the task: %w", err)
@@ -197,9 +216,35 @@ func (l *sinkLoop) startOffsets(tps []connect.TopicPartition) map[connect.TopicP
 	return out
 }
 
-// dropPending forgets records of the partition read ahead while the loop only served the group.
+// dropPending forgets the records of the partition read ahead: those read while the loop only
+// served the group, and those of the next batch.
 func (l *sinkLoop) dropPending(tp connect.TopicPartition) {
 	l.pending = slices.DeleteFunc(l.pending, func(r *kgo.Record) bool { return r.Topic == tp.Topic && r.Partition == tp.Partition })
+	if l.ahead != nil {
+		l.aheadStale[tp] = true
+	}
+}
+
+// rewind puts the consumer of a partition the task paused back on the first of its records
+// read ahead and not yet handed to Put, and drops them: Pause stops delivering records at once,
+// as it did before the loop read ahead.
+func (l *sinkLoop) rewind(tp connect.TopicPartition) {
+	off, ok := int64(0), false
+	if l.ahead != nil && !l.aheadStale[tp] {
+		off, ok = l.ahead.first[tp]
+	}
+	if !ok {
+		if i := slices.IndexFunc(l.pending, func(r *kgo.Record) bool { return r.Topic == tp.Topic && r.Partition == tp.Partition }); i >= 0 {
+			off, ok = l.pending[i].Offset, true
+		}
+	}
+	if !ok {
+		return
+	}
+	if !l.consumer.seek(tp, off) {
+		l.laterSeeks[tp] = off
+	}
+	l.dropPending(tp)
 }
 
 // serve lets the group rebalance while the loop is not reading (paused, or waiting to retry a
@@ -214,6 +259,16 @@ func (l *sinkLoop) serve(ctx context.Context) error {
 }
 
 func (l *sinkLoop) loop(ctx context.Context) error {
+	// The batch read ahead is converted under a context that ends with the loop, and the loop
+	// waits for it: nothing converts once the loop returned.
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		if l.ahead != nil {
+			<-l.ahead.done
+			l.ahead = nil
+		}
+	}()
 	flushEvery := l.host.FlushInterval
 	nextCommit := time.Now().Add(flushEvery)
 	var batch []connect.Record
@@ -248,9 +303,23 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 			l.setPausedAll(false)
 		}
 		if len(batch) == 0 {
-			var err error
-			if batch, raws, err = l.read(ctx); err != nil {
+			b, err := l.take(ctx)
+			if err != nil {
 				return err
+			}
+			if b == nil {
+				continue
+			}
+			maps.Copy(l.batchNext, b.next)
+			batch, raws = b.recs, b.raws
+			// Read the next batch and convert it while Put writes this one. Its poll lets the
+			// group rebalance: what it revoked leaves this batch too.
+			revoked := l.revocations
+			if err := l.readAhead(ctx); err != nil {
+				return err
+			}
+			if l.revocations != revoked {
+				batch, raws = l.dropRevoked(batch, raws)
 			}
 			if len(batch) == 0 {
 				l.advance() // only skipped records, if any: nothing waits for Put
@@ -303,8 +372,70 @@ func (l *sinkLoop) advance() {
 	}
 }
 
-// read collects up to a batch of records, waiting a little for the first.
-func (l *sinkLoop) read(ctx context.Context) ([]connect.Record, []*kgo.Record, error) {
+// take returns the next batch, converted: the one read ahead, or one read now. Nil means
+// nothing was read.
+func (l *sinkLoop) take(ctx context.Context) (*readBatch, error) {
+	b := l.ahead
+	if b != nil {
+		l.ahead = nil
+		<-b.done
+		l.dropStale(b)
+	} else {
+		var err error
+		if b, err = l.read(ctx, 100*time.Millisecond); b == nil || err != nil {
+			return nil, err
+		}
+		l.convertBatch(ctx, b)
+	}
+	if b.err != nil && ctx.Err() != nil {
+		return nil, nil // stopping: converting was cut short
+	}
+	return b, b.err
+}
+
+// readAhead reads what the consumer has in hand for the next batch, without waiting for more,
+// and converts it in a goroutine of its own.
+func (l *sinkLoop) readAhead(ctx context.Context) error {
+	if len(l.pending) == 0 && !l.consumer.buffered() {
+		return nil // nothing to read without waiting: Put should not wait for a poll
+	}
+	b, err := l.read(ctx, time.Millisecond)
+	if b == nil || err != nil {
+		return err
+	}
+	clear(l.aheadStale)
+	l.ahead = b
+	go func() {
+		defer close(b.done)
+		l.convertBatch(ctx, b)
+	}()
+	return nil
+}
+
+// dropStale removes from a batch read ahead the records of partitions revoked, moved or paused
+// since.
+func (l *sinkLoop) dropStale(b *readBatch) {
+	gone := func(tp connect.TopicPartition) bool { return l.aheadStale[tp] || !l.assigned[tp] }
+	for tp := range b.next {
+		if gone(tp) {
+			delete(b.next, tp)
+		}
+	}
+	if len(b.next) == len(b.first) {
+		return
+	}
+	keep := 0
+	for i := range b.recs {
+		if !gone(connect.TopicPartition{Topic: b.raws[i].Topic, Partition: b.raws[i].Partition}) {
+			b.recs[keep], b.raws[keep] = b.recs[i], b.raws[i]
+			keep++
+		}
+	}
+	b.recs, b.raws = b.recs[:keep], b.raws[:keep]
+}
+
+// read collects up to a batch of messages, waiting up to wait for the first.
+func (l *sinkLoop) read(ctx context.Context, wait time.Duration) (*readBatch, error) {
 	msgs := l.pending
 	if len(msgs) > l.common.MaxBatch {
 		msgs, l.pending = msgs[:l.common.MaxBatch], slices.Clone(msgs[l.common.MaxBatch:])
@@ -313,15 +444,17 @@ func (l *sinkLoop) read(ctx context.Context) ([]connect.Record, []*kgo.Record, e
 	}
 	if len(msgs) == 0 {
 		var err error
-		if msgs, err = l.consumer.poll(ctx, 100*time.Millisecond, l.common.MaxBatch, l.handleGroupEvent, l.setup.Log.Warn); err != nil {
+		if msgs, err = l.consumer.poll(ctx, wait, l.common.MaxBatch, l.handleGroupEvent, l.setup.Log.Warn); err != nil {
 			if ctx.Err() != nil {
-				return nil, nil, nil
+				return nil, nil
 			}
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	batch := make([]connect.Record, 0, len(msgs))
-	raws := make([]*kgo.Record, 0, len(msgs))
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	b := &readBatch{msgs: make([]*kgo.Record, 0, len(msgs)), next: connect.Offsets{}, first: connect.Offsets{}, done: make(chan struct{})}
 	var reseeked map[connect.TopicPartition]bool // moved by a later seek in this read
 	if len(l.laterSeeks) > 0 {
 		reseeked = map[connect.TopicPartition]bool{}
@@ -345,41 +478,67 @@ func (l *sinkLoop) read(ctx context.Context) ([]connect.Record, []*kgo.Record, e
 			continue
 		}
 		l.setup.Metrics.read.Inc()
-		rec, err := l.convert(ctx, m)
-		if err != nil {
-			return nil, nil, err
+		if _, ok := b.first[tp]; !ok {
+			b.first[tp] = m.Offset
 		}
-		l.batchNext[tp] = m.Offset + 1
-		if rec == nil { // skipped: its offset moves on with the batch's
-			continue
-		}
-		batch = append(batch, *rec)
-		raws = append(raws, m)
+		b.next[tp] = m.Offset + 1
+		b.msgs = append(b.msgs, m)
 	}
-	return batch, raws, nil
+	return b, nil
 }
 
-// convert turns a Kafka message into a record under the error policy; nil means skipped.
-func (l *sinkLoop) convert(ctx context.Context, m *kgo.Record) (*connect.Record, error) {
+// convertBatch converts a batch's messages under the error policy; skipped ones have no
+// record, and their offsets move on with the batch's. Each record is made in its place in the
+// batch (not on the heap and copied there: a record's allocation was a fifth of the sink loop's
+// garbage).
+func (l *sinkLoop) convertBatch(ctx context.Context, b *readBatch) {
+	b.recs = make([]connect.Record, len(b.msgs))
+	b.raws = make([]*kgo.Record, 0, len(b.msgs))
+	n := 0
+	for _, m := range b.msgs {
+		keep, err := l.convert(ctx, m, &b.recs[n])
+		if err != nil {
+			b.err = err
+			return
+		}
+		if keep {
+			b.raws = append(b.raws, m)
+			n++
+		} else {
+			b.recs[n] = connect.Record{}
+		}
+	}
+	b.recs = b.recs[:n]
+}
+
+// convert turns a Kafka message into the record rec under the error policy; false means
+// skipped.
+func (l *sinkLoop) convert(ctx context.Context, m *kgo.Record, rec *connect.Record) (bool, error) {
 	topic := m.Topic
-	rec := &connect.Record{Topic: topic, KafkaPartition: m.Partition, KafkaOffset: m.Offset, Time: m.Timestamp}
+	*rec = connect.Record{Topic: topic, KafkaPartition: m.Partition, KafkaOffset: m.Offset, Time: m.Timestamp}
 	for _, h := range m.Headers {
 		rec.Headers = append(rec.Headers, connect.Header{Key: h.Key, Value: h.Value})
 	}
 	if err := l.policy.retry(ctx, func() (e error) { rec.Key, rec.KeySchema, e = l.setup.KeyConv.FromKafka(topic, m.Key); return }); err != nil {
-		return nil, l.policy.failed(ctx, stageKeyConverter, rec, kafkaMessage(m), err)
+		return false, l.policy.failed(ctx, stageKeyConverter, rec, kafkaMessage(m), err)
 	}
 	if err := l.policy.retry(ctx, func() (e error) { rec.Value, rec.ValueSchema, e = l.setup.ValueConv.FromKafka(topic, m.Value); return }); err != nil {
-		return nil, l.policy.failed(ctx, stageValueConverter, rec, kafkaMessage(m), err)
+		return false, l.policy.failed(ctx, stageValueConverter, rec, kafkaMessage(m), err)
 	}
 	if l.setup.Chain == nil {
-		return rec, nil
+		return true, nil
 	}
 	var out *connect.Record
 	if err := l.policy.retry(ctx, func() (e error) { out, e = l.setup.Chain.Apply(rec); return }); err != nil {
-		return nil, l.policy.failed(ctx, stageTransform, rec, kafkaMessage(m), err)
+		return false, l.policy.failed(ctx, stageTransform, rec, kafkaMessage(m), err)
 	}
-	return out, nil
+	if out == nil {
+		return false, nil
+	}
+	if out != rec {
+		*rec = *out
+	}
+	return true, nil
 }
 
 func (l *sinkLoop) put(ctx context.Context, batch []connect.Record, raws []*kgo.Record) error {
@@ -490,6 +649,7 @@ func (l *sinkLoop) handleGroupEvent(ctx context.Context, ev *groupEvent) {
 			_ = Safely("close", func() error { return l.aware.Close(ctx, ev.tps) })
 		}
 	}
+	l.revocations++
 	l.mu.Lock()
 	for _, tp := range ev.tps {
 		delete(l.pendingSeeks, tp)
@@ -528,6 +688,11 @@ func (l *sinkLoop) applyRequests() {
 	for _, p := range pauses {
 		if p.pause {
 			l.consumer.pause(p.tps)
+			for _, tp := range p.tps {
+				if l.assigned[tp] {
+					l.rewind(tp)
+				}
+			}
 		} else {
 			l.consumer.resume(p.tps)
 		}

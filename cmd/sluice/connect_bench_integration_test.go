@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -60,11 +62,22 @@ type phase struct {
 // and reported apart as the wall time.
 func (p phase) rate() float64 { return benchLines / p.firstToLast.Seconds() }
 
-type sideResult struct {
-	idleRSS      int64
-	idleAnon     int64
-	source, sink phase
+func (p phase) String() string {
+	return fmt.Sprintf("%v (first to last %v, %.0f records/s), %.1f CPU-s, peak RSS %d MB (anon %d)", p.wall.Round(10*time.Millisecond),
+		p.firstToLast.Round(10*time.Millisecond), p.rate(), p.cpu, p.peakRSS>>20, p.peakAnon>>20)
 }
+
+type sideResult struct {
+	idleRSS               int64
+	idleAnon              int64
+	source, sink, discard phase
+}
+
+// discardSink is the settings that make a side's file sink a discarding one: Kafka's Filter
+// transformation (on both sides) drops every record before the task, so what is measured is
+// the runtime: consuming, converting, transforming and committing. Its end is the connector's
+// group committing the last offset (both workers commit every 100 ms here).
+var discardSink = map[string]string{"transforms": "drop", "transforms.drop.type": "org.apache.kafka.connect.transforms.Filter"}
 
 func TestThroughputAgainstKafkaConnect(t *testing.T) {
 	if os.Getenv("SLUICE_BENCH") == "" {
@@ -102,7 +115,7 @@ func TestThroughputAgainstKafkaConnect(t *testing.T) {
 				// SLUICE_BENCH_WORKER_SETTINGS="k=v,k=v" adds worker settings, to measure them.
 				settings := sluicetest.SettingsFromEnv("SLUICE_BENCH_WORKER_SETTINGS", map[string]string{
 					"value.converter":              "org.apache.kafka.connect.storage.StringConverter",
-					"connector.file.allowed.paths": dir})
+					"connector.file.allowed.paths": dir, "offset.flush.interval.ms": "100"})
 				p := c.StartProcess(settings)
 				return p.URL, p.Cmd.Process.Pid
 			},
@@ -143,10 +156,13 @@ func TestThroughputAgainstKafkaConnect(t *testing.T) {
 				}
 				return st.Size() / side.sinkLineBytes
 			})
+			r.discard = measure(t, pid, func() {
+				cfg := side.sink(topic, filepath.Join(dir, side.name+"-discarded.txt"))
+				maps.Copy(cfg, discardSink)
+				sluicetest.CreateConnector(t, url, side.name+"-discard", cfg)
+			}, func() int64 { return committedRecords(t, bootstrap, "connect-"+side.name+"-discard", topic) })
 			results[side.name] = r
-			t.Logf("%s: idle RSS %d MB (anon %d); source %v (first to last %v, %.0f records/s), %.1f CPU-s, peak RSS %d MB (anon %d); sink %v (first to last %v, %.0f records/s), %.1f CPU-s, peak RSS %d MB (anon %d)",
-				side.name, r.idleRSS>>20, r.idleAnon>>20, r.source.wall.Round(10*time.Millisecond), r.source.firstToLast.Round(10*time.Millisecond), r.source.rate(), r.source.cpu, r.source.peakRSS>>20, r.source.peakAnon>>20,
-				r.sink.wall.Round(10*time.Millisecond), r.sink.firstToLast.Round(10*time.Millisecond), r.sink.rate(), r.sink.cpu, r.sink.peakRSS>>20, r.sink.peakAnon>>20)
+			t.Logf("%s: idle RSS %d MB (anon %d); source %s; sink %s; discarding sink %s", side.name, r.idleRSS>>20, r.idleAnon>>20, r.source, r.sink, r.discard)
 		})
 	}
 	if len(results) < len(sides) {
@@ -159,7 +175,8 @@ func TestThroughputAgainstKafkaConnect(t *testing.T) {
 	for _, job := range []struct {
 		name   string
 		kc, sl phase
-	}{{"file_source_to_kafka", kc.source, sl.source}, {"kafka_to_file_sink", kc.sink, sl.sink}} {
+	}{{"file_source_to_kafka", kc.source, sl.source}, {"kafka_to_file_sink", kc.sink, sl.sink},
+		{"kafka_to_discarding_sink", kc.discard, sl.discard}} {
 		fmt.Printf("BENCH vs_kafka_connect %s kc_records_per_s=%.0f sluice_records_per_s=%.0f speed_ratio=%.2f kc_wall_s=%.2f sluice_wall_s=%.2f kc_cpu_s=%.1f sluice_cpu_s=%.1f records_per_cpu_s_ratio=%.2f kc_peak_rss_mb=%d sluice_peak_rss_mb=%d kc_peak_anon_mb=%d sluice_peak_anon_mb=%d\n",
 			job.name, job.kc.rate(), job.sl.rate(), job.sl.rate()/job.kc.rate(), job.kc.wall.Seconds(), job.sl.wall.Seconds(),
 			job.kc.cpu, job.sl.cpu, job.kc.cpu/job.sl.cpu, job.kc.peakRSS>>20, job.sl.peakRSS>>20, job.kc.peakAnon>>20, job.sl.peakAnon>>20)
@@ -276,6 +293,31 @@ func topicRecords(t *testing.T, bootstrap, topic string) int64 {
 	return n
 }
 
+// committedRecords is the offset a consumer group committed for a topic's partition 0: the
+// records a one-partition sink is done with.
+func committedRecords(t *testing.T, bootstrap, group, topic string) int64 {
+	committed.once.Do(func() {
+		committed.a, committed.err = kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	})
+	if committed.err != nil {
+		t.Fatal(committed.err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	res, err := committed.a.ListConsumerGroupOffsets(ctx, []kafka.ConsumerGroupTopicPartitions{
+		{Group: group, Partitions: []kafka.TopicPartition{{Topic: &topic, Partition: 0}}}})
+	if err != nil || len(res.ConsumerGroupsTopicPartitions) == 0 || len(res.ConsumerGroupsTopicPartitions[0].Partitions) == 0 {
+		return 0
+	}
+	return max(0, int64(res.ConsumerGroupsTopicPartitions[0].Partitions[0].Offset))
+}
+
+var committed struct {
+	once sync.Once
+	a    *kafka.AdminClient
+	err  error
+}
+
 var watermarks struct {
 	once sync.Once
 	c    *kafka.Consumer
@@ -303,6 +345,7 @@ func startKafkaConnect(t *testing.T, lib, bootstrap, dir string) (string, int) {
 		"status.storage.replication.factor=1",
 		fmt.Sprintf("listeners=http://127.0.0.1:%d", port),
 		"rest.advertised.host.name=127.0.0.1",
+		"offset.flush.interval.ms=100", // sink offsets committed as often as Sluice's here (the discarding sink's end)
 	}
 	if err := os.WriteFile(props, []byte(strings.Join(settings, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -336,6 +336,21 @@ func (c *sinkConsumer) serveOnly(ctx context.Context, wait time.Duration, handle
 	}
 }
 
+// serveWaiting lets the group rebalance and handles the events already waiting, without
+// waiting for any.
+func (c *sinkConsumer) serveWaiting(ctx context.Context, handle func(context.Context, *groupEvent)) {
+	c.cl.AllowRebalance()
+	for {
+		select {
+		case ev := <-c.events:
+			handle(ctx, ev)
+			close(ev.done)
+		default:
+			return
+		}
+	}
+}
+
 // commit commits the offsets (the next offset to read, per partition) and waits for the
 // answer; a partition the coordinator refused is an error.
 func (c *sinkConsumer) commit(ctx context.Context, offsets connect.Offsets) error {

@@ -436,20 +436,27 @@ func (l *sinkLoop) dropStale(b *readBatch) {
 
 // read collects up to a batch of messages, waiting up to wait for the first.
 func (l *sinkLoop) read(ctx context.Context, wait time.Duration) (*readBatch, error) {
-	msgs := l.pending
-	if len(msgs) > l.common.MaxBatch {
-		msgs, l.pending = msgs[:l.common.MaxBatch], slices.Clone(msgs[l.common.MaxBatch:])
-	} else {
-		l.pending = nil
-	}
-	if len(msgs) == 0 {
-		var err error
-		if msgs, err = l.consumer.poll(ctx, wait, l.common.MaxBatch, l.handleGroupEvent, l.setup.Log.Warn); err != nil {
+	if len(l.pending) == 0 {
+		// Everything the consumer holds: franz-go fetches a partition again only once what it
+		// fetched is all taken, so taking it at once overlaps the next fetch with converting
+		// and writing this one (a batch at a time, the loop waited for each fetch).
+		msgs, err := l.consumer.poll(ctx, wait, 0, l.handleGroupEvent, l.setup.Log.Warn)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil, nil
 			}
 			return nil, err
 		}
+		l.pending = msgs
+	} else {
+		// Let the group rebalance between batches, as a poll would.
+		l.consumer.serveWaiting(ctx, l.handleGroupEvent)
+	}
+	msgs := l.pending
+	if n := l.common.MaxBatch; len(msgs) > n {
+		msgs, l.pending = msgs[:n:n], msgs[n:]
+	} else {
+		l.pending = nil
 	}
 	if len(msgs) == 0 {
 		return nil, nil
@@ -484,31 +491,33 @@ func (l *sinkLoop) read(ctx context.Context, wait time.Duration) (*readBatch, er
 		b.next[tp] = m.Offset + 1
 		b.msgs = append(b.msgs, m)
 	}
+	clear(msgs) // the rest of the fetch, still pending, shares the array: let these go
 	return b, nil
 }
 
 // convertBatch converts a batch's messages under the error policy; skipped ones have no
-// record, and their offsets move on with the batch's. Each record is made in its place in the
-// batch (not on the heap and copied there: a record's allocation was a fifth of the sink loop's
-// garbage).
+// record, and their offsets move on with the batch's. Each record is made in one place and
+// copied into the batch (not allocated on its own: that was a fifth of the loop's garbage), and
+// the batch is made at the first record kept (one a transformation drops entirely costs
+// nothing: 100 KB zeroed per batch of 500 was a third of a discarding sink's conversion).
 func (l *sinkLoop) convertBatch(ctx context.Context, b *readBatch) {
-	b.recs = make([]connect.Record, len(b.msgs))
-	b.raws = make([]*kgo.Record, 0, len(b.msgs))
-	n := 0
-	for _, m := range b.msgs {
-		keep, err := l.convert(ctx, m, &b.recs[n])
+	var rec connect.Record
+	for i, m := range b.msgs {
+		keep, err := l.convert(ctx, m, &rec)
 		if err != nil {
 			b.err = err
 			return
 		}
-		if keep {
-			b.raws = append(b.raws, m)
-			n++
-		} else {
-			b.recs[n] = connect.Record{}
+		if !keep {
+			continue
 		}
+		if b.recs == nil {
+			b.recs = make([]connect.Record, 0, len(b.msgs)-i)
+			b.raws = make([]*kgo.Record, 0, len(b.msgs)-i)
+		}
+		b.recs = append(b.recs, rec)
+		b.raws = append(b.raws, m)
 	}
-	b.recs = b.recs[:n]
 }
 
 // convert turns a Kafka message into the record rec under the error policy; false means

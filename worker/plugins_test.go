@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluicehq/sluice/connect"
 )
@@ -17,7 +18,7 @@ import (
 type probeConfig struct {
 	Password string `config:"password" secret:"true" doc:"A secret, to check it never leaks."`
 	Server   string `config:"server" endpoint:"true" doc:"Where the sink would log in with password (it never connects)."`
-	Mode     string `config:"mode" default:"ok" enum:"ok,fail,panic,flaky,leak,request-commit,seek-later,seek-back,pause-once" doc:"How the sink misbehaves; request-commit asks for a commit at start, records or not; seek-later seeks partition 1 of its topic to offset 0 in its first put; seek-back seeks the partition of its first put's records back to offset 0 there; pause-once pauses the partition of its first put's records and resumes it at the next PreCommit."`
+	Mode     string `config:"mode" default:"ok" enum:"ok,fail,panic,flaky,leak,request-commit,seek-later,seek-back,pause-once,slow" doc:"How the sink misbehaves; request-commit asks for a commit at start, records or not; seek-later seeks partition 1 of its topic to offset 0 in its first put; seek-back seeks the partition of its first put's records back to offset 0 there; pause-once pauses the partition of its first put's records and resumes it at the next PreCommit; slow takes 5 ms a put."`
 	Flaky    int    `config:"flaky.failures" default:"3" doc:"Retriable failures before puts succeed."`
 	FailTask int    `config:"fail.task" default:"-1" doc:"In fail and panic modes, the task that fails on its first record; -1 fails any task on a record {\"poison\": true}."`
 }
@@ -130,6 +131,9 @@ func (p *probeTask) Put(_ context.Context, batch []connect.Record) error {
 	if p.cfg.Mode == "seek-later" && !p.sought && len(batch) > 0 {
 		p.sought = true
 		p.tc.Seek(connect.TopicPartition{Topic: batch[0].Topic, Partition: 1}, 0)
+	}
+	if p.cfg.Mode == "slow" {
+		time.Sleep(5 * time.Millisecond)
 	}
 	if p.cfg.Mode == "flaky" && p.failures < p.cfg.Flaky {
 		p.failures++

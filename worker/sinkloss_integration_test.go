@@ -181,3 +181,78 @@ func TestPauseAndSeekFromPutDropWhatWasReadAhead(t *testing.T) {
 		})
 	}
 }
+
+// A partition revoked while the loop reads ahead leaves the batch in hand, and only that
+// partition: the batch's records of the others still reach Put, also when a transformation
+// renamed their topic (the loop once matched records to partitions by the renamed topic and
+// dropped a whole batch it then committed past). Another member joins the connector's group
+// under load and leaves again; every record arrives.
+func TestARevocationUnderLoadDropsOnlyTheRevokedPartition(t *testing.T) {
+	c := newCluster(t)
+	w := c.StartWorker(nil)
+	topic, name := sluicetest.UniqueName("revokes"), sluicetest.UniqueName("revoked")
+	sluicetest.CreateTopic(t, c.Bootstrap, topic, 2)
+	const perPartition = 1500
+	var msgs []*kafka.Message
+	for p := range int32(2) {
+		for i := range perPartition {
+			msgs = append(msgs, &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: p},
+				Value: []byte(fmt.Sprintf(`{"p":%d,"n":%d}`, p, i))})
+		}
+	}
+	sluicetest.Produce(t, c.Bootstrap, topic, msgs...)
+	sluicetest.CreateConnector(t, w.URL, name, map[string]string{
+		"connector.class": "probe-sink", "topics": topic, "mode": "slow", "consumer.max.batch.records": "10",
+		"transforms": "rename", "transforms.rename.type": "org.apache.kafka.connect.transforms.RegexRouter",
+		"transforms.rename.regex": ".*", "transforms.rename.replacement": "renamed"})
+	sluicetest.Eventually(t, time.Minute, "the task to read", func() (bool, string) {
+		return len(collectedValues(name)) > 0, ""
+	})
+	// A member that takes a partition, reads nothing and commits nothing, then leaves.
+	other, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": c.Bootstrap, "group.id": "connect-" + name,
+		"partition.assignment.strategy": "cooperative-sticky", "enable.auto.commit": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Subscribe(topic, func(k *kafka.Consumer, ev kafka.Event) error {
+		if a, ok := ev.(kafka.AssignedPartitions); ok {
+			err := k.IncrementalAssign(a.Partitions)
+			if err == nil {
+				err = k.Pause(a.Partitions)
+			}
+			return err
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := func() int { return len(collectedValues(name)) }
+	sluicetest.Eventually(t, time.Minute, "the other member to hold a partition", func() (bool, string) {
+		other.Poll(100)
+		as, _ := other.Assignment()
+		return len(as) > 0, fmt.Sprint(got())
+	})
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sluicetest.Eventually(t, 2*time.Minute, "every record of both partitions", func() (bool, string) {
+		seen := map[string]bool{}
+		for _, v := range collectedValues(name) {
+			if m, ok := v.(map[string]any); ok {
+				seen[fmt.Sprint(m["p"], "/", m["n"])] = true
+			}
+		}
+		var missing []string
+		for p := range 2 {
+			for i := range perPartition {
+				if k := fmt.Sprint(p, "/", i); !seen[k] {
+					missing = append(missing, k)
+				}
+			}
+		}
+		if len(missing) > 5 {
+			missing = append(missing[:5], "...")
+		}
+		return len(missing) == 0, fmt.Sprintf("%d records collected; missing %v", got(), missing)
+	})
+}

@@ -47,9 +47,11 @@ type sinkLoop struct {
 	// goroutine of its own while the task's Put writes the one in hand (nil when none is read).
 	// aheadStale are the partitions whose records in it are dropped when it is taken: revoked,
 	// moved by a seek or paused since it was read.
-	ahead       *readBatch
-	aheadStale  map[connect.TopicPartition]bool
-	revocations int // partitions revoked or lost so far, to notice a revocation inside a poll
+	ahead      *readBatch
+	aheadStale map[connect.TopicPartition]bool
+	// revoked are the partitions revoked or lost since the loop last cleared it: the batch in
+	// hand drops their records after a poll, also when the group gave them back at once.
+	revoked map[connect.TopicPartition]bool
 
 	mu           sync.Mutex
 	putBatch     []connect.Record                                 // the batch in Put, as the task has it
@@ -71,9 +73,10 @@ type readBatch struct {
 	next  connect.Offsets // per partition, the offset after the last message read
 	first connect.Offsets // per partition, the first message's offset
 	recs  []connect.Record
-	raws  []*kgo.Record // the message of each record
-	err   error         // converting failed: the error policy's verdict
-	done  chan struct{} // closed once converted
+	raws  []*kgo.Record          // the message of each record
+	err   error                  // converting failed: the error policy's verdict
+	errTP connect.TopicPartition // the partition of the message that failed
+	done  chan struct{}          // closed once converted
 }
 
 type pauseReq struct {
@@ -158,6 +161,7 @@ func (l *sinkLoop) run(ctx context.Context, tc *sinkContext) error {
 	l.openSeeks = map[connect.TopicPartition]int64{}
 	l.laterSeeks = map[connect.TopicPartition]int64{}
 	l.aheadStale = map[connect.TopicPartition]bool{}
+	l.revoked = map[connect.TopicPartition]bool{}
 	if err := Safely("start", func() error { return l.task.Start(ctx, l.setup.Task, tc) }); err != nil {
 		l.consumer.close()
 		return fmt.Errorf("starting the task: %w", err)
@@ -314,11 +318,11 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 			batch, raws = b.recs, b.raws
 			// Read the next batch and convert it while Put writes this one. Its poll lets the
 			// group rebalance: what it revoked leaves this batch too.
-			revoked := l.revocations
+			clear(l.revoked)
 			if err := l.readAhead(ctx); err != nil {
 				return err
 			}
-			if l.revocations != revoked {
+			if len(l.revoked) > 0 {
 				batch, raws = l.dropRevoked(batch, raws)
 			}
 			if len(batch) == 0 {
@@ -351,6 +355,7 @@ func (l *sinkLoop) loop(ctx context.Context) error {
 			if retry.Sleep(ctx, backoff.Wait()) != nil {
 				return nil
 			}
+			clear(l.revoked)
 			if err := l.serve(ctx); err != nil && ctx.Err() == nil { // paused partitions return nothing
 				return err
 			}
@@ -379,6 +384,15 @@ func (l *sinkLoop) take(ctx context.Context) (*readBatch, error) {
 	if b != nil {
 		l.ahead = nil
 		<-b.done
+		if b.err != nil && l.stale(b.errTP) {
+			// The record that failed is no longer this task's to deliver (revoked, moved past
+			// or paused since): convert the rest again, without it.
+			b.msgs = slices.DeleteFunc(b.msgs, func(m *kgo.Record) bool {
+				return l.stale(connect.TopicPartition{Topic: m.Topic, Partition: m.Partition})
+			})
+			b.err, b.recs, b.raws = nil, nil, nil
+			l.convertBatch(ctx, b)
+		}
 		l.dropStale(b)
 	} else {
 		var err error
@@ -416,12 +430,14 @@ func (l *sinkLoop) readAhead(ctx context.Context) error {
 	return nil
 }
 
+// stale says whether the records read ahead of a partition are to be dropped.
+func (l *sinkLoop) stale(tp connect.TopicPartition) bool { return l.aheadStale[tp] || !l.assigned[tp] }
+
 // dropStale removes from a batch read ahead the records of partitions revoked, moved or paused
 // since.
 func (l *sinkLoop) dropStale(b *readBatch) {
-	gone := func(tp connect.TopicPartition) bool { return l.aheadStale[tp] || !l.assigned[tp] }
 	for tp := range b.next {
-		if gone(tp) {
+		if l.stale(tp) {
 			delete(b.next, tp)
 		}
 	}
@@ -430,7 +446,7 @@ func (l *sinkLoop) dropStale(b *readBatch) {
 	}
 	keep := 0
 	for i := range b.recs {
-		if !gone(connect.TopicPartition{Topic: b.raws[i].Topic, Partition: b.raws[i].Partition}) {
+		if !l.stale(connect.TopicPartition{Topic: b.raws[i].Topic, Partition: b.raws[i].Partition}) {
 			b.recs[keep], b.raws[keep] = b.recs[i], b.raws[i]
 			keep++
 		}
@@ -520,7 +536,7 @@ func (l *sinkLoop) convertBatch(ctx context.Context, b *readBatch) {
 	for i, m := range b.msgs {
 		keep, err := l.convert(ctx, m, &rec)
 		if err != nil {
-			b.err = err
+			b.err, b.errTP = err, connect.TopicPartition{Topic: m.Topic, Partition: m.Partition}
 			return
 		}
 		if !keep {
@@ -673,7 +689,9 @@ func (l *sinkLoop) handleGroupEvent(ctx context.Context, ev *groupEvent) {
 			_ = Safely("close", func() error { return l.aware.Close(ctx, ev.tps) })
 		}
 	}
-	l.revocations++
+	for _, tp := range ev.tps {
+		l.revoked[tp] = true
+	}
 	l.mu.Lock()
 	for _, tp := range ev.tps {
 		delete(l.pendingSeeks, tp)
@@ -735,13 +753,16 @@ func (l *sinkLoop) setPausedAll(paused bool) {
 	}
 }
 
-// dropRevoked removes records of partitions no longer assigned from a batch being retried:
-// their new owner reads them from the last committed offset.
+// dropRevoked removes from the batch in hand the records of partitions revoked since the loop
+// cleared revoked, or no longer assigned: their new owner, or this task after Open, reads them
+// from the last committed offset. A partition is the message's, not the record's: a
+// transformation may have renamed the record's topic.
 func (l *sinkLoop) dropRevoked(batch []connect.Record, raws []*kgo.Record) ([]connect.Record, []*kgo.Record) {
 	var b []connect.Record
 	var r []*kgo.Record
 	for i := range batch {
-		if l.assigned[connect.TopicPartition{Topic: batch[i].Topic, Partition: batch[i].KafkaPartition}] {
+		tp := connect.TopicPartition{Topic: raws[i].Topic, Partition: raws[i].Partition}
+		if l.assigned[tp] && !l.revoked[tp] {
 			b, r = append(b, batch[i]), append(r, raws[i])
 		}
 	}
